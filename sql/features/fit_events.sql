@@ -1,0 +1,16 @@
+-- The events each list purpose may learn from and must exclude from its lists:
+--   'holdout': every event not in the test split (train + valid, all users), so holdout lists
+--              never see what they are scored on;
+--   'served':  every event.
+with splits as (
+    select * from {{ ref('event_splits') }}
+)
+
+select 'holdout' as purpose, user_id, item_id, event_time, position, split
+from splits
+where split <> 'test'
+
+union all
+
+select 'served' as purpose, user_id, item_id, event_time, position, split
+from splits

@@ -1,0 +1,92 @@
+-- markov: first-order transitions between consecutive events of a user's sequence (ordered
+-- by position, features.event_splits), counted over the purpose's fit events. A user's
+-- candidates are the items that followed their last history item, scored by the transition
+-- probability P(next | last); popularity breaks ties and fills the list to K.
+{% set k = var('ks', [10]) | max %}
+with fit as (
+    select purpose, user_id, item_id, position from {{ ref('fit_events') }}
+),
+
+items as (
+    select item_id, title from {{ ref('items') }}
+),
+
+steps as (
+    select
+        purpose,
+        lag(item_id) over (partition by purpose, user_id order by position) as previous_item_id,
+        item_id
+    from fit
+),
+
+transitions as (
+    select
+        purpose,
+        previous_item_id,
+        item_id,
+        count(*) / sum(count(*)) over (partition by purpose, previous_item_id) as probability
+    from steps
+    where previous_item_id is not null
+    group by purpose, previous_item_id, item_id
+),
+
+users as (
+    select purpose, user_id, last_item_id from {{ ref('list_users') }}
+),
+
+candidates as (
+    select users.purpose, users.user_id, transitions.item_id, transitions.probability, users.last_item_id
+    from users
+    join transitions
+        on transitions.purpose = users.purpose and transitions.previous_item_id = users.last_item_id
+),
+
+unseen as (
+    select candidates.*
+    from candidates
+    anti join fit using (purpose, user_id, item_id)
+),
+
+top_scored as (
+    select
+        unseen.purpose,
+        unseen.user_id,
+        unseen.item_id,
+        unseen.probability as score,
+        'after ' || items.title as reason,
+        1 as source_order,
+        row_number() over (
+            partition by unseen.purpose, unseen.user_id
+            order by unseen.probability desc, popularity.popularity_rank
+        ) as source_rank
+    from unseen
+    join items on items.item_id = unseen.last_item_id
+    join {{ ref('item_popularity') }} popularity
+        on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
+    qualify source_rank <= {{ k }}
+),
+
+popular_fill as (
+    select purpose, user_id, item_id, 0.0 as score, reason, 2 as source_order, rank as source_rank
+    from {{ ref('popularity_lists') }}
+    anti join top_scored using (purpose, user_id, item_id)
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by purpose, user_id order by source_order, source_rank) as rank
+    from (select * from top_scored union all select * from popular_fill)
+    qualify rank <= {{ k }}
+)
+
+select
+    purpose,
+    'markov' as strategy,
+    user_id,
+    rank::integer as rank,
+    item_id,
+    score::double as score,
+    false as is_exploration,
+    reason
+from ranked

@@ -1,0 +1,101 @@
+"""What a build leaves behind: target/ (compiled SQL, manifest, run results) and _duckrec.* history."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .project import Node, Project
+
+
+@dataclass
+class NodeResult:
+    unique_id: str
+    name: str
+    kind: str
+    relation: str
+    status: str            # success | error | skipped | pass | fail | warn
+    started_at: datetime
+    finished_at: datetime
+    seconds: float
+    rows: int | None = None
+    message: str = ""
+
+
+def compiled_path(project: Project, node: Node) -> Path:
+    rel = node.path if node.kind != "test" or node.test.get("type") == "singular" else f"tests/{node.name}.sql"
+    rel = rel[:-3] + ".sql" if rel.endswith(".py") else rel
+    return project.path("target") / "compiled" / rel
+
+
+def write_compiled(project: Project, node: Node, sql: str) -> Path:
+    path = compiled_path(project, node)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sql, encoding="utf-8")
+    return path
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_manifest(project: Project, target: str) -> None:
+    nodes = {}
+    for uid, n in project.nodes.items():
+        nodes[uid] = {
+            "name": n.name, "resource_type": n.kind, "path": n.path, "language": n.language,
+            "relation": None if n.kind == "test" or n.materialized == "ephemeral" else n.relation,
+            "config": n.config, "tags": n.tags, "depends_on": n.depends_on, "description": n.description,
+            "columns": {c.name: {"description": c.description, "data_type": c.data_type} for c in n.columns.values()},
+            "compiled_path": str(compiled_path(project, n).relative_to(project.root)) if n.language != "csv" else None,
+            "test": n.test, "attached_to": n.attached_to,
+        }
+    sources = {f"source.{a}.{b}": {"relation": s.relation, "path": s.path, "description": s.description}
+               for (a, b), s in project.sources.items()}
+    _write_json(project.path("target") / "manifest.json", {
+        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(),
+                     "project_name": project.name, "target": target},
+        "nodes": nodes, "sources": sources, "vars": project.vars,
+    })
+
+
+def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult]) -> None:
+    _write_json(project.path("target") / "run_results.json", {
+        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(), "run_id": run_id,
+                     "command": command},
+        "elapsed_time": elapsed,
+        "results": [{"unique_id": r.unique_id, "status": r.status, "execution_time": r.seconds, "rows": r.rows,
+                     "message": r.message, "relation": r.relation, "started_at": r.started_at.isoformat(),
+                     "finished_at": r.finished_at.isoformat()} for r in results],
+    })
+
+
+HISTORY_DDL = """
+create schema if not exists _duckrec;
+create table if not exists _duckrec.runs (
+    run_id varchar primary key, command varchar, target varchar, selector varchar, status varchar,
+    started_at timestamp, finished_at timestamp, seconds double, n_nodes integer, n_success integer,
+    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar);
+create table if not exists _duckrec.node_runs (
+    run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
+    started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
+"""
+
+
+def record_history(con, run: dict[str, Any], results: list[NodeResult]) -> None:
+    con.execute(HISTORY_DDL)
+    con.execute("insert into _duckrec.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
+        run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
+        run["n_skipped"], __version__])
+    if results:
+        con.executemany("insert into _duckrec.node_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            [run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
+             r.seconds, r.rows, r.message or None] for r in results])

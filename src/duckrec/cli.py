@@ -1,0 +1,210 @@
+"""The `duckrec` command line."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import DuckrecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duckrec", description="dbt-style builds of SQL and Python models on DuckDB.")
+    p.add_argument("--version", action="version", version=f"duckrec {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser, select: bool = True) -> None:
+        sp.add_argument("--project-dir", default=".", help="folder holding project.yml (default: .)")
+        sp.add_argument("--target", "-t", help="target from project.yml (default: its `target:`)")
+        sp.add_argument("--vars", help="YAML/JSON mapping overriding project vars, e.g. '{k: 20}'")
+        if select:
+            sp.add_argument("-s", "--select", nargs="+", default=[], help="name, +name, name+, tag:x, path:x")
+            sp.add_argument("--exclude", nargs="+", default=[], help="same syntax as --select")
+
+    def running(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+        sp.add_argument("--fail-fast", action="store_true", help="stop at the first error; skip the rest")
+        sp.add_argument("--wait", action="store_true", help="wait for another build on the warehouse instead of failing")
+        sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
+        sp.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="json: one JSON object per line, for schedulers")
+
+    for name, text in (("build", "seeds, models and tests in DAG order"), ("run", "models only"),
+                       ("seed", "load seeds only"), ("test", "run data tests only")):
+        sp = sub.add_parser(name, help=text)
+        common(sp)
+        running(sp)
+    sp = sub.add_parser("compile", help="render SQL to target/compiled without running it")
+    common(sp)
+    sp = sub.add_parser("ls", help="list nodes")
+    common(sp)
+    sp.add_argument("--resource-type", choices=["seed", "model", "test"], action="append")
+    sp.add_argument("--output", choices=["name", "path", "json"], default="name")
+    sp = sub.add_parser("show", help="preview a model or run a read-only query")
+    common(sp, select=False)
+    sp.add_argument("model", nargs="?", help="model or seed to preview")
+    sp.add_argument("--inline", "-q", dest="inline", help="an ad-hoc read-only SQL query")
+    sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
+    sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sp = sub.add_parser("clean", help="remove target/")
+    sp.add_argument("--project-dir", default=".")
+    return p
+
+
+def _vars(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise DuckrecError(f"--vars is not valid YAML/JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise DuckrecError(f"--vars must be a mapping like '{{k: 20}}', found {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.command:
+        _parser().print_help()
+        return 2
+    try:
+        return _dispatch(args)
+    except DuckrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if not isinstance(e, _node_errors()) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _node_errors():
+    from .errors import LockedError, NodeError
+
+    return (NodeError, LockedError)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .project import load_project
+
+    root = Path(args.project_dir)
+    if args.command == "clean":
+        project = load_project(root)
+        target = project.path("target")
+        if target.exists():
+            shutil.rmtree(target)
+        print(f"removed {target}")
+        return 0
+    project = load_project(root, _vars(getattr(args, "vars", None)))
+    from .runner import Options
+
+    options = Options(command=args.command, target=args.target, select=getattr(args, "select", []) or [],
+                      exclude=getattr(args, "exclude", []) or [],
+                      full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
+                      wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
+                      log_format=getattr(args, "log_format", "text"))
+    if args.command in ("build", "run", "seed", "test"):
+        from .runner import Runner
+
+        return Runner(project, options).run()
+    if args.command == "compile":
+        from .runner import compile_all
+
+        return compile_all(project, options, print)
+    if args.command == "ls":
+        return _ls(project, options, args)
+    if args.command == "show":
+        return _show(project, args)
+    return 2
+
+
+def _ls(project, options, args) -> int:
+    import json
+
+    from . import graph
+
+    graph.link(project)
+    kinds = tuple(args.resource_type or ("seed", "model", "test"))
+    chosen = graph.select(project, options.select, options.exclude, kinds)
+    for uid in graph.order(project.nodes):
+        if uid not in chosen:
+            continue
+        n = project.nodes[uid]
+        if args.output == "json":
+            print(json.dumps({"unique_id": uid, "name": n.name, "resource_type": n.kind, "path": n.path,
+                              "materialized": n.materialized if n.kind == "model" else n.kind,
+                              "relation": None if n.kind == "test" else n.relation, "tags": n.tags,
+                              "depends_on": n.depends_on}))
+        else:
+            print(n.path if args.output == "path" else (n.name if n.kind == "test" else f"{n.schema}.{n.name}"))
+    return 0
+
+
+def _show(project, args) -> int:
+    from .errors import DuckrecError as Err
+    from .warehouse import connect_read_only
+
+    if bool(args.model) == bool(args.inline):
+        raise Err("show needs a model name or --inline 'select ...' (one of the two)")
+    if args.model:
+        node = project.by_name(args.model)
+        if node is None:
+            from .errors import did_you_mean
+
+            raise Err(f"no model or seed named {args.model!r}." + did_you_mean(args.model, [
+                n.name for n in project.nodes.values() if n.kind != "test"]))
+        sql = f"select * from {node.relation}"
+    else:
+        sql = args.inline.strip().rstrip(";")
+    con = connect_read_only(project.warehouse_path(args.target))
+    import duckdb
+
+    try:
+        limited = f"select * from ({sql}) as q limit {args.limit}" if args.limit else sql
+        cur = con.execute(limited)
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    except duckdb.Error as e:
+        raise Err(f"query failed: {e}") from None
+    finally:
+        con.close()
+    _print_rows(cols, rows, args.format)
+    return 0
+
+
+def _print_rows(cols: list[str], rows: list[tuple], fmt: str) -> None:
+    if fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+        return
+    if fmt == "json":
+        import json
+
+        print(json.dumps([dict(zip(cols, r)) for r in rows], default=str, indent=1))
+        return
+    cells = [[_cell(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    print(" | ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("-+-".join("-" * w for w in widths))
+    for r in cells:
+        print(" | ".join(v.ljust(w) for v, w in zip(r, widths)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+if __name__ == "__main__":
+    sys.exit(main())

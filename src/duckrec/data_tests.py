@@ -1,0 +1,80 @@
+"""dbt's generic data tests (unique, not_null, accepted_values, relationships) and singular tests."""
+from __future__ import annotations
+
+import re
+
+from .errors import NodeError
+from .project import Node, Project
+
+_REF = re.compile(r"""ref\(\s*['"]([^'"]+)['"]\s*\)""")
+_SOURCE = re.compile(r"""source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
+SAMPLE_ROWS = 5
+
+
+def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _relation(project: Project, text: str, where_used: Node) -> str:
+    m = _REF.search(text)
+    if m:
+        node = project.by_name(m.group(1))
+        if node is not None:
+            return node.relation
+    m = _SOURCE.search(text)
+    if m and (m.group(1), m.group(2)) in project.sources:
+        return project.sources[(m.group(1), m.group(2))].relation
+    raise NodeError(f"test {where_used.name}: cannot resolve {text!r}; expected ref('model') or source('a', 'b')",
+                    path=where_used.path)
+
+
+def generic_sql(project: Project, node: Node) -> str:
+    spec = node.test or {}
+    model = project.by_name(spec["model"])
+    assert model is not None
+    rel = model.relation
+    where = node.config.get("where")
+    if where:
+        rel = f"(select * from {rel} where {where})"
+    col = spec["column"]
+    kw = spec.get("kwargs") or {}
+    kind = spec["type"]
+    if kind == "unique":
+        return (f"select {col} as unique_field, count(*) as n_records from {rel} "
+                f"where {col} is not null group by {col} having count(*) > 1")
+    if kind == "not_null":
+        return f"select * from {rel} where {col} is null"
+    if kind == "accepted_values":
+        quote = kw.get("quote", True)
+        values = ", ".join(_literal(v) if quote else str(v) for v in kw["values"])
+        return (f"select {col} as value_field, count(*) as n_records from {rel} "
+                f"where {col} is not null and {col} not in ({values}) group by {col}")
+    if kind == "relationships":
+        parent = _relation(project, str(kw["to"]), node)
+        field = kw["field"]
+        return (f"select child.{col} as from_field from {rel} as child left join {parent} as parent "
+                f"on child.{col} = parent.{field} where child.{col} is not null and parent.{field} is null")
+    raise NodeError(f"unknown test type {kind!r}", path=node.path)
+
+
+def run_test(con, sql: str) -> tuple[int, list[str], list[tuple]]:
+    """Failing-row count, column names and a few failing rows."""
+    body = sql.strip().rstrip(";")
+    n = con.execute(f"select count(*) from (\n{body}\n) as failures").fetchall()[0][0]
+    if not n:
+        return 0, [], []
+    cur = con.execute(f"select * from (\n{body}\n) as failures limit {SAMPLE_ROWS}")
+    return n, [d[0] for d in cur.description], cur.fetchall()
+
+
+def describe_failures(node: Node, n: int, columns: list[str], rows: list[tuple]) -> str:
+    what = node.test.get("type") if node.test else "test"
+    target = ""
+    if node.test and node.test.get("model"):
+        target = f" on {node.test['model']}" + (f".{node.test['column']}" if node.test.get("column") else "")
+    sample = "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, r)) for r in rows)
+    return f"{what}{target}: {n} failing row(s), e.g. {sample}"

@@ -1,0 +1,39 @@
+"""Errors a user can cause, each with where it happened and what was expected."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DuckrecError(Exception):
+    """A problem in the project or its data that the user can fix.
+
+    The CLI prints the message alone (no traceback) and exits non-zero.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = ""
+        if path:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+
+
+class ProjectError(DuckrecError):
+    """project.yml, YAML properties, Jinja or the DAG is wrong: nothing was built."""
+
+
+class NodeError(DuckrecError):
+    """One node failed while building: the rest of the DAG carries on."""
+
+
+class LockedError(DuckrecError):
+    """Another build holds the warehouse."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

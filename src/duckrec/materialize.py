@@ -1,0 +1,127 @@
+"""Turn compiled SQL into relations: view, table, incremental (ephemeral is inlined)."""
+from __future__ import annotations
+
+from .errors import NodeError
+from .project import Node
+
+TMP = "__duckrec_incoming"
+
+
+def relation_type(con, node: Node) -> str | None:
+    rows = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+        [node.schema, node.config.get("alias") or node.name],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _clean(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def materialize(con, node: Node, sql: str, full_refresh: bool = False) -> int | None:
+    """Build the node's relation from `sql`; returns its row count (None for views)."""
+    mat = node.materialized
+    if mat == "ephemeral":
+        return None
+    con.execute(f'create schema if not exists "{node.schema}"')
+    existing = relation_type(con, node)
+    sql = _clean(sql)
+    if mat == "view":
+        con.execute("begin transaction")
+        try:
+            if existing == "BASE TABLE":
+                con.execute(f"drop table {node.relation}")
+            con.execute(f"create or replace view {node.relation} as\n{sql}\n")
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        return None
+    if mat == "incremental" and existing == "BASE TABLE" and not full_refresh:
+        return _incremental(con, node, sql)
+    con.execute("begin transaction")
+    try:
+        if existing == "VIEW":
+            con.execute(f"drop view {node.relation}")
+        con.execute(f"create or replace table {node.relation} as\n{sql}\n")
+        _check_unique_key_nulls(con, node, node.relation)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
+
+
+def is_incremental_run(con, node: Node, full_refresh: bool) -> bool:
+    return node.materialized == "incremental" and not full_refresh and relation_type(con, node) == "BASE TABLE"
+
+
+def _key_columns(node: Node) -> list[str]:
+    key = node.config.get("unique_key")
+    if not key:
+        return []
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _check_unique_key_nulls(con, node: Node, relation: str) -> None:
+    keys = _key_columns(node)
+    if not keys:
+        return
+    cond = " or ".join(f'"{k}" is null' for k in keys)
+    n = con.execute(f"select count(*) from {relation} where {cond}").fetchall()[0][0]
+    if n:
+        raise NodeError(f"model {node.name}: {n} row(s) have NULL in unique_key {keys}; a NULL key never matches "
+                        "an existing row, so delete+insert would duplicate them. Filter or coalesce the key.",
+                        path=node.path)
+
+
+def _columns(con, relation: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"describe {relation}").fetchall()]
+
+
+def _incremental(con, node: Node, sql: str) -> int:
+    con.execute("begin transaction")
+    try:
+        con.execute(f"create or replace temp table {TMP} as\n{sql}\n")
+        _check_unique_key_nulls(con, node, TMP)
+        _sync_schema(con, node)
+        keys = _key_columns(node)
+        if keys:
+            missing = [k for k in keys if k not in dict(_columns(con, TMP))]
+            if missing:
+                raise NodeError(f"model {node.name}: unique_key {missing} is not a column of the model's result",
+                                path=node.path)
+            key_list = ", ".join(f'"{k}"' for k in keys)
+            con.execute(f"delete from {node.relation} where ({key_list}) in (select {key_list} from {TMP})")
+        target_cols = [c for c, _ in _columns(con, node.relation)]
+        incoming = [c for c, _ in _columns(con, TMP) if c in target_cols]
+        cols = ", ".join(f'"{c}"' for c in incoming)
+        con.execute(f"insert into {node.relation} ({cols}) select {cols} from {TMP}")
+        con.execute(f"drop table {TMP}")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
+
+
+def _sync_schema(con, node: Node) -> None:
+    policy = node.config.get("on_schema_change", "fail")
+    old = dict(_columns(con, node.relation))
+    new = dict(_columns(con, TMP))
+    added = [c for c in new if c not in old]
+    removed = [c for c in old if c not in new]
+    if not added and not removed:
+        return
+    if policy == "fail":
+        raise NodeError(
+            f"model {node.name}: the result's columns changed (new: {added or 'none'}, gone: {removed or 'none'}) "
+            "and on_schema_change is 'fail'. Set on_schema_change to append_new_columns or sync_all_columns, "
+            "or rebuild with --full-refresh.", path=node.path)
+    if policy in ("append_new_columns", "sync_all_columns"):
+        for c in added:
+            con.execute(f'alter table {node.relation} add column "{c}" {new[c]}')
+    if policy == "sync_all_columns":
+        for c in removed:
+            con.execute(f'alter table {node.relation} drop column "{c}"')

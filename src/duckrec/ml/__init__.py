@@ -1,0 +1,13 @@
+"""duckrec's ML library: the recurrent item language model. Arrays in, arrays out;
+it never imports the engine."""
+from .model import ItemLM, LMConfig
+from .ngram import Bigram, fit_bigram, next_item_probs
+from .score import Mixture, TrainedLM, rank_metrics, score_candidates_mc, top_k, user_states
+from .sequences import Catalogue, build_catalogue, make_batches, training_windows, user_sequences
+from .train import TrainConfig, TrainResult, train_lm
+
+__all__ = [
+    "Bigram", "Catalogue", "ItemLM", "LMConfig", "Mixture", "TrainConfig", "TrainResult", "TrainedLM",
+    "build_catalogue", "fit_bigram", "make_batches", "next_item_probs", "rank_metrics",
+    "score_candidates_mc", "top_k", "train_lm", "training_windows", "user_sequences", "user_states",
+]

@@ -1,0 +1,137 @@
+"""The network: a recurrent next-item language model with tied, content-aware item vectors.
+
+An item's vector is its own embedding (only for items seen in training) plus the mean of
+its content-token embeddings (genres, tags), so an item with no training events still
+has a vector. The same vectors embed the inputs and score the outputs (tied weights),
+which halves the parameters and lets a next-item prediction be one matmul.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CELLS = ("gru", "lstm")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    n_items: int
+    n_tokens: int
+    embedding_dim: int = 64
+    hidden_dim: int = 128
+    cell: str = "gru"
+    layers: int = 1
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"LMConfig.cell: expected one of {CELLS}, found {self.cell!r}")
+        if self.n_items < 1:
+            raise ValueError(f"LMConfig.n_items: expected >= 1, found {self.n_items}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LMConfig.dropout: expected in [0, 1), found {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ItemLM(nn.Module):
+    def __init__(
+        self,
+        config: LMConfig,
+        token_offsets: torch.Tensor,
+        token_index: torch.Tensor,
+        has_events: torch.Tensor,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        d, h = config.embedding_dim, config.hidden_dim
+        self.item_embedding = nn.Embedding(config.n_items + 1, d, padding_idx=0)
+        # one spare row so a catalogue without tokens still builds a valid EmbeddingBag
+        self.token_embedding = nn.EmbeddingBag(config.n_tokens + 1, d, mode="mean")
+        rnn = nn.GRU if config.cell == "gru" else nn.LSTM
+        self.rnn = rnn(d, h, config.layers, batch_first=True,
+                       dropout=config.dropout if config.layers > 1 else 0.0)
+        self.to_item_space = nn.Linear(h, d)
+        self.item_bias = nn.Parameter(torch.zeros(config.n_items + 1))
+        self.drop = nn.Dropout(config.dropout)
+        self.register_buffer("token_offsets", token_offsets.long().clone())
+        self.register_buffer("token_index", token_index.long().clone())
+        # [n_items + 1, 1]; 0 for padding and for items without training events, whose own
+        # embedding would otherwise be a random vector the optimiser never shaped
+        self.register_buffer("has_events", has_events.float().reshape(-1, 1).clone())
+        # small tied vectors keep the initial logits near uniform
+        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        nn.init.normal_(self.token_embedding.weight, std=0.1)
+
+    def item_vectors(self) -> torch.Tensor:
+        """[n_items + 1, d]; row 0 (padding) is zero."""
+        own = self.item_embedding.weight * self.has_events
+        if self.token_index.numel() == 0:
+            return own
+        content = self.token_embedding(self.token_index, self.token_offsets[:-1])
+        return own + F.pad(content, (0, 0, 1, 0))
+
+    def forward(
+        self, inputs: torch.Tensor, vectors: torch.Tensor | None = None, hidden=None
+    ) -> tuple[torch.Tensor, object]:
+        """States [B, T, d] in item space after each input, and the final hidden state."""
+        vectors = self.item_vectors() if vectors is None else vectors
+        x = self.drop(F.embedding(inputs, vectors))
+        out, hidden = self.rnn(x, hidden)
+        return self.to_item_space(self.drop(out)), hidden
+
+    def initial_state(self) -> torch.Tensor:
+        """The item-space state before any event: what a user with no history gets."""
+        return self.to_item_space(torch.zeros(self.config.hidden_dim))
+
+    def logits(self, states: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """[N, n_items] scores of every catalogue item (padding excluded)."""
+        return torch.addmm(self.item_bias[1:], states, vectors[1:].T)
+
+
+class _ChunkedSoftmaxCE(torch.autograd.Function):
+    """Mean full-softmax cross-entropy of ``states @ vectors.T + bias``, computed in row
+    chunks with the gradients formed during the forward pass.
+
+    The [positions, catalogue] logits never exist whole: at MovieLens size they are
+    ~100 MB per batch, and allocating, filling and softmaxing them costs more on a CPU
+    than the matmuls themselves. Each chunk's block stays in cache and is reused in place.
+    """
+
+    @staticmethod
+    def forward(ctx, states, vectors, bias, targets, chunk: int):
+        n_pos = states.shape[0]
+        grad_states = torch.empty_like(states)
+        grad_vectors = torch.zeros_like(vectors)
+        grad_bias = torch.zeros_like(bias)
+        total = states.new_zeros(())
+        vt = vectors.T
+        for lo in range(0, n_pos, chunk):
+            s, t = states[lo : lo + chunk], targets[lo : lo + chunk]
+            block = torch.addmm(bias, s, vt)
+            lse = torch.logsumexp(block, dim=1, keepdim=True)
+            rows = torch.arange(s.shape[0])
+            total += (lse.squeeze(1) - block[rows, t]).sum()
+            probs = block.sub_(lse).exp_()
+            probs[rows, t] -= 1.0  # d loss / d logits = softmax - onehot
+            grad_states[lo : lo + chunk] = probs @ vectors
+            grad_vectors.addmm_(probs.T, s)
+            grad_bias += probs.sum(0)
+        scale = 1.0 / max(n_pos, 1)
+        ctx.save_for_backward(grad_states * scale, grad_vectors * scale, grad_bias * scale)
+        return total * scale
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        g_states, g_vectors, g_bias = ctx.saved_tensors
+        return g_states * grad_loss, g_vectors * grad_loss, g_bias * grad_loss, None, None
+
+
+def full_softmax_loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor,
+                      vectors: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Mean cross-entropy of next items ``targets`` (1-based) over the whole catalogue."""
+    return _ChunkedSoftmaxCE.apply(states, vectors[1:], model.item_bias[1:], targets - 1, chunk)

@@ -1,0 +1,124 @@
+"""Run Python models with dbt-duckdb's `def model(dbt, session)` signature."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import NodeError, ProjectError, did_you_mean
+from .project import Node, Project
+
+RESULT_VIEW = "__duckrec_py_result"
+_MISSING = object()
+
+
+class ModelConfig:
+    """`dbt.config(...)` sets config; `dbt.config.get(key, default)` reads it."""
+
+    def __init__(self, config: dict[str, Any]):
+        self._config = config
+
+    def __call__(self, **kwargs: Any) -> str:
+        # materialization was read statically from the file; run-time calls only add settings
+        self._config.update({k: v for k, v in kwargs.items() if k != "materialized"})
+        return ""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._config.get(key, default)
+
+
+class DbtContext:
+    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]):
+        self._con = con
+        self._project = project
+        self._node = node
+        self.config = ModelConfig(dict(node.config))
+        self.this = node.relation
+        self.is_incremental = incremental
+        self.log = log
+
+    def ref(self, *names: str):
+        name = names[-1]
+        target = self._project.by_name(name)
+        if target is None:
+            raise ProjectError(f"dbt.ref({name!r}) is not a model or seed."
+                               + did_you_mean(name, [n.name for n in self._project.nodes.values()]),
+                               path=self._node.path)
+        return self._con.sql(f"select * from {target.relation}")
+
+    def source(self, source_name: str, table: str):
+        src = self._project.sources.get((source_name, table))
+        if src is None:
+            raise ProjectError(f"dbt.source({source_name!r}, {table!r}) is not declared", path=self._node.path)
+        return self._con.sql(f"select * from {src.relation}")
+
+    def var(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self._project.vars:
+            return self._project.vars[name]
+        if default is _MISSING:
+            raise ProjectError(f"var({name!r}) is not set in project.yml vars or --vars, and has no default",
+                               path=self._node.path)
+        return default
+
+
+def _import_paths(project: Project) -> None:
+    # Python models may import the project's own modules (dbt-duckdb cannot): the project
+    # root and the python_models folder are importable.
+    for p in (str(project.root), str(project.path("python_models"))):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
+def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]) -> str:
+    """Run the model and expose its result as a view; returns SQL that selects it."""
+    _import_paths(project)
+    path = project.root / node.path
+    module_name = f"duckrec_model_{node.name}"
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        dbt = DbtContext(con, project, node, incremental, log)
+        result = module.model(dbt, con)
+    except (ProjectError, NodeError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's code: report it with its own traceback
+        raise NodeError(f"Python model {node.name} raised {type(e).__name__}: {e}\n{_user_traceback(e, path)}",
+                        path=node.path) from None
+    _expose(con, node, result)
+    return f"select * from {RESULT_VIEW}"
+
+
+def _user_traceback(exc: BaseException, path: Path) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = next((i for i, f in enumerate(frames) if Path(f.filename) == path), 0)
+    return "".join(traceback.format_list(frames[start:])).rstrip()
+
+
+def _expose(con, node: Node, result: Any) -> None:
+    module = type(result).__module__.split(".")[0]
+    if module == "polars":
+        if hasattr(result, "collect"):
+            result = result.collect()
+        result = result.to_arrow()
+        module = "pyarrow"
+    if module == "duckdb":
+        result.create_view(RESULT_VIEW, replace=True)
+        return
+    if module in ("pyarrow", "pandas"):
+        con.register(RESULT_VIEW, result)
+        return
+    raise NodeError(f"Python model {node.name} returned {type(result).__name__}; expected a polars DataFrame, "
+                    "a pyarrow Table or a DuckDB relation", path=node.path)
+
+
+def release(con) -> None:
+    try:
+        con.unregister(RESULT_VIEW)
+    except Exception:  # noqa: BLE001 - a relation result is a view, not a registration
+        pass
+    con.execute(f"drop view if exists {RESULT_VIEW}")

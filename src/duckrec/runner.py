@@ -1,0 +1,278 @@
+"""Walk the DAG: seeds, models and tests in order, each model's tests right after it."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import artifacts, data_tests, graph, materialize, warehouse
+from .artifacts import NodeResult
+from .errors import DuckrecError, NodeError
+from .project import Node, Project
+from .render import Renderer
+
+KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",)}
+
+
+@dataclass
+class Options:
+    command: str = "build"
+    target: str | None = None
+    select: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    full_refresh: bool = False
+    fail_fast: bool = False
+    wait: bool = False
+    quiet: bool = False
+    log_format: str = "text"
+
+
+class Reporter:
+    """Progress lines for people (text) or schedulers (one JSON object per line)."""
+
+    def __init__(self, quiet: bool = False, log_format: str = "text", out=None):
+        self.quiet = quiet
+        self.json = log_format == "json"
+        self.out = out or sys.stdout
+
+    def _emit(self, text: str, **event: Any) -> None:
+        if self.json:
+            event.setdefault("ts", datetime.now().isoformat(timespec="milliseconds"))
+            self.out.write(json.dumps(event, default=str) + "\n")
+        else:
+            self.out.write(f"{datetime.now():%H:%M:%S}  {text}\n")
+        self.out.flush()
+
+    def info(self, text: str, **event: Any) -> None:
+        if not self.quiet:
+            self._emit(text, event="info", message=text, **event)
+
+    def node(self, index: int, total: int, node: Node, result: NodeResult) -> None:
+        if self.quiet and result.status in ("success", "pass", "skipped"):
+            return
+        label = {"success": "OK", "pass": "PASS", "error": "ERROR", "fail": "FAIL", "warn": "WARN",
+                 "skipped": "SKIP"}[result.status]
+        what = f"test {node.name}" if node.kind == "test" else (
+            f"seed {node.relation}" if node.kind == "seed" else f"{node.materialized} {node.relation}")
+        detail = f"{result.seconds:.2f}s"
+        if result.rows is not None and node.kind != "test":
+            detail = f"{result.rows} rows in {detail}"
+        elif node.kind == "test" and result.rows:
+            detail = f"{result.rows} failing in {detail}"
+        line = f"{index} of {total} {label:<5} {what} ".ljust(72, ".") + f" [{detail}]"
+        if result.status == "skipped":
+            line = f"{index} of {total} {label:<5} {what}  ({result.message})"
+        self._emit(line, event="node", node=node.unique_id, status=result.status, seconds=round(result.seconds, 4),
+                   rows=result.rows, message=result.message)
+
+    def log(self, node: Node, text: str) -> None:
+        if not self.quiet:
+            self._emit(f"    {node.name} | {text}", event="log", node=node.unique_id, message=text)
+
+    def summary(self, text: str, errors: list[tuple[Node, str]], **event: Any) -> None:
+        if self.json:
+            for node, message in errors:
+                self._emit("", event="error", node=node.unique_id, message=message)
+            self._emit(text, event="summary", message=text, **event)
+            return
+        for node, message in errors:
+            self.out.write(f"\n{node.kind} {node.name} ({node.path}):\n  {message}\n")
+        self.out.write(f"\n{text}\n")
+        self.out.flush()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Interrupted()
+
+
+class Runner:
+    def __init__(self, project: Project, options: Options, reporter: Reporter | None = None):
+        self.project = project
+        self.opt = options
+        self.report = reporter or Reporter(options.quiet, options.log_format)
+        self.target = options.target or project.default_target
+        self.renderer = Renderer(project, self.target, options.full_refresh)
+
+    # ------------------------------------------------------------------ plan
+    def plan(self) -> list[str]:
+        graph.link(self.project)
+        kinds = KINDS_BY_COMMAND[self.opt.command]
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds)
+        nodes = self.project.nodes
+        full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
+        return [u for u in full if u in chosen]
+
+    def _gated(self, nodes: dict[str, Node]) -> dict[str, Node]:
+        """In a build, a node also waits for the tests of what it depends on (dbt build's rule)."""
+        tests_of: dict[str, list[str]] = {}
+        for u, n in nodes.items():
+            if n.kind == "test" and n.attached_to:
+                tests_of.setdefault(n.attached_to, []).append(u)
+        gated: dict[str, Node] = {}
+        for u, n in nodes.items():
+            extra = [t for d in n.depends_on for t in tests_of.get(d, []) if t != u] if n.kind != "test" else []
+            gated[u] = Node(**{**n.__dict__, "depends_on": list(dict.fromkeys(n.depends_on + extra))})
+        try:
+            graph.order(gated)
+        except DuckrecError:
+            return nodes  # a test that closes a loop through gating: fall back to plain order
+        self._gates = {u: g.depends_on for u, g in gated.items()}
+        return gated
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> int:
+        started = datetime.now()
+        t0 = time.perf_counter()
+        self._gates: dict[str, list[str]] = {}
+        plan = self.plan()
+        project = self.project
+        path = project.warehouse_path(self.target)
+        run_id = uuid.uuid4().hex[:12]
+        n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
+        self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
+                         f"target {self.target} ({path.name})", run_id=run_id)
+        results: list[NodeResult] = []
+        errors: list[tuple[Node, str]] = []
+        old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            with warehouse.BuildLock(path, wait=self.opt.wait):
+                work = warehouse.start_build(path)
+                import duckdb
+
+                con = duckdb.connect(str(work))
+                try:
+                    self._walk(con, plan, results, errors)
+                    counts = _counts(results)
+                    status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
+                    finished = datetime.now()
+                    artifacts.record_history(con, {
+                        "run_id": run_id, "command": self.opt.command, "target": self.target,
+                        "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
+                        "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results)
+                    con.execute("checkpoint")
+                finally:
+                    con.close()
+                warehouse.publish(work, path)
+        except (KeyboardInterrupt, Interrupted):
+            warehouse.discard(warehouse.building_path(path))
+            self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, old_handler)
+        elapsed = time.perf_counter() - t0
+        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
+        artifacts.write_manifest(project, self.target)
+        counts = _counts(results)
+        parts = [f"{counts['n_success']} ok"]
+        for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
+            if counts[key]:
+                parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
+        self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
+                            run_id=run_id, seconds=round(elapsed, 3), **counts)
+        return 1 if counts["n_errors"] else 0
+
+    def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
+        nodes = self.project.nodes
+        blocked: dict[str, str] = {}
+        stop = False
+        for i, uid in enumerate(plan, 1):
+            node = nodes[uid]
+            started = datetime.now()
+            t = time.perf_counter()
+            gates = self._gates.get(uid, node.depends_on) if self.opt.command == "build" else node.depends_on
+            cause = next((blocked[d] for d in gates if d in blocked), None)
+            if stop or cause:
+                message = "skipped: --fail-fast after an error" if stop else f"skipped: upstream {cause} failed"
+                result = NodeResult(uid, node.name, node.kind, node.relation, "skipped", started, started, 0.0,
+                                    None, message)
+                blocked[uid] = cause or node.name
+            else:
+                result = self._execute(con, node, started, t)
+                if result.status in ("error", "fail"):
+                    blocked[uid] = node.name
+                    errors.append((node, result.message))
+                    stop = self.opt.fail_fast
+                elif result.status == "warn":
+                    errors.append((node, "warning: " + result.message))
+            results.append(result)
+            self.report.node(i, len(plan), node, result)
+
+    def _execute(self, con, node: Node, started: datetime, t: float) -> NodeResult:
+        import duckdb
+
+        def done(status: str, rows: int | None = None, message: str = "") -> NodeResult:
+            return NodeResult(node.unique_id, node.name, node.kind, node.relation, status, started, datetime.now(),
+                              time.perf_counter() - t, rows, message)
+
+        project = self.project
+        compiled = None
+        try:
+            if node.kind == "seed":
+                from .seeds import load_seed
+
+                return done("success", load_seed(con, project, node))
+            if node.kind == "test":
+                sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \
+                    else self.renderer.compile(node)
+                compiled = artifacts.write_compiled(project, node, sql)
+                n, cols, rows = data_tests.run_test(con, sql)
+                if not n:
+                    return done("pass", 0)
+                status = "warn" if node.config.get("severity") == "warn" else "fail"
+                return done(status, n, data_tests.describe_failures(node, n, cols, rows))
+            incremental = materialize.is_incremental_run(con, node, self.opt.full_refresh)
+            if node.language == "python":
+                from .pymodels import release, run_python_model
+
+                try:
+                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
+                    return done("success", materialize.materialize(con, node, sql, self.opt.full_refresh))
+                finally:
+                    release(con)
+            sql = self.renderer.compile(node, incremental)
+            compiled = artifacts.write_compiled(project, node, sql)
+            return done("success", materialize.materialize(con, node, sql, self.opt.full_refresh))
+        except DuckrecError as e:
+            return done("error", message=str(e))
+        except duckdb.Error as e:
+            where = f" (compiled SQL: {compiled.relative_to(project.root)})" if compiled else ""
+            kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
+            return done("error", message=f"SQL error in {kind}{where}: {e}")
+
+
+def _counts(results: list[NodeResult]) -> dict[str, int]:
+    return {
+        "n_success": sum(r.status in ("success", "pass") for r in results),
+        "n_errors": sum(r.status in ("error", "fail") for r in results),
+        "n_warnings": sum(r.status == "warn" for r in results),
+        "n_skipped": sum(r.status == "skipped" for r in results),
+    }
+
+
+def compile_all(project: Project, options: Options, out: Callable[[str], None]) -> int:
+    """Render every selected SQL model/test to target/compiled without touching the warehouse."""
+    runner = Runner(project, options)
+    plan = runner.plan()
+    for uid in plan:
+        node = project.nodes[uid]
+        if node.kind == "seed" or node.language == "python":
+            continue
+        sql = data_tests.generic_sql(project, node) if node.kind == "test" and node.test["type"] != "singular" \
+            else runner.renderer.compile(node)
+        path = artifacts.write_compiled(project, node, sql)
+        out(str(path.relative_to(project.root)))
+    artifacts.write_manifest(project, runner.target)
+    return 0
+
+
+__all__ = ["Options", "Reporter", "Runner", "compile_all", "NodeError"]

@@ -1,0 +1,78 @@
+"""Load seed CSV files into typed tables; a row that does not parse stops the seed."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .errors import NodeError
+from .project import Node, Project
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def read_header(path: Path, rel: str, delimiter: str) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        try:
+            header = next(csv.reader(f, delimiter=delimiter))
+        except StopIteration:
+            raise NodeError("the file is empty: expected a header line with the column names", path=rel) from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise NodeError(f"cannot read the header line: {e}", path=rel, line=1) from None
+    names = [h.strip() for h in header]
+    if not any(names):
+        raise NodeError("the header line is blank: expected the column names", path=rel, line=1)
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise NodeError(f"header column(s) {blank} have no name", path=rel, line=1)
+    return names
+
+
+def load_seed(con, project: Project, node: Node) -> int:
+    """Create the seed's table; returns its row count. Nothing is replaced when a row is bad."""
+    import duckdb
+
+    rel = node.path
+    path = Path(rel) if Path(rel).is_absolute() else project.root / rel
+    if not path.is_file():
+        raise NodeError(f"seed {node.name}: file not found (set seeds.{node.name}.+file in project.yml "
+                        f"or add {node.name}.csv to {project.paths['seeds']}/)", path=rel)
+    delimiter = str(node.config.get("delimiter") or ",")
+    names = read_header(path, rel, delimiter)
+    declared = {str(k).strip(): str(v) for k, v in (node.config.get("column_types") or {}).items()}
+    unknown = [c for c in declared if c not in names]
+    if unknown:
+        raise NodeError(f"seed {node.name}: column_types names {unknown}, which the header lacks; "
+                        f"the header has {names}", path=rel, line=1)
+    types = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in declared.items())
+    sql = (f"create or replace table {node.relation} as select * from read_csv({_sql_str(str(path))}, "
+           f"header = true, delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', "
+           f"names = [{', '.join(_sql_str(n) for n in names)}], "
+           f"{'types = {' + types + '}, ' if types else ''}store_rejects = true, "
+           f"rejects_table = 'duckrec_seed_rejects', rejects_scan = 'duckrec_seed_scans')")
+    con.execute(f'create schema if not exists "{node.schema}"')
+    con.execute("begin transaction")
+    try:
+        con.execute(sql)
+        bad = con.execute(
+            "select line, column_name, error_type, error_message from duckrec_seed_rejects order by line limit 5"
+        ).fetchall()
+        if bad:
+            total = con.execute("select count(*) from duckrec_seed_rejects").fetchall()[0][0]
+            con.execute("rollback")
+            first = bad[0]
+            details = "; ".join(
+                f"line {line}" + (f", column {col}" if col else "") + f": {etype}: {msg}"
+                for line, col, etype, msg in bad)
+            raise NodeError(f"seed {node.name}: {total} row(s) do not parse ({details}). "
+                            f"Fix the file or its column_types; nothing downstream was built.",
+                            path=rel, line=int(first[0]))
+        con.execute("commit")
+    except duckdb.Error as e:
+        con.execute("rollback")
+        raise NodeError(f"seed {node.name}: cannot load: {e}", path=rel) from None
+    finally:
+        for t in ("duckrec_seed_rejects", "duckrec_seed_scans"):
+            con.execute(f"drop table if exists {t}")
+    return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
