@@ -39,15 +39,24 @@ class Reporter:
     def __init__(self, quiet: bool = False, log_format: str = "text", out=None):
         self.quiet = quiet
         self.json = log_format == "json"
-        self.out = out or sys.stdout
+        self.out = out if out is not None else sys.stdout
 
     def _emit(self, text: str, **event: Any) -> None:
         if self.json:
             event.setdefault("ts", datetime.now().isoformat(timespec="milliseconds"))
-            self.out.write(json.dumps(event, default=str) + "\n")
+            self._write(json.dumps(event, default=str) + "\n")
         else:
-            self.out.write(f"{datetime.now():%H:%M:%S}  {text}\n")
-        self.out.flush()
+            self._write(f"{datetime.now():%H:%M:%S}  {text}\n")
+
+    def _write(self, text: str) -> None:
+        # A closed pipe (`duckrec build | head`) must not abort the build: stop printing instead.
+        if self.out is None:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            self.out = None
 
     def info(self, text: str, **event: Any) -> None:
         if not self.quiet:
@@ -82,9 +91,8 @@ class Reporter:
             self._emit(text, event="summary", message=text, **event)
             return
         for node, message in errors:
-            self.out.write(f"\n{node.kind} {node.name} ({node.path}):\n  {message}\n")
-        self.out.write(f"\n{text}\n")
-        self.out.flush()
+            self._write(f"\n{node.kind} {node.name} ({node.path}):\n  {message}\n")
+        self._write(f"\n{text}\n")
 
 
 class Interrupted(Exception):
