@@ -95,7 +95,10 @@ def record_history(con, run: dict[str, Any], results: list[NodeResult]) -> None:
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
         run["n_skipped"], __version__])
-    if results:
-        con.executemany("insert into _duckrec.node_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            [run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
-             r.seconds, r.rows, r.message or None] for r in results])
+    # One multi-row insert per chunk: executemany costs milliseconds per row.
+    rows = [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
+             r.seconds, r.rows, r.message or None] for r in results]
+    for i in range(0, len(rows), 200):
+        chunk = rows[i:i + 200]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        con.execute(f"insert into _duckrec.node_runs values {values}", [v for row in chunk for v in row])

@@ -158,6 +158,9 @@ def _show(project, args) -> int:
 
             raise Err(f"no model or seed named {args.model!r}." + did_you_mean(args.model, [
                 n.name for n in project.nodes.values() if n.kind != "test"]))
+        if node.kind == "model" and node.materialized == "ephemeral":
+            raise Err(f"model {node.name} is ephemeral: it is inlined into the models that ref it and has no "
+                      "table to show; preview a model that refs it, or make it a view")
         sql = f"select * from {node.relation}"
     else:
         sql = args.inline.strip().rstrip(";")
@@ -165,7 +168,8 @@ def _show(project, args) -> int:
     import duckdb
 
     try:
-        limited = f"select * from ({sql}) as q limit {args.limit}" if args.limit else sql
+        # the newline keeps a trailing `-- comment` in the user's query from eating the wrapper
+        limited = f"select * from ({sql}\n) as q limit {args.limit}" if args.limit else sql
         cur = con.execute(limited)
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()

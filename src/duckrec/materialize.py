@@ -7,54 +7,93 @@ from .project import Node
 TMP = "__duckrec_incoming"
 
 
-def relation_type(con, node: Node) -> str | None:
-    rows = con.execute(
-        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-        [node.schema, node.config.get("alias") or node.name],
-    ).fetchall()
-    return rows[0][0] if rows else None
+class Catalog:
+    """The build's schemas and relations, read once and kept current as nodes are built.
+
+    Looking each node up in information_schema costs milliseconds that grow with the
+    catalogue; a 500-model build would spend seconds on it.
+    """
+
+    def __init__(self, con):
+        self.relations: dict[tuple[str, str], str] = {
+            (s, n): t for s, n, t in con.execute(
+                "select table_schema, table_name, table_type from information_schema.tables "
+                "where table_catalog = current_database()").fetchall()}
+        self.schemas = {r[0] for r in con.execute(
+            "select schema_name from information_schema.schemata where catalog_name = current_database()").fetchall()}
+
+    def kind(self, node: Node) -> str | None:
+        return self.relations.get((node.schema, node.config.get("alias") or node.name))
+
+    def set(self, node: Node, kind: str | None) -> None:
+        key = (node.schema, node.config.get("alias") or node.name)
+        if kind is None:
+            self.relations.pop(key, None)
+        else:
+            self.relations[key] = kind
+
+    def ensure_schema(self, con, schema: str) -> None:
+        if schema not in self.schemas:
+            con.execute(f'create schema if not exists "{schema}"')
+            self.schemas.add(schema)
 
 
 def _clean(sql: str) -> str:
     return sql.strip().rstrip(";").strip()
 
 
-def materialize(con, node: Node, sql: str, full_refresh: bool = False) -> int | None:
+def _atomic(con, statements: list[str]) -> list:
+    """Run statements as one transaction; a single statement is atomic on its own."""
+    if len(statements) == 1:
+        return con.execute(statements[0]).fetchall()
+    con.execute("begin transaction")
+    try:
+        out = []
+        for stmt in statements:
+            out = con.execute(stmt).fetchall()
+        con.execute("commit")
+        return out
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool = False) -> int | None:
     """Build the node's relation from `sql`; returns its row count (None for views)."""
     mat = node.materialized
     if mat == "ephemeral":
         return None
-    con.execute(f'create schema if not exists "{node.schema}"')
-    existing = relation_type(con, node)
+    catalog.ensure_schema(con, node.schema)
+    existing = catalog.kind(node)
     sql = _clean(sql)
     if mat == "view":
+        drop = [f"drop table {node.relation}"] if existing == "BASE TABLE" else []
+        _atomic(con, drop + [f"create or replace view {node.relation} as\n{sql}\n"])
+        catalog.set(node, "VIEW")
+        return None
+    if mat == "incremental" and existing == "BASE TABLE" and not full_refresh:
+        return _incremental(con, node, sql)
+    drop = [f"drop view {node.relation}"] if existing == "VIEW" else []
+    create = f"create or replace table {node.relation} as\n{sql}\n"
+    if _key_columns(node):
         con.execute("begin transaction")
         try:
-            if existing == "BASE TABLE":
-                con.execute(f"drop table {node.relation}")
-            con.execute(f"create or replace view {node.relation} as\n{sql}\n")
+            for stmt in drop:
+                con.execute(stmt)
+            rows = con.execute(create).fetchall()[0][0]
+            _check_unique_key_nulls(con, node, node.relation)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
-        return None
-    if mat == "incremental" and existing == "BASE TABLE" and not full_refresh:
-        return _incremental(con, node, sql)
-    con.execute("begin transaction")
-    try:
-        if existing == "VIEW":
-            con.execute(f"drop view {node.relation}")
-        con.execute(f"create or replace table {node.relation} as\n{sql}\n")
-        _check_unique_key_nulls(con, node, node.relation)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
+    else:
+        rows = _atomic(con, drop + [create])[0][0]
+    catalog.set(node, "BASE TABLE")
+    return rows
 
 
-def is_incremental_run(con, node: Node, full_refresh: bool) -> bool:
-    return node.materialized == "incremental" and not full_refresh and relation_type(con, node) == "BASE TABLE"
+def is_incremental_run(catalog: Catalog, node: Node, full_refresh: bool) -> bool:
+    return node.materialized == "incremental" and not full_refresh and catalog.kind(node) == "BASE TABLE"
 
 
 def _key_columns(node: Node) -> list[str]:

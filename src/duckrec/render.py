@@ -16,6 +16,8 @@ from .project import Node, Project
 
 _MISSING = object()
 _EXPR_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_IF_INCREMENTAL_RE = re.compile(
+    r"\{%\s*if\s+is_incremental\(\)\s*%\}((?:(?!\{%).)*?)(?:\{%\s*else\s*%\}((?:(?!\{%).)*?))?\{%\s*endif\s*%\}", re.S)
 _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
 
 
@@ -85,6 +87,10 @@ class Renderer:
         return self._render_jinja(node, ctx), ephemerals
 
     def _render_fast(self, code: str, ctx: dict[str, Any]) -> str | None:
+        if "{%" in code:
+            # the incremental idiom is common enough to spare Jinja for it
+            code = _IF_INCREMENTAL_RE.sub(lambda m: m.group(1) if ctx["is_incremental"]() else (m.group(2) or ""),
+                                          code)
         if "{%" in code or "{#" in code:
             return None
         out: list[str] = []
@@ -156,8 +162,10 @@ class Renderer:
             tmpl = self._compile(env, node.path) if node.path.endswith(".sql") else env.from_string(node.raw_code)
             return tmpl.render(ctx)
         except DuckrecError as e:
-            line = _template_line(e, node.path)
-            raise type(e)(str(e).split(": ", 1)[-1] if e.path else str(e), path=node.path, line=line) from None
+            # keep a location the error already has (a syntax error's line, a macro file's path)
+            line = e.line or _template_line(e, node.path)
+            raise type(e)(str(e).split(": ", 1)[-1] if e.path else str(e), path=e.path or node.path,
+                          line=line) from None
         except Exception as e:  # noqa: BLE001 - any Jinja runtime error becomes a located message
             import jinja2
 

@@ -17,7 +17,8 @@ from .errors import DuckrecError, NodeError
 from .project import Node, Project
 from .render import Renderer
 
-KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",)}
+KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",),
+                    "compile": ("model", "test")}
 
 
 @dataclass
@@ -95,8 +96,9 @@ class Reporter:
         self._write(f"\n{text}\n")
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """SIGTERM. A BaseException, like KeyboardInterrupt, so that a Python model's own
+    `except Exception` (or the engine's) cannot swallow it and publish a half build."""
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001
@@ -157,8 +159,10 @@ class Runner:
                 work = warehouse.start_build(path)
                 import duckdb
 
-                con = duckdb.connect(str(work))
+                # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
+                con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                 try:
+                    self.catalog = materialize.Catalog(con)
                     self._walk(con, plan, results, errors)
                     counts = _counts(results)
                     status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
@@ -238,18 +242,20 @@ class Runner:
                     return done("pass", 0)
                 status = "warn" if node.config.get("severity") == "warn" else "fail"
                 return done(status, n, data_tests.describe_failures(node, n, cols, rows))
-            incremental = materialize.is_incremental_run(con, node, self.opt.full_refresh)
+            incremental = materialize.is_incremental_run(self.catalog, node, self.opt.full_refresh)
             if node.language == "python":
                 from .pymodels import release, run_python_model
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
-                    return done("success", materialize.materialize(con, node, sql, self.opt.full_refresh))
+                    return done("success", materialize.materialize(con, self.catalog, node, sql,
+                                                                  self.opt.full_refresh))
                 finally:
                     release(con)
             sql = self.renderer.compile(node, incremental)
             compiled = artifacts.write_compiled(project, node, sql)
-            return done("success", materialize.materialize(con, node, sql, self.opt.full_refresh))
+            return done("success", materialize.materialize(con, self.catalog, node, sql,
+                                                                  self.opt.full_refresh))
         except DuckrecError as e:
             return done("error", message=str(e))
         except duckdb.Error as e:

@@ -56,15 +56,15 @@ def load_seed(con, project: Project, node: Node) -> int:
     try:
         con.execute(sql)
         bad = con.execute(
-            "select line, column_name, error_type, error_message from duckrec_seed_rejects order by line limit 5"
-        ).fetchall()
+            "select line, column_name, error_type, error_message, count(*) over () "
+            "from duckrec_seed_rejects order by line limit 5").fetchall()
         if bad:
-            total = con.execute("select count(*) from duckrec_seed_rejects").fetchall()[0][0]
+            total = bad[0][4]
             con.execute("rollback")
             first = bad[0]
             details = "; ".join(
                 f"line {line}" + (f", column {col}" if col else "") + f": {etype}: {msg}"
-                for line, col, etype, msg in bad)
+                for line, col, etype, msg, _ in bad)
             raise NodeError(f"seed {node.name}: {total} row(s) do not parse ({details}). "
                             f"Fix the file or its column_types; nothing downstream was built.",
                             path=rel, line=int(first[0]))
@@ -73,6 +73,5 @@ def load_seed(con, project: Project, node: Node) -> int:
         con.execute("rollback")
         raise NodeError(f"seed {node.name}: cannot load: {e}", path=rel) from None
     finally:
-        for t in ("duckrec_seed_rejects", "duckrec_seed_scans"):
-            con.execute(f"drop table if exists {t}")
+        con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
     return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]

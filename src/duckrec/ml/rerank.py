@@ -9,35 +9,60 @@ and return flat row numbers into that table, so a caller can take its own column
 Ties always break by candidate order, so a re-ranker that is switched off (MMR with
 ``lam=1``, calibration with ``lam=0``, exploration with no slots) gives back exactly the
 score order, stably sorted.
+
+The last section lifts all of this to polars frames of the warehouse's tables
+(``Candidates``, ``*_lists``, reasons, MC-dropout uncertainty), so the Python models that
+build ``recs.lm_*_lists`` and ``eval.tradeoff`` stay a few lines and share one code path.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import polars as pl
 
 __all__ = [
-    "ExploreRule",
-    "Placement",
-    "RankedRows",
+    "LIST_SCHEMA",
+    "aligned_offsets",
     "calibrate",
     "calibrate_batch",
+    "calibrated_lists",
+    "candidate_uncertainty",
+    "Candidates",
+    "embedding_matrix",
+    "exploit_lists",
     "exploration_positions",
     "exploration_reason",
     "exploration_slots",
     "explore",
     "explore_batch",
+    "explore_lists",
+    "ExploreRule",
     "genre_distribution",
+    "genre_matrix",
     "group_offsets",
+    "history_genre_mix",
+    "item_lookup",
+    "like_reasons",
+    "lists_frame",
     "minmax",
     "mmr",
     "mmr_batch",
+    "mmr_lists",
     "most_similar_rows",
+    "Placement",
+    "purpose_histories",
+    "RankedRows",
+    "RerankSettings",
     "score_order",
+    "score_order_batch",
+    "slots_per_group",
+    "top_genre_flags",
 ]
 
 ExploreRule = Literal["ucb", "thompson"]
@@ -147,7 +172,7 @@ def mmr_batch(
     _check_k(k)
     _check_lambda("lam", lam)
     if lam == 1.0:
-        return _score_order_batch(offsets, scores, k)
+        return score_order_batch(offsets, scores, k)
     unit = _unit_rows(vectors)
     return _chunked(offsets, k, lambda padded: _mmr_padded(padded, scores, unit, k, lam))
 
@@ -225,7 +250,7 @@ def calibrate_batch(
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"calibrate: alpha must be in (0, 1], found {alpha}")
     if lam == 0.0:
-        return _score_order_batch(offsets, scores, k)
+        return score_order_batch(offsets, scores, k)
     item_dist = genre_distribution(genres)
     target_dist = genre_distribution(targets)
     return _chunked(
@@ -331,6 +356,7 @@ def explore(
     rng: np.random.Generator | None = None,
     exploit_scores: np.ndarray | None = None,
     placement: Placement = "spread",
+    interests: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One user's list with ``n_slots`` of its ``k`` slots given to exploration.
 
@@ -341,6 +367,9 @@ def explore(
     (``rule='thompson'``, needs ``rng``); they are placed as :func:`exploration_positions`
     says. Fallbacks: with fewer than ``k`` candidates the list is shorter; with fewer
     eligible candidates than ``n_slots`` the missing slots go back to the exploit order.
+    With ``interests`` (an id per candidate: the interest it would probe) the probes go
+    first to the best candidate of each distinct interest, then to the next best of any,
+    so a list's probes test several new interests rather than one several times.
     Returns (candidate positions, is_exploration flags), both of the list's length.
     """
     mean = _as_vector("mean", mean)
@@ -369,7 +398,14 @@ def explore(
         value = mean[candidates] + beta * std[candidates]
     else:
         value = rng.normal(mean[candidates], std[candidates])
-    probes = candidates[np.argsort(-value, kind="stable")[:n_slots]]
+    by_value = candidates[np.argsort(-value, kind="stable")]
+    if interests is not None:
+        probed = _as_vector("interests", interests, size=n)[by_value]
+        _, first_of_each = np.unique(probed, return_index=True)
+        firsts = np.zeros(by_value.size, dtype=bool)
+        firsts[first_of_each] = True
+        by_value = np.concatenate([by_value[firsts], by_value[~firsts]])
+    probes = by_value[:n_slots]
 
     exploit_fill = exploit_order[~np.isin(exploit_order, probes)][: length - probes.size]
     order = np.empty(length, dtype=np.int64)
@@ -394,6 +430,7 @@ def explore_batch(
     group_keys: np.ndarray | None = None,
     exploit_scores: np.ndarray | None = None,
     placement: Placement = "spread",
+    interests: np.ndarray | None = None,
 ) -> RankedRows:
     """:func:`explore` for every group; ``n_slots`` is one count per group (or one for all).
 
@@ -425,6 +462,7 @@ def explore_batch(
             rng=rng,
             exploit_scores=None if exploit is None else exploit[start:stop],
             placement=placement,
+            interests=None if interests is None else interests[start:stop],
         )
         rows.append(order + start)
         ranks.append(np.arange(1, order.size + 1))
@@ -530,7 +568,8 @@ def _ranked_rows(rows, groups, ranks, flags) -> RankedRows:
     )
 
 
-def _score_order_batch(offsets: np.ndarray, scores: np.ndarray, k: int) -> RankedRows:
+def score_order_batch(offsets: np.ndarray, scores: np.ndarray, k: int) -> RankedRows:
+    """Every group's first ``k`` rows by descending score, ties by row order: the exploit lists."""
     rows, groups, ranks = [], [], []
     for g in range(offsets.size - 1):
         start, stop = int(offsets[g]), int(offsets[g + 1])
@@ -617,3 +656,401 @@ def _check_k(k: int) -> None:
 def _check_lambda(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name}: expected a weight in [0, 1], found {value}")
+
+
+# --- frames: the re-rankers over the warehouse's long tables ---------------------------------
+#
+# The Python models pass their refs in as polars frames and get list rows back; everything
+# between (sorting, group offsets, item lookups, reasons) lives here so that each model
+# stays a few lines and the tradeoff table re-uses exactly the code of the served lists.
+
+LIST_SCHEMA: dict[str, pl.DataType] = {
+    "purpose": pl.Utf8,
+    "strategy": pl.Utf8,
+    "user_id": pl.Int64,
+    "rank": pl.Int32,
+    "item_id": pl.Int64,
+    "score": pl.Float64,
+    "is_exploration": pl.Boolean,
+    "reason": pl.Utf8,
+}
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """The re-rankers' settings, from the project's ``rerank`` var (unknown keys are an error).
+
+    ``explore_shares`` maps an RFM segment to the share of a list's slots that explores;
+    segments not listed (and users without a segment) get ``explore_default_share``.
+    """
+
+    mmr_lambda: float = 0.7
+    calibration_lambda: float = 0.5
+    explore_shares: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "New": 0.3,
+            "Promising": 0.3,
+            "Potential loyalists": 0.2,
+            "Need attention": 0.2,
+            "Hibernating": 0.2,
+            "Lost": 0.2,
+            "Loyal": 0.1,
+            "Champions": 0.1,
+            "At risk": 0.1,
+            "Cannot lose them": 0.1,
+        }
+    )
+    explore_default_share: float = 0.2
+    explore_rule: ExploreRule = "ucb"
+    explore_beta: float = 1.0
+    explore_placement: Placement = "spread"
+    explore_distinct_interests: bool = True
+    mc_passes: int = 20
+    tradeoff_k: int = 10
+    tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
+    tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
+    tradeoff_explore_shares: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+    @classmethod
+    def from_vars(cls, values: Mapping | None) -> RerankSettings:
+        values = dict(values or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"RerankSettings: unknown rerank settings {unknown}; expected some of {sorted(known)}")
+        for key in ("tradeoff_mmr_lambdas", "tradeoff_calibration_lambdas", "tradeoff_explore_shares"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        if "explore_shares" in values:
+            values["explore_shares"] = {str(s): float(v) for s, v in dict(values["explore_shares"]).items()}
+        settings = cls(**values)
+        _check_lambda("rerank.mmr_lambda", settings.mmr_lambda)
+        _check_lambda("rerank.calibration_lambda", settings.calibration_lambda)
+        if settings.explore_rule not in ("ucb", "thompson"):
+            raise ValueError(f"rerank.explore_rule: expected 'ucb' or 'thompson', found {settings.explore_rule!r}")
+        if settings.explore_placement not in ("spread", "tail"):
+            raise ValueError(
+                f"rerank.explore_placement: expected 'spread' or 'tail', found {settings.explore_placement!r}"
+            )
+        if settings.mc_passes < 2:
+            raise ValueError(f"rerank.mc_passes: expected >= 2 (a spread needs two draws), found {settings.mc_passes}")
+        return settings
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The LM's candidates sorted by (purpose, user_id, rank), with group offsets.
+
+    ``frame`` has at least purpose, user_id, rank, item_id, score; a group is one
+    (purpose, user) pair and ``groups`` lists them in order.
+    """
+
+    frame: pl.DataFrame
+    offsets: np.ndarray
+    groups: pl.DataFrame
+
+    @classmethod
+    def from_frame(cls, candidates: pl.DataFrame, histories: pl.DataFrame | None = None) -> Candidates:
+        """Sorts the candidates; drops rows without an item or a finite score (the LM pads
+        short lists with them), repeats of an item and, given ``histories`` (purpose, user_id,
+        item_id), items the user already has, so no list can show them."""
+        required = {"purpose", "user_id", "rank", "item_id", "score"}
+        missing = sorted(required - set(candidates.columns))
+        if missing:
+            raise ValueError(
+                f"Candidates: expected columns {sorted(required)}, found {candidates.columns} (missing {missing})"
+            )
+        frame = candidates.filter(
+            pl.col("item_id").is_not_null() & pl.col("score").cast(pl.Float64).is_finite()
+        ).sort("purpose", "user_id", "rank", "item_id").unique(
+            ["purpose", "user_id", "item_id"], keep="first", maintain_order=True
+        )
+        if histories is not None:
+            seen = histories.select("purpose", "user_id", "item_id").unique()
+            frame = frame.join(seen, on=["purpose", "user_id", "item_id"], how="anti", maintain_order="left")
+        frame = frame.with_columns(pl.col("user_id").cast(pl.Int64), pl.col("item_id").cast(pl.Int64))
+        offsets = group_offsets(frame["purpose"].to_numpy(), frame["user_id"].to_numpy())
+        groups = frame.select("purpose", "user_id").gather(offsets[:-1])
+        return cls(frame, offsets, groups)
+
+    def item_ids(self) -> np.ndarray:
+        return self.frame["item_id"].to_numpy()
+
+    def purpose(self, name: str) -> Candidates:
+        return Candidates.from_frame(self.frame.filter(pl.col("purpose") == name))
+
+
+def item_lookup(item_ids: np.ndarray, table_ids: np.ndarray, table_values: np.ndarray) -> np.ndarray:
+    """Rows of ``table_values`` for ``item_ids`` (``table_ids`` their keys); zeros for unknown ids."""
+    table_ids = np.asarray(table_ids, dtype=np.int64)
+    values = np.asarray(table_values)
+    if values.shape[0] != table_ids.size:
+        raise ValueError(
+            f"item_lookup: expected one value row per table id ({table_ids.size}), found {values.shape[0]}"
+        )
+    out = np.zeros((np.size(item_ids), *values.shape[1:]), dtype=values.dtype)
+    if table_ids.size == 0:
+        return out
+    order = np.argsort(table_ids, kind="stable")
+    sorted_ids = table_ids[order]
+    ids = np.asarray(item_ids, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    found = sorted_ids[pos] == ids
+    out[found] = values[order[pos[found]]]
+    return out
+
+
+def embedding_matrix(item_ids: np.ndarray, embeddings: pl.DataFrame) -> np.ndarray:
+    """Item vectors from ``ml.item_embeddings`` (item_id, embedding) for ``item_ids``; zeros if unknown."""
+    if embeddings.height == 0:
+        return np.zeros((len(item_ids), 1))
+    vectors = np.asarray(embeddings["embedding"].to_list(), dtype=np.float64)
+    return item_lookup(item_ids, embeddings["item_id"].to_numpy(), vectors)
+
+
+def genre_matrix(item_ids: np.ndarray, items: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Multi-hot genres of ``item_ids`` from ``staging.items`` (item_id, genres) and the genre names."""
+    exploded = items.select("item_id", "genres").explode("genres").drop_nulls("genres")
+    names = sorted(exploded["genres"].unique().to_list())
+    column = {name: i for i, name in enumerate(names)}
+    table_ids = items["item_id"].to_numpy()
+    row_of = {int(item): row for row, item in enumerate(table_ids)}
+    table = np.zeros((table_ids.size, len(names)))
+    rows = [row_of[int(i)] for i in exploded["item_id"].to_list()]
+    cols = [column[g] for g in exploded["genres"].to_list()]
+    table[rows, cols] = 1.0
+    return item_lookup(item_ids, table_ids, table), names
+
+
+def purpose_histories(fit_events: pl.DataFrame) -> pl.DataFrame:
+    """(purpose, user_id, item_id, position) sorted: what each purpose's lists start from."""
+    return fit_events.select(
+        "purpose", pl.col("user_id").cast(pl.Int64), pl.col("item_id").cast(pl.Int64), "position"
+    ).sort("purpose", "user_id", "position", "item_id")
+
+
+def aligned_offsets(groups: pl.DataFrame, rows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """``rows`` of the same (purpose, user_id) groups, reordered to follow ``groups``, with
+    offsets (empty runs for groups without rows); rows of other groups are dropped."""
+    keyed = groups.with_row_index("_group")
+    joined = rows.join(keyed, on=["purpose", "user_id"], how="inner").sort("_group", maintain_order=True)
+    counts = np.bincount(joined["_group"].to_numpy(), minlength=groups.height)
+    return joined.drop("_group"), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def lists_frame(candidates: Candidates, ranked: RankedRows, strategy: str, reasons: Sequence | None = None) -> pl.DataFrame:
+    """The list columns (``LIST_SCHEMA``) of the ``ranked`` candidate rows."""
+    picked = candidates.frame[ranked.rows]
+    return pl.DataFrame(
+        {
+            "purpose": picked["purpose"],
+            "strategy": pl.Series([strategy] * ranked.rows.size, dtype=pl.Utf8),
+            "user_id": picked["user_id"],
+            "rank": ranked.rank,
+            "item_id": picked["item_id"],
+            "score": picked["score"],
+            "is_exploration": ranked.is_exploration,
+            "reason": pl.Series(reasons if reasons is not None else [None] * ranked.rows.size, dtype=pl.Utf8),
+        },
+        schema=LIST_SCHEMA,
+    )
+
+
+def exploit_lists(candidates: Candidates, k: int, strategy: str = "lm") -> pl.DataFrame:
+    """The LM's own order, cut at ``k``: the point every re-ranker is measured against."""
+    ranked = score_order_batch(candidates.offsets, candidates.frame["score"].to_numpy(), k)
+    return lists_frame(candidates, ranked, strategy)
+
+
+def mmr_lists(candidates: Candidates, item_vectors: np.ndarray, k: int, lam: float, strategy: str = "lm_mmr") -> pl.DataFrame:
+    """:func:`mmr` lists for every (purpose, user); ``item_vectors`` aligned with the candidate rows."""
+    ranked = mmr_batch(candidates.offsets, candidates.frame["score"].to_numpy(), item_vectors, k, lam)
+    return lists_frame(candidates, ranked, strategy)
+
+
+def history_genre_mix(groups: pl.DataFrame, histories: pl.DataFrame, items: pl.DataFrame) -> np.ndarray:
+    """Each group's history genre distribution (Steck's p(g|u)): the mean over its history
+    items of the item's genres normalised to sum 1; columns in ``genre_matrix`` order."""
+    rows, offsets = aligned_offsets(groups, histories)
+    genres, _ = genre_matrix(rows["item_id"].to_numpy(), items)
+    item_dist = genre_distribution(genres)
+    sums = np.add.reduceat(np.vstack([item_dist, np.zeros((1, item_dist.shape[1]))]), offsets[:-1], axis=0)
+    sums[offsets[:-1] == offsets[1:]] = 0.0  # reduceat repeats a row for an empty run
+    return genre_distribution(sums)
+
+
+def calibrated_lists(
+    candidates: Candidates,
+    item_genres: np.ndarray,
+    target_mixes: np.ndarray,
+    k: int,
+    lam: float,
+    strategy: str = "lm_calibrated",
+) -> pl.DataFrame:
+    """:func:`calibrate` lists for every (purpose, user); ``target_mixes`` one row per group."""
+    ranked = calibrate_batch(
+        candidates.offsets, candidates.frame["score"].to_numpy(), item_genres, target_mixes, k, lam
+    )
+    return lists_frame(candidates, ranked, strategy)
+
+
+def top_genre_flags(candidates: Candidates, items: pl.DataFrame, interests: pl.DataFrame) -> tuple[np.ndarray, list[str | None]]:
+    """Per candidate row: is it outside its user's top interests, and the interest it probes.
+
+    ``interests`` are (purpose, user_id, interest, weight, is_top) genre rows. A candidate is
+    outside when it has genres and none is a top interest (an item without genres probes
+    nothing nameable). The probed interest is the candidate's genre the user has shown least
+    (lowest weight, unseen genres 0), ties by name.
+    """
+    rows = candidates.frame.select("purpose", "user_id", "item_id").with_row_index("_row")
+    exploded = (
+        rows.join(items.select(pl.col("item_id").cast(pl.Int64), "genres"), on="item_id", how="inner")
+        .explode("genres")
+        .drop_nulls("genres")
+        .rename({"genres": "interest"})
+        .join(
+            interests.select("purpose", pl.col("user_id").cast(pl.Int64), "interest", "weight", "is_top"),
+            on=["purpose", "user_id", "interest"],
+            how="left",
+        )
+        .with_columns(pl.col("weight").fill_null(0.0), pl.col("is_top").fill_null(False))
+    )
+    per_row = (
+        exploded.sort("_row", "weight", "interest")
+        .group_by("_row", maintain_order=True)
+        .agg(pl.col("is_top").any().alias("touches_top"), pl.col("interest").first().alias("probe"))
+    )
+    outside = np.zeros(candidates.frame.height, dtype=bool)
+    probe: list[str | None] = [None] * candidates.frame.height
+    row_index = per_row["_row"].to_numpy()
+    outside[row_index] = ~per_row["touches_top"].to_numpy()
+    for r, name in zip(row_index.tolist(), per_row["probe"].to_list()):
+        probe[r] = name
+    return outside, probe
+
+
+def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mapping[str, float], k: int, default_share: float) -> np.ndarray:
+    """Exploration slots of each group's list from its user's ``rfm_segment`` (user_id, rfm_segment)."""
+    segment_of = dict(zip(segments["user_id"].cast(pl.Int64).to_list(), segments["rfm_segment"].to_list()))
+    return np.array(
+        [exploration_slots(segment_of.get(u), shares, k, default_share) for u in groups["user_id"].to_list()],
+        dtype=np.int64,
+    )
+
+
+def explore_lists(
+    candidates: Candidates,
+    mean: np.ndarray,
+    std: np.ndarray,
+    outside: np.ndarray,
+    probes: Sequence[str | None],
+    n_slots: np.ndarray | int,
+    k: int,
+    rule: ExploreRule = "ucb",
+    beta: float = 1.0,
+    seed: int = 0,
+    placement: Placement = "spread",
+    distinct_interests: bool = True,
+    strategy: str = "lm_explore",
+) -> pl.DataFrame:
+    """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
+    exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
+    ``distinct_interests``), each with its reason."""
+    users = candidates.groups["user_id"].to_numpy()
+    purpose_keys = np.array([zlib.crc32(p.encode()) for p in candidates.groups["purpose"].to_list()], dtype=np.int64)
+    ranked = explore_batch(
+        candidates.offsets,
+        mean,
+        std,
+        outside,
+        k,
+        n_slots,
+        rule=rule,
+        beta=beta,
+        seed=seed,
+        group_keys=np.stack([purpose_keys, users], axis=1) if users.size else None,
+        exploit_scores=candidates.frame["score"].to_numpy(),
+        placement=placement,
+        interests=_interest_ids(probes) if distinct_interests else None,
+    )
+    reasons = [
+        exploration_reason(probes[r] or "another interest", float(mean[r]), float(std[r])) if flag else None
+        for r, flag in zip(ranked.rows.tolist(), ranked.is_exploration.tolist())
+    ]
+    return lists_frame(candidates, ranked, strategy, reasons)
+
+
+def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
+    ids: dict[str | None, int] = {}
+    return np.array([ids.setdefault(p, len(ids)) for p in probes], dtype=np.int64)
+
+
+def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """Fills the empty ``reason`` of list rows with "like <title>": the user's history item
+    (of the list's purpose) whose embedding is closest to the recommended item's."""
+    lists = lists.with_row_index("_order")
+    todo = lists.filter(pl.col("reason").is_null()).sort("purpose", "user_id", "rank")
+    if todo.height == 0:
+        return lists.drop("_order")
+    offsets = group_offsets(todo["purpose"].to_numpy(), todo["user_id"].to_numpy())
+    groups = todo.select("purpose", "user_id").gather(offsets[:-1])
+    history, history_offsets = aligned_offsets(groups, histories)
+    nearest = most_similar_rows(
+        offsets,
+        embedding_matrix(todo["item_id"].to_numpy(), embeddings),
+        history_offsets,
+        embedding_matrix(history["item_id"].to_numpy(), embeddings),
+    )
+    history_items = history["item_id"].to_numpy()
+    titles = dict(zip(items["item_id"].cast(pl.Int64).to_list(), items["title"].to_list()))
+    filled = [
+        f"like {titles.get(int(history_items[n])) or f'item {int(history_items[n])}'}" if n >= 0 else "popular now"
+        for n in nearest.tolist()
+    ]
+    done = todo.select("_order").with_columns(pl.Series("_filled", filled, dtype=pl.Utf8))
+    return (
+        lists.join(done, on="_order", how="left")
+        .sort("_order")
+        .with_columns(pl.coalesce("reason", "_filled").alias("reason"))
+        .drop("_order", "_filled")
+    )
+
+
+def candidate_uncertainty(lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and spread of the LM's probability for every candidate row.
+
+    ``lm`` is a :class:`duckrec.ml.score.TrainedLM`; each (purpose, user) is scored from its
+    purpose's history, as the candidates were. Items outside the LM's catalogue get 0, 0.
+    """
+    from .score import score_candidates_mc  # torch is only needed by the exploring strategies
+
+    mean = np.zeros(candidates.frame.height)
+    std = np.zeros(candidates.frame.height)
+    catalogue_ids = lm.catalogue.item_ids
+    history, history_offsets = aligned_offsets(candidates.groups, histories)
+    history_items = history["item_id"].to_numpy()
+    known_history = np.isin(history_items, catalogue_ids)
+    history_index = np.zeros(history_items.size, dtype=np.int64)
+    history_index[known_history] = lm.catalogue.index(history_items[known_history])
+    cand_items = candidates.item_ids()
+    known_cand = np.isin(cand_items, catalogue_ids)
+    cand_index = np.zeros(cand_items.size, dtype=np.int64)
+    cand_index[known_cand] = lm.catalogue.index(cand_items[known_cand])
+    purposes = candidates.groups["purpose"].to_numpy()
+    for purpose in sorted(set(purposes.tolist())):
+        group_ids = np.flatnonzero(purposes == purpose)
+        seqs = []
+        for g in group_ids:
+            h = history_index[history_offsets[g] : history_offsets[g + 1]]
+            seqs.append(h[h > 0])
+        sizes = candidates.offsets[group_ids + 1] - candidates.offsets[group_ids]
+        width = max(int(sizes.max()), 1)
+        block = np.zeros((group_ids.size, width), dtype=np.int64)
+        column = np.arange(width)
+        valid = column[None, :] < sizes[:, None]
+        rows = candidates.offsets[group_ids][:, None] + column[None, :]
+        block[valid] = cand_index[rows[valid]]
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed)
+        mean[rows[valid]] = m[valid]
+        std[rows[valid]] = s[valid]
+    return mean, std

@@ -6,7 +6,7 @@ round-trips through bytes, so a checkpoint stored in the warehouse reproduces th
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -18,10 +18,25 @@ from .sequences import Catalogue, pad_histories
 
 @dataclass(frozen=True)
 class Mixture:
-    """P(next) = rnn_weight * P_rnn + (1 - rnn_weight) * P_bigram (smoothing: its backoff mass)."""
+    """P(next) = rnn_weight * P_rnn + (1 - rnn_weight) * P_ngram.
+
+    The n-gram half (see ``ngram``) counts pairs up to ``max_distance`` apart, the reverse
+    direction at ``backward_weight``, backs off to the unigram with ``smoothing``, and
+    averages over the last ``context`` history items weighted ``decay ** age``.
+    """
 
     rnn_weight: float = 1.0
     smoothing: float = 1.0
+    decay: float = 1.0
+    context: int = 1
+    max_distance: int = 1
+    backward_weight: float = 0.0
+
+    def fit_ngram(self, sequences: list[np.ndarray], n_items: int) -> Bigram | None:
+        if self.rnn_weight >= 1.0:
+            return None
+        return fit_bigram(sequences, n_items, max_distance=self.max_distance,
+                          backward_weight=self.backward_weight)
 
 
 @dataclass
@@ -40,8 +55,7 @@ class TrainedLM:
             "token_names": list(cat.token_names),
             "token_offsets": torch.from_numpy(cat.token_offsets),
             "token_index": torch.from_numpy(cat.token_index),
-            "rnn_weight": float(self.mixture.rnn_weight),
-            "smoothing": float(self.mixture.smoothing),
+            "mixture": asdict(self.mixture),
             "context": int(self.context),
         }
         buf = io.BytesIO()
@@ -64,7 +78,7 @@ class TrainedLM:
         model = ItemLM(LMConfig(**blob["config"]), weights["token_offsets"], weights["token_index"], weights["has_events"])
         model.load_state_dict(weights)
         model.eval()
-        return cls(cat, model, Mixture(blob["rnn_weight"], blob["smoothing"]), blob["context"])
+        return cls(cat, model, Mixture(**blob["mixture"]), blob["context"])
 
 
 @torch.no_grad()
@@ -99,8 +113,8 @@ def next_item_scores(lm: TrainedLM, states: torch.Tensor, histories: list[np.nda
     w = lm.mixture.rnn_weight
     if bigram is None or w >= 1.0:
         return probs
-    last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
-    return w * probs + (1.0 - w) * next_item_probs(bigram, last, lm.mixture.smoothing)
+    mix = lm.mixture
+    return w * probs + (1.0 - w) * next_item_probs(bigram, histories, mix.smoothing, mix.context, mix.decay)
 
 
 def _exclude(scores: torch.Tensor, exclude: list[np.ndarray]) -> None:
@@ -131,7 +145,7 @@ def top_k(
     if len(exclude) != len(histories):
         raise ValueError(f"top_k: expected one exclusion list per history, found {len(exclude)} for {len(histories)}")
     n = lm.catalogue.n_items
-    bigram = fit_bigram(histories if bigram_sequences is None else bigram_sequences, n) if lm.mixture.rnn_weight < 1 else None
+    bigram = lm.mixture.fit_ngram(histories if bigram_sequences is None else bigram_sequences, n)
     states = user_states(lm.model, histories, lm.context)
     kk = min(k, n)
     items = np.zeros((len(histories), k), dtype=np.int64)
@@ -180,7 +194,7 @@ def score_candidates_mc(
     if passes < 2:
         raise ValueError(f"score_candidates_mc: expected passes >= 2 for a std, found {passes}")
     n = lm.catalogue.n_items
-    bigram = fit_bigram(histories if bigram_sequences is None else bigram_sequences, n) if lm.mixture.rnn_weight < 1 else None
+    bigram = lm.mixture.fit_ngram(histories if bigram_sequences is None else bigram_sequences, n)
     pick = (cand - 1).clamp(min=0)
     draws = []
     model = lm.model

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import ItemLM, LMConfig
+from .model import ItemLM, LMConfig, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
 from .score import Mixture, TrainedLM, rank_metrics, user_states
 from .sequences import Catalogue, make_batches, training_windows
@@ -37,8 +37,13 @@ class TrainConfig:
     seed: int = 42
     threads: int = 2
     eval_k: int = 10
-    rnn_weights: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
+    # the n-gram half of the mixture; the grids are searched on validation NDCG@k
+    ngram_distance: int = 5
+    ngram_backward: float = 0.5
+    ngram_context: int = 5
+    rnn_weights: tuple[float, ...] = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
     smoothings: tuple[float, ...] = (0.5, 2.0, 8.0)
+    decays: tuple[float, ...] = (0.4, 0.6, 0.8)
 
     @classmethod
     def from_vars(cls, values: dict | None) -> "TrainConfig":
@@ -48,7 +53,7 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"TrainConfig: unknown lm settings {unknown}; expected some of {sorted(known)}")
-        for key in ("rnn_weights", "smoothings"):
+        for key in ("rnn_weights", "smoothings", "decays"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
         return cls(**values)
@@ -82,7 +87,7 @@ def deterministic(seed: int, threads: int) -> Iterator[np.random.Generator]:
 def _loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor, vectors: torch.Tensor,
           n_sampled: int, sampler: torch.Tensor | None) -> torch.Tensor:
     if not n_sampled:
-        return F.cross_entropy(model.logits(states, vectors), targets - 1)
+        return full_softmax_loss(model, states, targets, vectors)
     # shared negatives drawn from P(item)^0.75, with the logQ correction so the sampled
     # softmax estimates the full one; an accidental hit of the target is masked out
     negatives = torch.multinomial(sampler, n_sampled, replacement=True) + 1
@@ -98,9 +103,11 @@ class _Validator:
 
     def __init__(self, histories: list[np.ndarray], targets: np.ndarray, n_items: int, config: TrainConfig):
         self.histories, self.targets, self.config = histories, np.asarray(targets), config
-        bigram = fit_bigram(histories, n_items)
-        last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
-        self.bigram_probs = {s: next_item_probs(bigram, last, s) for s in config.smoothings}
+        self.base = Mixture(1.0, 1.0, 1.0, config.ngram_context, config.ngram_distance, config.ngram_backward)
+        bigram = fit_bigram(histories, n_items, max_distance=config.ngram_distance,
+                            backward_weight=config.ngram_backward)
+        self.ngram_probs = {(s, d): next_item_probs(bigram, histories, s, config.ngram_context, d)
+                            for s in config.smoothings for d in config.decays}
         rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)] + [np.zeros(0, np.int64)])
         cols = np.concatenate(list(histories) + [np.zeros(0, np.int64)]) - 1
         self.seen = (torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64)))
@@ -111,18 +118,19 @@ class _Validator:
         states = user_states(model, self.histories, self.config.window)
         with torch.no_grad():
             rnn = torch.softmax(model.logits(states, model.item_vectors()), 1)
-        best, best_mix, alone = None, Mixture(), None
+        best, best_mix, alone = None, self.base, None
         for w in self.config.rnn_weights:
-            for s in self.config.smoothings if w < 1 else (1.0,):
-                scores = rnn if w >= 1 else w * rnn + (1 - w) * self.bigram_probs[s]
+            for s, d in self.ngram_probs if w < 1 else [(1.0, 1.0)]:
+                scores = rnn if w >= 1 else w * rnn + (1 - w) * self.ngram_probs[(s, d)]
                 scores = scores.clone()
                 scores[self.seen] = float("-inf")
-                top = (torch.topk(scores, k, 1).indices + 1).numpy()
+                val, idx = torch.topk(scores, min(k, scores.shape[1]), 1)
+                top = torch.where(torch.isfinite(val), idx + 1, 0).numpy()
                 m = rank_metrics(top, self.targets, k)
                 if w >= 1:
                     alone = m
                 if best is None or m["ndcg"] > best["ndcg"] + 1e-12:
-                    best, best_mix = m, Mixture(w, s)
+                    best, best_mix = m, replace(self.base, rnn_weight=w, smoothing=s, decay=d)
         return best, best_mix, alone or best
 
 
@@ -189,10 +197,11 @@ def train_lm(
                 metrics, mix = {"ndcg": float(epoch)}, Mixture()
                 row.update(valid_hit_rate=None, valid_ndcg=None)
             row["seconds"] = time.perf_counter() - t0
+            row["cpu"] = time.process_time()
             history.append(row)
             log(f"epoch {epoch} loss {row['train_loss']:.4f} valid ndcg@{config.eval_k} "
                 f"{row['valid_ndcg'] if row['valid_ndcg'] is None else round(row['valid_ndcg'], 4)} "
-                f"(rnn alone {row.get('rnn_valid_ndcg', float('nan')):.4f}) {row['seconds']:.1f}s")
+                f"(rnn alone {row.get('rnn_valid_ndcg', float('nan')):.4f}) {row['seconds']:.1f}s cpu {row['cpu']:.0f}")
             if metrics["ndcg"] > best_ndcg:
                 best_ndcg, best_epoch, best_mix = metrics["ndcg"], epoch, mix
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
