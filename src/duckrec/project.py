@@ -204,8 +204,59 @@ def _strip_lines(value: Any) -> Any:
 # --------------------------------------------------------------------------- loading
 
 
+CACHE_FILE = "partial_parse.pickle"
+
+
 def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
+    """The parsed project; reuses target/partial_parse.pickle while no project file changed.
+
+    Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads.
+    """
+    import pickle
+
+    from . import __version__
+
     root = Path(root).resolve()
+    cache = root / "target" / CACHE_FILE
+    try:
+        with open(cache, "rb") as f:
+            cached = pickle.load(f)
+        if cached["version"] == __version__ and cached["signature"] == _signature(root, cached["dirs"]):
+            project = cached["project"]
+            project.vars = {**project.vars, **(cli_vars or {})}
+            return project
+    except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
+        pass
+    project = _parse_project(root, None)
+    dirs = sorted({project.paths[k] for k in ("sql", "python_models", "models", "seeds", "macros", "data_tests")})
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(CACHE_FILE + f".{os.getpid()}")
+        with open(tmp, "wb") as f:
+            pickle.dump({"version": __version__, "dirs": dirs, "signature": _signature(root, dirs),
+                         "project": project}, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    project.vars = {**project.vars, **(cli_vars or {})}
+    return project
+
+
+def _signature(root: Path, dirs: list[str]) -> list[tuple[str, int, int]]:
+    """Path, mtime and size of project.yml and of every file under the project's folders."""
+    out = []
+    st = os.stat(root / PROJECT_FILE)
+    out.append((PROJECT_FILE, st.st_mtime_ns, st.st_size))
+    for d in dirs:
+        for base, subdirs, files in os.walk(root / d):
+            subdirs[:] = sorted(x for x in subdirs if x != "__pycache__")
+            for name in sorted(files):
+                st = os.stat(os.path.join(base, name))
+                out.append((os.path.join(base, name), st.st_mtime_ns, st.st_size))
+    return out
+
+
+def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     cfg_path = root / PROJECT_FILE
     if not cfg_path.exists():
         raise ProjectError(f"no {PROJECT_FILE} in {root}: run duckrec from a project folder or pass --project-dir")
