@@ -38,7 +38,7 @@ cutoff as (
         {% if var('temporal_cutoff', none) is none %}
         quantile_disc(event_time, 0.9)
         {% else %}
-        cast('{{ var("temporal_cutoff") }}' as timestamp)
+        any_value(cast('{{ var("temporal_cutoff") }}' as timestamp))
         {% endif %} as cutoff_time
     from events
 ),

@@ -1,7 +1,16 @@
 -- Item popularity per list purpose, from the events that purpose may learn from
--- (features.fit_events): the baselines' ranking, tie-break and fill.
+-- (features.fit_events): the baselines' ranking, tie-break and fill. Every catalogue item
+-- has a row, so lists rank the full catalogue: items nobody touched come last (n_users 0).
 with fit as (
     select * from {{ ref('fit_events') }}
+),
+
+items as (
+    select item_id from {{ ref('items') }}
+),
+
+purposes as (
+    select * from (values ('holdout'), ('served')) as purposes(purpose)
 ),
 
 counted as (
@@ -14,16 +23,27 @@ purpose_users as (
     select purpose, count(distinct user_id) as n_purpose_users
     from fit
     group by purpose
+),
+
+catalogue as (
+    select
+        purposes.purpose,
+        items.item_id,
+        coalesce(counted.n_users, 0) as n_users,
+        coalesce(counted.n_events, 0) as n_events
+    from purposes
+    cross join items
+    left join counted using (purpose, item_id)
 )
 
 select
-    counted.purpose,
-    counted.item_id,
-    counted.n_users,
-    counted.n_events,
-    counted.n_users / purpose_users.n_purpose_users as user_share,
+    catalogue.purpose,
+    catalogue.item_id,
+    catalogue.n_users,
+    catalogue.n_events,
+    coalesce(catalogue.n_users / purpose_users.n_purpose_users, 0) as user_share,
     row_number() over (
-        partition by counted.purpose order by counted.n_users desc, counted.n_events desc, counted.item_id
+        partition by catalogue.purpose order by catalogue.n_users desc, catalogue.n_events desc, catalogue.item_id
     )::integer as popularity_rank
-from counted
-join purpose_users using (purpose)
+from catalogue
+left join purpose_users using (purpose)

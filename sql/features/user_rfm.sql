@@ -20,7 +20,7 @@ reference_date as (
         {% if var('as_of', none) is none %}
         max(event_time)
         {% else %}
-        cast('{{ var("as_of") }}' as timestamp)
+        any_value(cast('{{ var("as_of") }}' as timestamp))
         {% endif %} as as_of
     from events
 ),

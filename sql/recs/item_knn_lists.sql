@@ -1,27 +1,49 @@
 -- item_knn: item-to-item cosine similarity of co-occurrence over users,
 --   sim(i, j) = n_users(i and j) / sqrt(n_users(i) * n_users(j)),
--- each item keeping its var('knn_neighbours') most similar items; a candidate's score is the
--- sum of its similarities to the user's history items. Lists shorter than K are filled from
--- the popularity list (score 0, 'popular now').
+-- over each user's last var('knn_max_user_events') events and pairs seen by at least
+-- var('knn_min_co_users') users, each item keeping its var('knn_neighbours') most similar items.
+-- A candidate's score is the sum of its similarities to the user's history items; the reason
+-- names the most similar history item. Lists shorter than K are filled from the popularity
+-- list (score 0, 'popular now').
 -- One self-join serves both purposes: a pair counts for 'served' always and for 'holdout'
 -- only when neither event is in the test split (the 'holdout' fit events, features.fit_events).
 {% set k = var('ks', [10]) | max %}
-{% set neighbours = var('knn_neighbours', 50) %}
-with events as (
-    select user_id, item_id, split = 'test' as is_test from {{ ref('event_splits') }}
+{% set neighbours = var('knn_neighbours', 20) %}
+{% set max_user_events = var('knn_max_user_events', 200) %}
+{% set min_co_users = var('knn_min_co_users', 3) %}
+with events as materialized (
+    -- one row per user and item (an item rated twice counts once; it is a test item only
+    -- when every one of its events is in the test split)
+    select user_id, item_id, bool_and(split = 'test') as is_test
+    from {{ ref('event_splits') }}
+    group by user_id, item_id
+    {% if max_user_events is not none %}
+    -- heavy users would dominate the pair count (a user with n items makes n^2/2 pairs):
+    -- only each user's most recent items count, as Mahout's maxPrefsPerUser does
+    qualify row_number() over (partition by user_id order by max(position) desc) <= {{ max_user_events }}
+    {% endif %}
 ),
 
 items as (
     select item_id, title from {{ ref('items') }}
 ),
 
-item_users as (
+item_users as materialized (
     select
         item_id,
-        count(distinct user_id) as n_served,
-        count(distinct user_id) filter (where not is_test) as n_holdout
+        count(*) as n_served,
+        count(*) filter (where not is_test) as n_holdout
     from events
     group by item_id
+),
+
+-- a pair seen by fewer than var('knn_min_co_users') users is noise (and most of the pairs);
+-- neither of its items can be in such a pair unless it has that many users itself
+frequent_events as (
+    select events.*
+    from events
+    join item_users using (item_id)
+    where item_users.n_served >= {{ min_co_users }}
 ),
 
 pair_counts as (
@@ -30,47 +52,60 @@ pair_counts as (
         b.item_id as item_b,
         count(*) as n_served,
         count(*) filter (where not a.is_test and not b.is_test) as n_holdout
-    from events a
-    join events b on a.user_id = b.user_id and a.item_id < b.item_id
+    from frequent_events a
+    join frequent_events b on a.user_id = b.user_id and a.item_id < b.item_id
     group by a.item_id, b.item_id
+    having count(*) >= {{ min_co_users }}
 ),
 
 pair_similarity as (
     select
-        purpose,
         pair_counts.item_a,
         pair_counts.item_b,
-        case purpose
-            when 'served' then pair_counts.n_served / sqrt(ua.n_served * ub.n_served)
-            else pair_counts.n_holdout / sqrt(ua.n_holdout * ub.n_holdout)
-        end as similarity
+        pair_counts.n_served / sqrt(ua.n_served * ub.n_served) as served_similarity,
+        -- the holdout count must pass the threshold on its own, or test events would choose pairs
+        case
+            when pair_counts.n_holdout >= {{ min_co_users }}
+                then pair_counts.n_holdout / sqrt(ua.n_holdout * ub.n_holdout)
+        end as holdout_similarity
     from pair_counts
     join item_users ua on ua.item_id = pair_counts.item_a
     join item_users ub on ub.item_id = pair_counts.item_b
-    cross join (values ('served'), ('holdout')) as purposes(purpose)
-    where (purpose = 'served' and pair_counts.n_served > 0)
-        or (purpose = 'holdout' and pair_counts.n_holdout > 0)
 ),
 
 symmetric_similarity as (
-    select purpose, item_a as item_id, item_b as neighbour_id, similarity from pair_similarity
+    select item_a as item_id, item_b as neighbour_id, served_similarity, holdout_similarity
+    from pair_similarity
     union all
-    select purpose, item_b as item_id, item_a as neighbour_id, similarity from pair_similarity
+    select item_b as item_id, item_a as neighbour_id, served_similarity, holdout_similarity
+    from pair_similarity
+),
+
+-- each item's var('knn_neighbours') most similar items, per purpose
+top_neighbours as materialized (
+    select
+        item_id,
+        max_by({'neighbour_id': neighbour_id, 'similarity': served_similarity}, served_similarity, {{ neighbours }})
+            filter (where served_similarity > 0) as served,
+        max_by({'neighbour_id': neighbour_id, 'similarity': holdout_similarity}, holdout_similarity, {{ neighbours }})
+            filter (where holdout_similarity > 0) as holdout
+    from symmetric_similarity
+    group by item_id
 ),
 
 neighbours as (
-    select *
-    from symmetric_similarity
-    qualify row_number() over (
-        partition by purpose, item_id order by similarity desc, neighbour_id
-    ) <= {{ neighbours }}
+    select 'served' as purpose, item_id, unnest(served, recursive := true)
+    from top_neighbours
+    union all
+    select 'holdout' as purpose, item_id, unnest(holdout, recursive := true)
+    from top_neighbours
 ),
 
 users as (
     select purpose, user_id from {{ ref('list_users') }}
 ),
 
-history as (
+history as materialized (
     select fit.purpose, fit.user_id, fit.item_id
     from {{ ref('fit_events') }} fit
     semi join users using (purpose, user_id)

@@ -1,23 +1,27 @@
 -- Cleaned interactions: one row per kept (user, item, time) event.
--- An empty result is an error, not an empty warehouse: every later table would be empty
--- and every metric null, which is harder to diagnose than this message.
-with kept as (
+-- No event at all is an error, not an empty warehouse: every later table would be empty and
+-- every metric null, which is harder to trace back to the seed file than this message.
+with checked as (
+    select * from {{ ref('ratings_checked') }}
+),
+
+kept as (
     select user_id, item_id, raw_timestamp, value
-    from {{ ref('ratings_checked') }}
+    from checked
     where rejection_reason is null
 ),
 
-row_count_check as (
+emptiness_check as (
     select
         case
-            when count(*) = 0 then error(
-                'staging.events: no usable events. raw.ratings has '
-                || (select count(*) from {{ ref('ratings') }})
-                || ' rows and every one was rejected or the file is empty; '
-                || 'see staging.rejected_events and the ratings seed file in project.yml'
+            when count(*) filter (where rejection_reason is null) = 0 then error(
+                'staging.events: no usable events: raw.ratings has ' || count(*) || ' rows'
+                || case when count(*) > 0 then ', all rejected (see staging.rejected_events)' else '' end
+                || '. Check the ratings seed file (seeds.ratings.+file in project.yml) and the vars '
+                || 'value_column, value_min, value_max.'
             )
         end as failure
-    from kept
+    from checked
 )
 
 select
@@ -26,4 +30,9 @@ select
     make_timestamp(kept.raw_timestamp * 1000000) as event_time,
     kept.value::double as value
 from kept
-cross join row_count_check
+
+-- never returns a row: evaluating the check is what raises the error above
+union all
+select null, null, null, null
+from emptiness_check
+where failure is not null
