@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except DuckrecError as e:
+        if getattr(args, "log_format", "text") == "json":
+            import json
+
+            print(json.dumps({"event": "error", "message": str(e), "path": e.path, "line": e.line}), flush=True)
         print(f"error: {e}", file=sys.stderr)
         return 2 if not isinstance(e, _node_errors()) else 1
     except KeyboardInterrupt:

@@ -227,13 +227,21 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
             return project
     except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
         pass
+    import time
+
+    started = time.time_ns()
     project = _parse_project(root, None)
     dirs = sorted({project.paths[k] for k in ("sql", "python_models", "models", "seeds", "macros", "data_tests")})
+    signature = _signature(root, dirs)
+    if any(mtime >= started - 2_000_000_000 for _, mtime, _ in signature):
+        # a file saved while we parsed could be cached with a stale parse: skip caching this time
+        project.vars = {**project.vars, **(cli_vars or {})}
+        return project
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(CACHE_FILE + f".{os.getpid()}")
         with open(tmp, "wb") as f:
-            pickle.dump({"version": __version__, "dirs": dirs, "signature": _signature(root, dirs),
+            pickle.dump({"version": __version__, "dirs": dirs, "signature": signature,
                          "project": project}, f)
         os.replace(tmp, cache)
     except OSError:
