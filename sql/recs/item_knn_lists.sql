@@ -85,9 +85,12 @@ symmetric_similarity as (
 top_neighbours as materialized (
     select
         item_id,
-        max_by({'neighbour_id': neighbour_id, 'similarity': served_similarity}, served_similarity, {{ neighbours }})
+        -- ties broken by the smaller item id, so the same data always keeps the same neighbours
+        max_by({'neighbour_id': neighbour_id, 'similarity': served_similarity},
+               {'s': served_similarity, 'tie': -neighbour_id}, {{ neighbours }})
             filter (where served_similarity > 0) as served,
-        max_by({'neighbour_id': neighbour_id, 'similarity': holdout_similarity}, holdout_similarity, {{ neighbours }})
+        max_by({'neighbour_id': neighbour_id, 'similarity': holdout_similarity},
+               {'s': holdout_similarity, 'tie': -neighbour_id}, {{ neighbours }})
             filter (where holdout_similarity > 0) as holdout
     from symmetric_similarity
     group by item_id
@@ -116,8 +119,9 @@ scored as (
         history.purpose,
         history.user_id,
         neighbours.neighbour_id as item_id,
-        sum(neighbours.similarity) as score,
-        arg_max(history.item_id, neighbours.similarity) as closest_history_item
+        -- rounded: a parallel float sum differs in the last bits from run to run and would swap ties
+        round(sum(neighbours.similarity), 9) as score,
+        arg_max(history.item_id, {'s': neighbours.similarity, 'tie': -history.item_id}) as closest_history_item
     from history
     join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
     group by history.purpose, history.user_id, neighbours.neighbour_id
