@@ -4,4 +4,5 @@
     ref('popularity_lists'),
     ref('item_knn_lists'),
     ref('markov_lists'),
+    ref('lm_lists'),
 ], 'served') }}

@@ -357,6 +357,7 @@ def explore(
     exploit_scores: np.ndarray | None = None,
     placement: Placement = "spread",
     interests: np.ndarray | None = None,
+    rank_penalty: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One user's list with ``n_slots`` of its ``k`` slots given to exploration.
 
@@ -370,6 +371,9 @@ def explore(
     With ``interests`` (an id per candidate: the interest it would probe) the probes go
     first to the best candidate of each distinct interest, then to the next best of any,
     so a list's probes test several new interests rather than one several times.
+    ``rank_penalty`` (per candidate) is added to each eligible candidate's place in the
+    value order (0 = best) before the probes are chosen; :func:`explore_batch` uses it to
+    push down items other users already probe.
     Returns (candidate positions, is_exploration flags), both of the list's length.
     """
     mean = _as_vector("mean", mean)
@@ -399,6 +403,9 @@ def explore(
     else:
         value = rng.normal(mean[candidates], std[candidates])
     by_value = candidates[np.argsort(-value, kind="stable")]
+    if rank_penalty is not None:
+        penalty = _as_vector("rank_penalty", rank_penalty, size=n)[by_value]
+        by_value = by_value[np.argsort(np.arange(by_value.size) + penalty, kind="stable")]
     if interests is not None:
         probed = _as_vector("interests", interests, size=n)[by_value]
         _, first_of_each = np.unique(probed, return_index=True)
@@ -431,12 +438,20 @@ def explore_batch(
     exploit_scores: np.ndarray | None = None,
     placement: Placement = "spread",
     interests: np.ndarray | None = None,
+    item_keys: np.ndarray | None = None,
+    repeat_penalty: float = 0.0,
 ) -> RankedRows:
     """:func:`explore` for every group; ``n_slots`` is one count per group (or one for all).
 
     Each group draws from its own generator seeded by ``(seed, *group_keys[g])`` (default
     key: the group number), so a user's Thompson draws do not change when other users are
     added to or dropped from the batch.
+
+    With ``repeat_penalty > 0`` (needs ``item_keys``, the item of each row) an item that
+    earlier groups already probe ``r`` times moves ``repeat_penalty * r`` places down a
+    group's probe order. Without it every user probes the same few popular items of an
+    interest and exploration adds almost no coverage; the price is that a list then
+    depends on the groups before it (still the same list for the same batch).
     """
     offsets = _check_offsets(offsets, len(mean))
     n_groups = offsets.size - 1
@@ -446,11 +461,22 @@ def explore_batch(
     exploit = None if exploit_scores is None else _as_vector("exploit_scores", exploit_scores, size=mean.size)
     slots = np.broadcast_to(np.asarray(n_slots, dtype=np.int64), (n_groups,))
     keys = _group_seed_keys(group_keys, n_groups)
+    if repeat_penalty < 0:
+        raise ValueError(f"explore_batch: repeat_penalty must be >= 0, found {repeat_penalty}")
+    if repeat_penalty > 0 and item_keys is None:
+        raise ValueError("explore_batch: repeat_penalty needs item_keys (the item of each row), found None")
+    items = None if item_keys is None else _as_vector("item_keys", item_keys, size=mean.size)
+    times_probed: dict = {}
 
     rows, ranks, groups, flags = [], [], [], []
     for g in range(n_groups):
         start, stop = int(offsets[g]), int(offsets[g + 1])
         rng = np.random.default_rng([seed, *keys[g]]) if rule == "thompson" else None
+        penalty = None
+        if repeat_penalty > 0:
+            penalty = repeat_penalty * np.array(
+                [times_probed.get(i, 0) for i in items[start:stop].tolist()], dtype=np.float64
+            )
         order, is_probe = explore(
             mean[start:stop],
             std[start:stop],
@@ -463,7 +489,11 @@ def explore_batch(
             exploit_scores=None if exploit is None else exploit[start:stop],
             placement=placement,
             interests=None if interests is None else interests[start:stop],
+            rank_penalty=penalty,
         )
+        if repeat_penalty > 0:
+            for i in items[start:stop][order[is_probe]].tolist():
+                times_probed[i] = times_probed.get(i, 0) + 1
         rows.append(order + start)
         ranks.append(np.arange(1, order.size + 1))
         groups.append(np.full(order.size, g))
@@ -705,6 +735,7 @@ class RerankSettings:
     explore_beta: float = 1.0
     explore_placement: Placement = "spread"
     explore_distinct_interests: bool = True
+    explore_repeat_penalty: float = 0.0
     mc_passes: int = 20
     tradeoff_k: int = 10
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
@@ -951,27 +982,45 @@ def explore_lists(
     seed: int = 0,
     placement: Placement = "spread",
     distinct_interests: bool = True,
+    repeat_penalty: float = 0.0,
     strategy: str = "lm_explore",
 ) -> pl.DataFrame:
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
-    ``distinct_interests``), each with its reason."""
+    ``distinct_interests``), each with its reason. ``repeat_penalty`` (see
+    :func:`explore_batch`) counts the probes of each purpose apart, users in id order."""
     users = candidates.groups["user_id"].to_numpy()
-    purpose_keys = np.array([zlib.crc32(p.encode()) for p in candidates.groups["purpose"].to_list()], dtype=np.int64)
-    ranked = explore_batch(
-        candidates.offsets,
-        mean,
-        std,
-        outside,
-        k,
-        n_slots,
-        rule=rule,
-        beta=beta,
-        seed=seed,
-        group_keys=np.stack([purpose_keys, users], axis=1) if users.size else None,
-        exploit_scores=candidates.frame["score"].to_numpy(),
-        placement=placement,
-        interests=_interest_ids(probes) if distinct_interests else None,
+    purposes = candidates.groups["purpose"].to_list()
+    purpose_keys = np.array([zlib.crc32(p.encode()) for p in purposes], dtype=np.int64)
+    slots = np.broadcast_to(np.asarray(n_slots, dtype=np.int64), (len(purposes),))
+    interest_ids = _interest_ids(probes) if distinct_interests else None
+    scores = candidates.frame["score"].to_numpy()
+    item_ids = candidates.item_ids()
+    parts = []
+    # groups are sorted by purpose, so each purpose is one run of groups and one row range
+    group_runs = group_offsets(np.asarray(purposes, dtype=object)) if purposes else np.zeros(1, np.int64)
+    for first, last in zip(group_runs[:-1].tolist(), group_runs[1:].tolist()):
+        row0, row1 = int(candidates.offsets[first]), int(candidates.offsets[last])
+        part = explore_batch(
+            candidates.offsets[first : last + 1] - row0,
+            mean[row0:row1],
+            std[row0:row1],
+            outside[row0:row1],
+            k,
+            slots[first:last],
+            rule=rule,
+            beta=beta,
+            seed=seed,
+            group_keys=np.stack([purpose_keys[first:last], users[first:last]], axis=1),
+            exploit_scores=scores[row0:row1],
+            placement=placement,
+            interests=None if interest_ids is None else interest_ids[row0:row1],
+            item_keys=item_ids[row0:row1],
+            repeat_penalty=repeat_penalty,
+        )
+        parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration))
+    ranked = _ranked_rows(
+        [p.rows for p in parts], [p.group for p in parts], [p.rank for p in parts], [p.is_exploration for p in parts]
     )
     reasons = [
         exploration_reason(probes[r] or "another interest", float(mean[r]), float(std[r])) if flag else None

@@ -1,0 +1,17 @@
+"""Each catalogue item's vector in the LM's item space (content-only for cold items)."""
+import polars as pl
+import torch
+
+from duckrec.ml import TrainedLM
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    state = dbt.ref("lm_checkpoints").pl()["state"][0]
+    lm = TrainedLM.from_bytes(state)
+    with torch.no_grad():
+        vectors = lm.model.item_vectors()[1:].numpy()
+    return pl.DataFrame({
+        "item_id": pl.Series(lm.catalogue.item_ids, dtype=pl.Int64),
+        "embedding": pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1])),
+    })

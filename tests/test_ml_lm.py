@@ -1,0 +1,182 @@
+"""The recurrent item LM: tiny data, tiny models, seconds each."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from duckrec.ml import (
+    Mixture, TrainConfig, TrainedLM, build_catalogue, make_batches, rank_metrics,
+    score_candidates_mc, top_k, train_lm, training_windows, user_sequences, user_states,
+)
+from duckrec.ml.ngram import fit_bigram, next_item_probs
+
+TINY = dict(embedding_dim=16, hidden_dim=32, dropout=0.0, lr=0.03, batch_size=8, window=8,
+            epochs=40, patience=100, max_seconds=60.0, threads=1, rnn_weights=(1.0,))
+
+
+def cycle_data(n_items: int = 6, n_users: int = 12, length: int = 14):
+    cat = build_catalogue(np.arange(100, 100 + n_items))
+    seqs = [np.array([(u + t) % n_items + 1 for t in range(length)]) for u in range(n_users)]
+    return cat, seqs
+
+
+def nothing(n: int) -> list[np.ndarray]:
+    return [np.zeros(0, dtype=np.int64)] * n
+
+
+def train_tiny(cat, seqs, **overrides):
+    cfg = TrainConfig(**{**TINY, **overrides})
+    # a cycle's history holds every item, so validation (history excluded) cannot rank
+    # its target: train without it and keep the last epoch
+    return train_lm(cat, seqs, [], np.zeros(0), cfg, log=lambda _: None)
+
+
+def test_overfits_a_cycle_exactly():
+    cat, seqs = cycle_data()
+    result = train_tiny(cat, seqs)
+    items, _ = top_k(result.lm, seqs, 1, exclude=nothing(len(seqs)))
+    expected = np.array([s[-1] % 6 + 1 for s in seqs])
+    assert np.array_equal(items[:, 0], expected)
+    assert result.history[-1]["train_loss"] < 0.1
+
+
+def test_lstm_is_selectable_and_learns_the_cycle():
+    cat, seqs = cycle_data()
+    result = train_tiny(cat, seqs, cell="lstm", epochs=60)
+    items, _ = top_k(result.lm, seqs, 1, exclude=nothing(len(seqs)))
+    assert np.array_equal(items[:, 0], np.array([s[-1] % 6 + 1 for s in seqs]))
+
+
+def test_padding_does_not_change_states():
+    cat, seqs = cycle_data()
+    lm = train_tiny(cat, seqs, epochs=2).lm
+    short, long = seqs[0][:3], seqs[1]
+    alone = user_states(lm.model, [short])
+    padded = user_states(lm.model, [long, short])
+    assert torch.allclose(alone[0], padded[1], atol=1e-6)
+
+
+def test_batches_are_length_sorted_and_cover_every_transition():
+    seqs = [np.arange(1, 12), np.arange(1, 4), np.array([5]), np.arange(1, 7)]
+    windows = training_windows(seqs, 4)
+    batches = make_batches(windows, 2)
+    pairs = sorted((int(i), int(t)) for b in batches for i, t in
+                   zip(b.inputs[b.targets > 0], b.targets[b.targets > 0]))
+    expected = sorted((int(a), int(b)) for s in seqs for a, b in zip(s[:-1], s[1:]))
+    assert pairs == expected
+    for b in batches:  # no batch pads more than its length spread
+        assert int((b.targets == 0).sum()) == int((b.lengths.max() - b.lengths).sum())
+
+
+def test_same_seed_gives_identical_embeddings():
+    cat, seqs = cycle_data()
+    a = train_tiny(cat, seqs, epochs=3, dropout=0.2).lm.model.item_vectors()
+    b = train_tiny(cat, seqs, epochs=3, dropout=0.2).lm.model.item_vectors()
+    c = train_tiny(cat, seqs, epochs=3, dropout=0.2, seed=7).lm.model.item_vectors()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_cold_item_gets_an_embedding_from_its_tokens():
+    ids = np.arange(100, 108)  # items 107 (tokens) and 106 (no tokens) never occur
+    cat = build_catalogue(ids, np.array([100, 101, 107, 102, 103]),
+                          np.array(["g:a", "g:a", "g:a", "g:b", "g:b"], dtype=object))
+    seqs = [np.array([(u + t) % 6 + 1 for t in range(10)]) for u in range(6)]
+    lm = train_tiny(cat, seqs, epochs=3).lm
+    vectors = lm.model.item_vectors().detach()
+    cold, bare = cat.index(np.array([107, 106]))
+    assert vectors[cold].abs().sum() > 0
+    warm = cat.index(np.array([100]))[0]  # same single token, plus its own embedding
+    own = lm.model.item_embedding.weight[warm].detach()
+    assert torch.allclose(vectors[cold], vectors[warm] - own, atol=1e-6)
+    assert vectors[bare].abs().sum() == 0  # no events, no tokens: only its bias scores it
+    items, scores = top_k(lm, seqs[:1], 8, exclude=nothing(1))
+    assert cold in items[0] and np.isfinite(scores).all()
+
+
+def test_scoring_excludes_history():
+    cat, seqs = cycle_data(n_items=8)
+    lm = train_tiny(cat, seqs, epochs=2).lm
+    hist = [s[:3] for s in seqs]
+    items, scores = top_k(lm, hist, 8)
+    for h, row, sc in zip(hist, items, scores):
+        assert not set(h.tolist()) & set(row[np.isfinite(sc)].tolist())
+        assert np.sum(np.isfinite(sc)) == 8 - len(set(h.tolist()))
+        assert np.all(row[~np.isfinite(sc)] == 0)
+
+
+def test_checkpoint_bytes_round_trip_to_identical_scores():
+    cat, seqs = cycle_data()
+    lm = train_tiny(cat, seqs, epochs=2).lm
+    lm = dataclasses.replace(lm, mixture=Mixture(0.7, 2.0, 0.6, 3, 2, 0.5))
+    again = TrainedLM.from_bytes(lm.to_bytes())
+    a = top_k(lm, seqs, 4)
+    b = top_k(again, seqs, 4)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert again.mixture == lm.mixture and np.array_equal(again.catalogue.item_ids, cat.item_ids)
+    with pytest.raises(ValueError, match="expected a duckrec LM checkpoint"):
+        TrainedLM.from_bytes(b"not a checkpoint")
+
+
+def test_mc_dropout_is_seeded_and_uncertain():
+    cat, seqs = cycle_data()
+    lm = train_tiny(cat, seqs, epochs=2, dropout=0.3).lm
+    cand = np.array([[1, 2, 0], [3, 4, 5]])
+    m1, s1 = score_candidates_mc(lm, seqs[:2], cand, passes=5, seed=3)
+    m2, s2 = score_candidates_mc(lm, seqs[:2], cand, passes=5, seed=3)
+    assert np.array_equal(m1, m2) and np.array_equal(s1, s2)
+    assert s1[0, 0] > 0 and m1[0, 2] == 0 and s1[0, 2] == 0
+    assert not lm.model.training
+
+
+def test_sampled_softmax_trains():
+    cat, seqs = cycle_data()
+    result = train_tiny(cat, seqs, sampled_softmax=3, epochs=30)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_empty_train_split_is_a_clear_error():
+    cat, _ = cycle_data()
+    with pytest.raises(ValueError, match="is the train split empty"):
+        train_lm(cat, [], [], np.zeros(0), TrainConfig(**TINY))
+    with pytest.raises(ValueError, match="is the train split empty"):
+        train_lm(cat, [np.array([1]), np.array([2])], [], np.zeros(0), TrainConfig(**TINY))
+
+
+def test_one_event_users_unseen_items_and_empty_histories_score():
+    cat, seqs = cycle_data(n_items=8)
+    # one-event users train nothing but do not break training; no validation: last epoch kept
+    result = train_lm(cat, seqs[:4] + [np.array([7])], [], np.zeros(0),
+                      TrainConfig(**{**TINY, "epochs": 2}), log=lambda _: None)
+    assert result.best_epoch == 2 and result.history[-1]["valid_ndcg"] is None
+    hist = [np.array([8]), np.zeros(0, dtype=np.int64), np.array([7, 8])]  # 7, 8 never in train
+    items, scores = top_k(result.lm, hist, 3)
+    assert items.shape == (3, 3) and np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="unknown ids \\[999\\]"):
+        cat.index(np.array([100, 999]))
+
+
+def test_ngram_counts_and_probabilities():
+    seqs = [np.array([1, 2, 3]), np.array([1, 2])]
+    plain = fit_bigram(seqs, 4)
+    p = next_item_probs(plain, [np.array([1])], smoothing=1e-6)
+    assert p.shape == (1, 4) and abs(float(p.sum()) - 1) < 1e-5 and float(p[0, 1]) > 0.99
+    skip = fit_bigram(seqs, 4, max_distance=2, backward_weight=0.5)
+    q = next_item_probs(skip, [np.array([3, 1])], smoothing=1.0, context=2, decay=0.5)
+    assert abs(float(q.sum()) - 1) < 1e-5
+
+
+def test_rank_metrics_and_user_sequences():
+    users, seqs = user_sequences(np.array([2, 1, 2, 1]), np.array([5, 6, 7, 8]), np.array([2, 1, 1, 2]))
+    assert users.tolist() == [1, 2] and [s.tolist() for s in seqs] == [[6, 8], [7, 5]]
+    m = rank_metrics(np.array([[3, 4], [5, 6]]), np.array([4, 9]), 2)
+    assert m["hit_rate"] == 0.5 and abs(m["ndcg"] - 0.5 / np.log2(3)) < 1e-12
+
+
+def test_config_from_vars_rejects_unknown_keys():
+    assert TrainConfig.from_vars({"hidden_dim": 8, "decays": [0.5]}).decays == (0.5,)
+    with pytest.raises(ValueError, match="unknown lm settings \\['hiden_dim'\\]"):
+        TrainConfig.from_vars({"hiden_dim": 8})
