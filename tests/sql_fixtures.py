@@ -2,8 +2,9 @@
 
 `make_project(tmp_path, ratings=..., movies=..., tags=..., vars=...)` writes the CSVs,
 a project.yml that is the repo's with its seed files pointed at them (the way a user points
-the project at their own export), and links the repo's sql/, models/ and tests/data_tests/.
-Python models are left out: these tests are about the SQL pipeline.
+the project at their own export), and links the repo's sql/, python_models/, models/ and
+tests/data_tests/. The whole project builds, the language model included, with a tiny
+network (TINY_LM) so that a build stays fast.
 `build(project)` runs `duckrec build` in-process; `connect(project)` opens the warehouse.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ MOVIES_HEADER = ["movieId", "title", "genres "]  # the real file's trailing spac
 TAGS_HEADER = ["userId", "movieId", "tag", "timestamp"]
 DAY = 86_400
 T0 = 1_500_000_000  # 2017-07-14, any fixed epoch will do
+TINY_LM = {"embedding_dim": 8, "hidden_dim": 8, "epochs": 1, "batch_size": 64, "candidates": 30, "mc_passes": 3}
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
@@ -58,16 +60,16 @@ def make_project(root: Path, ratings: list[tuple] | str, movies: list[tuple], ta
     for seed, file in (("ratings", "my_ratings.csv"), ("movies", "my_movies.csv"),
                        ("tags", "my_tags.csv"), ("links", "my_links.csv")):
         config["seeds"][seed]["+file"] = f"data/{file}"
+    config["vars"]["lm"] = {**config["vars"].get("lm", {}), **TINY_LM}
     config["vars"].update(vars or {})
     for target in config["targets"].values():
         target["warehouse"] = "warehouse.duckdb"
     (root / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
-    for rel in ("sql", "models", "tests/data_tests"):
+    for rel in ("sql", "python_models", "models", "tests/data_tests"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         if not (root / rel).exists():
             (root / rel).symlink_to(REPO / rel, target_is_directory=True)
-    (root / "python_models").mkdir(exist_ok=True)
     return root
 
 

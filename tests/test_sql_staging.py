@@ -15,6 +15,8 @@ MOVIES = [(1, "Alpha (1995)", "Comedy|Drama"), (2, " Beta, The (2001) ", "(no ge
 HEADER = "userId,movieId,rating,timestamp\r\n"
 
 
+STRATEGIES = ("popularity", "item_knn", "markov", "lm", "lm_mmr", "lm_calibrated", "lm_explore")
+
 def test_generated_dataset_builds_and_passes_every_data_test(tmp_path):
     ratings, movies, tags = generated_dataset()
     project = make_project(tmp_path, ratings, movies, tags)
@@ -28,7 +30,7 @@ def test_generated_dataset_builds_and_passes_every_data_test(tmp_path):
         # users 17, 34, 51 have 2 events: train only, so no holdout list
         assert rows(con, "select count(*) from features.list_users where purpose = 'holdout'") == [(57,)]
         strategies = rows(con, "select strategy, count(distinct user_id) from recs.recommendations group by 1 order by 1")
-        assert strategies == [("item_knn", 60), ("markov", 60), ("popularity", 60)]
+        assert strategies == [(s, 60) for s in sorted(STRATEGIES)]
         assert rows(con, "select distinct k from eval.metrics order by k") == [(5,), (10,), (20,)]
         tags_ = rows(con, "select item_id, tag, n_users from staging.item_tags order by 1, 2")
         assert tags_ == [(10, "dark comedy", 2), (20, "classic", 1)]
@@ -116,6 +118,6 @@ def test_a_sample_of_the_real_seeds(tmp_path):
         assert rows(con, "select count(distinct user_id) from staging.events") == [(40,)]
         n_rejected = rows(con, "select sum(n_rows)::int from staging.rejected_events where reason = 'unknown_item'")[0][0]
         assert n_rejected > 0   # the real ratings name movies that movies.csv lacks
-        assert rows(con, "select count(*) from eval.metrics") == [(9,)]
+        assert rows(con, "select count(*) from eval.metrics") == [(len(STRATEGIES) * 3,)]
         reasons = rows(con, "select distinct split_part(reason, ' ', 1) from recs.recommendations order by 1")
-        assert reasons == [("after",), ("like",), ("popular",)]
+        assert reasons == [("after",), ("explore",), ("like",), ("popular",)]

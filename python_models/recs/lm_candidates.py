@@ -14,14 +14,16 @@ def model(dbt, session):
     index = lm.catalogue.index(events["item_id"].to_numpy(), where="event_splits.item_id")
     users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
     frames = []
-    for purpose, keep in (("holdout", split != "test"), ("served", np.ones(len(split), dtype=bool))):
+    # holdout lists only for users with a test event: they are the ones eval.* scores
+    evaluated = np.isin(users, users[split == "test"])
+    for purpose, keep in (("holdout", (split != "test") & evaluated), ("served", np.ones(len(split), dtype=bool))):
         ids, seqs = user_sequences(users[keep], index[keep], positions[keep])
         # the n-gram half counts over exactly the events that are history for this purpose
         items, scores = top_k(lm, seqs, n)
         found = np.isfinite(scores)
         rows, ranks = np.nonzero(found)
         frames.append(pl.DataFrame({
-            "purpose": purpose,
+            "purpose": pl.Series([purpose] * len(rows), dtype=pl.Utf8),
             "user_id": pl.Series(ids[rows], dtype=pl.Int64),
             "rank": pl.Series(ranks + 1, dtype=pl.Int32),
             "item_id": pl.Series(lm.catalogue.item_ids[items[found] - 1], dtype=pl.Int64),

@@ -1,3 +1,62 @@
--- What each user is into, from their whole history: genres and top tags with long-term,
--- short-term and blended weights (the rules are in macros/interests.sql and the YAML).
-{{ user_interest_weights(ref('fit_events'), 'served') }}
+-- Each user's interests (features.user_interest_profile) and the interests the served
+-- lm_explore lists probe. A probed interest the user has never shown gets a row of its own
+-- with zero weights, so an analyst sees every interest exploration opened.
+with profile as (
+    select * from {{ ref('user_interest_profile') }}
+),
+
+explored as (
+    select
+        user_id,
+        probed_interest as interest,
+        count(*)::integer as n_explore_slots,
+        min(rank)::integer as best_explore_rank
+    from {{ ref('lm_explore_lists') }}
+    where purpose = 'served' and is_exploration
+    group by user_id, probed_interest
+),
+
+known as (
+    select
+        profile.*,
+        coalesce(explored.n_explore_slots, 0) as n_explore_slots,
+        explored.best_explore_rank
+    from profile
+    left join explored
+        on explored.user_id = profile.user_id
+        and profile.interest_type = 'genre'
+        and explored.interest = profile.interest
+),
+
+opened as (
+    select
+        explored.user_id,
+        'genre' as interest_type,
+        explored.interest,
+        0.0 as weight,
+        0.0 as short_term_weight,
+        0.0 as long_term_weight,
+        null::bigint as rank,
+        false as is_top,
+        explored.n_explore_slots,
+        explored.best_explore_rank
+    from explored
+    anti join profile
+        on profile.user_id = explored.user_id
+        and profile.interest_type = 'genre'
+        and profile.interest = explored.interest
+)
+
+select
+    user_id, interest_type, interest, weight, short_term_weight, long_term_weight, rank, is_top,
+    n_explore_slots > 0 as is_explored,
+    n_explore_slots,
+    best_explore_rank
+from known
+union all by name
+select
+    user_id, interest_type, interest, weight, short_term_weight, long_term_weight, rank, is_top,
+    true as is_explored,
+    n_explore_slots,
+    best_explore_rank
+from opened

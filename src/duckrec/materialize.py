@@ -66,6 +66,8 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
     catalog.ensure_schema(con, node.schema)
     existing = catalog.kind(node)
     sql = _clean(sql)
+    if (node.config.get("contract") or {}).get("enforced"):
+        check_contract(con, node, sql)
     if mat == "view":
         drop = [f"drop table {node.relation}"] if existing == "BASE TABLE" else []
         _atomic(con, drop + [f"create or replace view {node.relation} as\n{sql}\n"])
@@ -164,3 +166,24 @@ def _sync_schema(con, node: Node) -> None:
     if policy == "sync_all_columns":
         for c in removed:
             con.execute(f'alter table {node.relation} drop column "{c}"')
+
+
+def check_contract(con, node: Node, sql: str) -> None:
+    """An enforced contract: the result has exactly the YAML columns, with their data_type."""
+    found = [(r[0], r[1]) for r in con.execute(f"describe\n{sql}\n").fetchall()]
+    declared = [(c.name, c.data_type) for c in node.columns.values()]
+    problems = []
+    names = [n for n, _ in found]
+    missing = [n for n, _ in declared if n not in names]
+    extra = [n for n in names if n not in {d for d, _ in declared}]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"columns not in the contract {extra}")
+    types = dict(found)
+    for name, data_type in declared:
+        if data_type and name in types and types[name].upper() != str(data_type).upper():
+            problems.append(f"column {name}: expected {str(data_type).upper()}, found {types[name]}")
+    if problems:
+        raise NodeError(f"model {node.name} breaks its enforced contract: " + "; ".join(problems)
+                        + ". The previous table is kept.", path=node.path)
