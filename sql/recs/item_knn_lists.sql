@@ -8,6 +8,7 @@
 -- One self-join serves both purposes: a pair counts for 'served' always and for 'holdout'
 -- only when neither event is in the test split (the 'holdout' fit events, features.fit_events).
 {% set k = var('ks', [10]) | max %}
+-- filled from {{ ref('popularity_lists') }}
 {% set neighbours = var('knn_neighbours', 20) %}
 {% set max_user_events = var('knn_max_user_events', 200) %}
 {% set min_co_users = var('knn_min_co_users', 3) %}
@@ -149,29 +150,5 @@ top_scored as (
     join {{ ref('item_popularity') }} popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ k }}
-),
-
-popular_fill as (
-    select purpose, user_id, item_id, 0.0 as score, reason, 2 as source_order, rank as source_rank
-    from {{ ref('popularity_lists') }}
-    anti join top_scored using (purpose, user_id, item_id)
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (partition by purpose, user_id order by source_order, source_rank) as rank
-    from (select * from top_scored union all select * from popular_fill)
-    qualify rank <= {{ k }}
 )
-
-select
-    purpose,
-    'item_knn' as strategy,
-    user_id,
-    rank::integer as rank,
-    item_id,
-    score::double as score,
-    false as is_exploration,
-    reason
-from ranked
+{{ fill_from_popularity('item_knn', k) }}

@@ -3,6 +3,7 @@
 -- candidates are the items that followed their last history item, scored by the transition
 -- probability P(next | last); popularity breaks ties and fills the list to K.
 {% set k = var('ks', [10]) | max %}
+-- filled from {{ ref('popularity_lists') }}
 with fit as (
     select purpose, user_id, item_id, position from {{ ref('fit_events') }}
 ),
@@ -64,29 +65,5 @@ top_scored as (
     join {{ ref('item_popularity') }} popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ k }}
-),
-
-popular_fill as (
-    select purpose, user_id, item_id, 0.0 as score, reason, 2 as source_order, rank as source_rank
-    from {{ ref('popularity_lists') }}
-    anti join top_scored using (purpose, user_id, item_id)
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (partition by purpose, user_id order by source_order, source_rank) as rank
-    from (select * from top_scored union all select * from popular_fill)
-    qualify rank <= {{ k }}
 )
-
-select
-    purpose,
-    'markov' as strategy,
-    user_id,
-    rank::integer as rank,
-    item_id,
-    score::double as score,
-    false as is_exploration,
-    reason
-from ranked
+{{ fill_from_popularity('markov', k) }}
