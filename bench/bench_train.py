@@ -1,24 +1,33 @@
 """Training throughput of the item LM: positions per second, and the floating-point rate
 achieved against a plain matmul peak measured in the same run.
 
-    python bench/bench_train.py [--items 8000] [--positions 100000] [--steps 8]
+    python bench/bench_train.py [--items 8000] [--positions 100000] [--steps 12]
+                                [--matmul-dtype auto|float32|bfloat16] [--threads 2]
+
+The step timed is the whole training step of ``train_lm`` (content-aware item vectors,
+GRU forward, chunked full-softmax loss with its gradients, backward through the GRU,
+gradient clipping, Adam). Useful FLOPs per position are counted as forward + 2x for the
+backward (the GRU, the projection to item space, and the three [positions x catalogue x
+dim] matmuls of the softmax); the ratio is against the best square float32 matmul rate on
+the same threads, and, where the softmax matmuls run in bfloat16, also against the
+bfloat16 matmul peak. Check ``uptime`` first: a loaded machine measures the load.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
 import torch
 
 from duckrec.ml import TrainConfig, make_batches, training_windows
-from duckrec.ml.model import ItemLM, LMConfig, full_softmax_loss
+from duckrec.ml.model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 
 
-def matmul_peak(threads: int, size: int = 2048, reps: int = 5) -> float:
-    """Best FLOP/s of a square float32 matmul on ``threads`` threads."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(size: int = 2048, reps: int = 6, dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of a square ``dtype`` matmul on the current threads."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
     a @ b
     best = 0.0
     for _ in range(reps):
@@ -29,7 +38,7 @@ def matmul_peak(threads: int, size: int = 2048, reps: int = 5) -> float:
 
 
 def flops_per_position(cfg: LMConfig) -> float:
-    """Forward + backward (x3) FLOPs of one predicted position."""
+    """Useful forward + backward (2x forward) FLOPs of one predicted position."""
     d, h, n = cfg.embedding_dim, cfg.hidden_dim, cfg.n_items
     gates = 3 if cfg.cell == "gru" else 4
     rnn = 2 * gates * (d * h + h * h) * cfg.layers
@@ -37,14 +46,22 @@ def flops_per_position(cfg: LMConfig) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=8000)
     ap.add_argument("--users", type=int, default=670)
     ap.add_argument("--positions", type=int, default=100_000)
-    ap.add_argument("--steps", type=int, default=8, help="batches timed")
+    ap.add_argument("--steps", type=int, default=12, help="batches timed (after one warm-up batch)")
+    ap.add_argument("--matmul-dtype", default=None, help="default: the TrainConfig default")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     train = TrainConfig()
-    peak = matmul_peak(train.threads)
+    threads = args.threads or train.threads
+    batch_size = args.batch_size or train.batch_size
+    dtype = fast_matmul_dtype(args.matmul_dtype or train.matmul_dtype)
+    torch.set_num_threads(threads)
+    peak = matmul_peak()
+    peak_bf16 = matmul_peak(dtype=torch.bfloat16) if dtype == torch.bfloat16 else None
     rng = np.random.default_rng(0)
     # Zipf-ish items in sequences of MovieLens-like lengths
     lengths = np.maximum(3, rng.geometric(args.users / args.positions, args.users))
@@ -55,27 +72,37 @@ def main() -> None:
     model = ItemLM(cfg, torch.zeros(args.items + 1, dtype=torch.long), torch.zeros(0, dtype=torch.long),
                    torch.ones(args.items + 1))
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
-    batches = make_batches(training_windows(seqs, train.window), train.batch_size, rng)
-    timed, positions = 0.0, 0
+    batches = make_batches(training_windows(seqs, train.window), batch_size, rng)
+    timed, positions, loss_s = 0.0, 0, 0.0
     for i, batch in enumerate(batches[: args.steps + 1]):
         t0 = time.perf_counter()
         vectors = model.item_vectors()
         states, _ = model(batch.inputs, vectors)
         mask = batch.targets > 0
-        loss = full_softmax_loss(model, states[mask], batch.targets[mask], vectors)
+        t1 = time.perf_counter()
+        loss = full_softmax_loss(model, states[mask], batch.targets[mask], vectors, dtype=dtype)
+        t2 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         if i:  # the first batch warms up the allocator and kernels
             timed += time.perf_counter() - t0
+            loss_s += t2 - t1
             positions += int(mask.sum())
     rate = positions / timed
     achieved = rate * flops_per_position(cfg)
+    softmax_flops = 6 * cfg.n_items * cfg.embedding_dim * positions
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cpus")
     print(f"config: items {args.items}, dim {cfg.embedding_dim}, hidden {cfg.hidden_dim}, "
-          f"batch {train.batch_size} x window {train.window}, threads {train.threads}")
-    print(f"throughput: {rate:,.0f} positions/s ({positions} positions in {timed:.2f}s)")
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s; achieved: {achieved / 1e9:.1f} GFLOP/s; "
-          f"ratio {achieved / peak:.0%}")
+          f"batch {batch_size} x window {train.window}, threads {threads}, softmax matmuls {str(dtype)[6:]}")
+    print(f"throughput: {rate:,.0f} positions/s ({positions} positions in {timed:.2f}s; "
+          f"softmax loss+grads {loss_s / timed:.0%} of the step at {softmax_flops / loss_s / 1e9:.1f} GFLOP/s)")
+    line = (f"matmul peak float32: {peak / 1e9:.1f} GFLOP/s; achieved: {achieved / 1e9:.1f} GFLOP/s; "
+            f"ratio {achieved / peak:.0%} of the float32 peak")
+    if peak_bf16:
+        line += f", {achieved / peak_bf16:.0%} of the bfloat16 peak ({peak_bf16 / 1e9:.1f} GFLOP/s)"
+    print(line)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ from duckrec.ml import (
     Mixture, TrainConfig, TrainedLM, build_catalogue, make_batches, rank_metrics,
     score_candidates_mc, top_k, train_lm, training_windows, user_sequences, user_states,
 )
+from duckrec.ml.model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from duckrec.ml.ngram import fit_bigram, next_item_probs
+from duckrec.ml.train import future_targets, lr_at
 
 TINY = dict(embedding_dim=16, hidden_dim=32, dropout=0.0, lr=0.03, batch_size=8, window=8,
-            epochs=40, patience=100, max_seconds=60.0, threads=1, rnn_weights=(1.0,))
+            epochs=40, patience=100, threads=1, rnn_weights=(1.0,), matmul_dtype="float32")
 
 
 def cycle_data(n_items: int = 6, n_users: int = 12, length: int = 14):
@@ -180,3 +182,66 @@ def test_config_from_vars_rejects_unknown_keys():
     assert TrainConfig.from_vars({"hidden_dim": 8, "decays": [0.5]}).decays == (0.5,)
     with pytest.raises(ValueError, match="unknown lm settings \\['hiden_dim'\\]"):
         TrainConfig.from_vars({"hiden_dim": 8})
+
+
+def _reference_model(n: int = 40, d: int = 8):
+    torch.manual_seed(0)
+    model = ItemLM(LMConfig(n, 0, d, 12), torch.zeros(n + 1, dtype=torch.long),
+                   torch.zeros(0, dtype=torch.long), torch.ones(n + 1))
+    with torch.no_grad():
+        model.item_bias.normal_()
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_softmax_matches_autograd_cross_entropy(dtype):
+    model = _reference_model()
+    states = torch.randn(23, 8, requires_grad=True)
+    targets = torch.randint(1, 41, (23, 3))
+    targets[::4, 1:] = 0  # positions with fewer future items
+    weights = torch.tensor([1.0, 0.5, 0.25]).expand(23, 3)
+    params = [states, model.item_embedding.weight, model.item_bias]
+    loss = full_softmax_loss(model, states, targets, model.item_vectors(), chunk=5, dtype=dtype, weights=weights)
+    grads = torch.autograd.grad(loss, params)
+    logp = torch.log_softmax(states @ model.item_vectors()[1:].T + model.item_bias[1:], 1)
+    w = torch.where(targets > 0, weights, 0.0)
+    w = w / w.sum(1, keepdim=True)
+    ref = -(w * logp.gather(1, (targets - 1).clamp_min(0))).sum() / 23
+    ref_grads = torch.autograd.grad(ref, params)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert abs(loss.item() - ref.item()) < tol * 10
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, atol=tol, rtol=tol)
+    # one target per position is plain next-item cross-entropy
+    one = full_softmax_loss(model, states, targets[:, 0], model.item_vectors(), chunk=7)
+    plain = torch.nn.functional.cross_entropy(logp, targets[:, 0] - 1, reduction="mean")
+    assert abs(one.item() - plain.item()) < 1e-5
+
+
+def test_future_targets_and_learning_rate_schedule():
+    targets = torch.tensor([[2, 3, 4, 0], [5, 6, 0, 0]])
+    future, w = future_targets(targets, 3, 0.5)
+    assert future[0, 0].tolist() == [2, 3, 4] and future[0, 2].tolist() == [4, 0, 0]
+    assert future[1, 1].tolist() == [6, 0, 0] and future.shape == (2, 4, 3)
+    assert torch.allclose(w[0, 0], torch.tensor([4, 2, 1]) / 7.0) and float(w[0, 2, 0]) == 1.0
+    same, ones = future_targets(targets, 1, 0.5)
+    assert torch.equal(same[..., 0], targets) and torch.all(ones[targets > 0] == 1)
+    cfg = TrainConfig(lr=0.01, warmup=0.1, min_lr=0.1)
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.001) and lrs[9] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0.001, rel=0.01)
+    assert fast_matmul_dtype("float32") == torch.float32
+    with pytest.raises(ValueError, match="matmul_dtype"):
+        fast_matmul_dtype("fp8")
+
+
+def test_default_config_is_deterministic_by_epochs_not_time():
+    assert TrainConfig().max_seconds is None  # a wall-clock budget is opt-in only
+    cat, seqs = cycle_data(n_items=8)
+    valid_h, valid_t = [s[:5] for s in seqs], np.array([s[5] for s in seqs])
+    cfg = dict(epochs=4, patience=1, dropout=0.2, horizon=2)
+    a = train_lm(cat, seqs, valid_h, valid_t, TrainConfig(**{**TINY, **cfg}), log=lambda _: None)
+    b = train_lm(cat, seqs, valid_h, valid_t, TrainConfig(**{**TINY, **cfg}), log=lambda _: None)
+    assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
+    assert torch.equal(a.lm.model.item_vectors(), b.lm.model.item_vectors())
+    assert all(r["rnn_valid_ndcg"] is not None for r in a.history)
