@@ -140,12 +140,25 @@ def test_sampled_softmax_trains():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_empty_train_split_is_a_clear_error():
+def test_empty_train_split_is_a_clear_error_when_fallback_is_off():
     cat, _ = cycle_data()
+    strict = TrainConfig(**{**TINY, "allow_untrained": False})
     with pytest.raises(ValueError, match="is the train split empty"):
-        train_lm(cat, [], [], np.zeros(0), TrainConfig(**TINY))
+        train_lm(cat, [], [], np.zeros(0), strict)
     with pytest.raises(ValueError, match="is the train split empty"):
-        train_lm(cat, [np.array([1]), np.array([2])], [], np.zeros(0), TrainConfig(**TINY))
+        train_lm(cat, [np.array([1]), np.array([2])], [], np.zeros(0), strict)
+
+
+def test_empty_train_split_falls_back_to_the_ngram_half():
+    cat, _ = cycle_data(n_items=8)
+    said = []
+    result = train_lm(cat, [np.array([3]), np.array([3]), np.array([5])], [], np.zeros(0),
+                      TrainConfig(**TINY), log=said.append)
+    assert result.history == [] and result.best_epoch == 0
+    assert result.lm.mixture.rnn_weight == 0.0
+    assert any("left untrained" in line for line in said)
+    items, scores = top_k(result.lm, [np.array([1])], 2)
+    assert np.isfinite(scores).all() and 1 not in items[0]
 
 
 def test_one_event_users_unseen_items_and_empty_histories_score():

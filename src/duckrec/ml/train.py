@@ -50,6 +50,8 @@ class TrainConfig:
     ngram_distance: int = 5
     ngram_backward: float = 0.5
     ngram_context: int = 5
+    # no train transition: fall back to the n-gram half instead of failing (pipelines want a list)
+    allow_untrained: bool = True
     rnn_weights: tuple[float, ...] = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
     smoothings: tuple[float, ...] = (0.5, 2.0, 8.0)
     decays: tuple[float, ...] = (0.4, 0.6, 0.8)
@@ -201,7 +203,7 @@ def train_lm(
     """
     n = catalogue.n_items
     windows = training_windows(train_sequences, config.window)
-    if not windows:
+    if not windows and not config.allow_untrained:
         raise ValueError(
             "train_lm: expected training sequences with at least two events (one "
             f"transition), found {len(train_sequences)} sequences and no transition; "
@@ -210,10 +212,23 @@ def train_lm(
     if len(valid_histories) != len(valid_targets):
         raise ValueError(f"train_lm: expected one validation target per history, found "
                          f"{len(valid_targets)} targets for {len(valid_histories)} histories")
-    counts = np.bincount(np.concatenate(train_sequences), minlength=n + 1)
+    counts = (np.bincount(np.concatenate(train_sequences), minlength=n + 1) if train_sequences
+              else np.zeros(n + 1, dtype=np.int64))
     lm_config = LMConfig(n, len(catalogue.token_names), config.embedding_dim, config.hidden_dim,
                          config.cell, config.layers, config.dropout)
     validator = _Validator(valid_histories, valid_targets, n, config) if len(valid_targets) else None
+    if not windows:
+        # Defined fallback: nothing to learn from, so the RNN stays at its seeded
+        # initialisation with no weight, and scores come from the n-gram half alone,
+        # which backs off to item popularity.
+        with deterministic(config.seed, config.threads):
+            model = ItemLM(lm_config, torch.from_numpy(catalogue.token_offsets),
+                           torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0))
+        model.eval()
+        log(f"no train transition in {len(train_sequences)} train sequences: the RNN is left untrained "
+            "and the lm strategy scores with the n-gram component alone (popularity where it has no pairs)")
+        mixture = Mixture(0.0, 1.0, 1.0, config.ngram_context, config.ngram_distance, config.ngram_backward)
+        return TrainResult(TrainedLM(catalogue, model, mixture, config.window), [], 0)
     dtype = fast_matmul_dtype(config.matmul_dtype)
     steps_per_epoch = -(-len(windows) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
