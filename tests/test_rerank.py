@@ -187,6 +187,42 @@ def test_ucb_beta_trades_mean_for_spread():
     assert rerank.explore(mean, std, outside, k=2, n_slots=1, beta=1.0)[0].tolist() == [0, 2]
 
 
+def test_distinct_interests_spread_the_probes_over_interests_first():
+    mean = np.array([0.9, 0.5, 0.45, 0.4, 0.3])
+    outside = np.array([False, True, True, True, True])
+    interests = np.array([0, 7, 7, 8, 7])
+    # by UCB alone the probes would be 1, 2 (both interest 7); one per interest first: 1, 3
+    order, flags = rerank.explore(mean, np.zeros(5), outside, k=3, n_slots=2, placement="tail")
+    assert order[flags].tolist() == [1, 2]
+    order, flags = rerank.explore(mean, np.zeros(5), outside, k=3, n_slots=2, placement="tail", interests=interests)
+    assert order[flags].tolist() == [1, 3]
+    # more slots than interests: the rest go by value
+    order, flags = rerank.explore(mean, np.zeros(5), outside, k=4, n_slots=3, placement="tail", interests=interests)
+    assert order[flags].tolist() == [1, 3, 2]
+
+
+def test_repeat_penalty_spreads_probes_over_items_across_users():
+    # three users with the same candidates: 0 is exploit, 1-3 are outside, 1 the best probe
+    mean = np.tile([0.9, 0.5, 0.4, 0.3], 3)
+    outside = np.tile([False, True, True, True], 3)
+    items = np.tile([100, 101, 102, 103], 3)
+    offsets = np.array([0, 4, 8, 12])
+    plain = rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1)
+    assert items[plain.rows[plain.is_exploration]].tolist() == [101, 101, 101]
+    # places in the probe order are 0, 1, 2 for items 101, 102, 103, plus penalty x times probed
+    # penalty 1: user 2 sees 101 at 0+1 tie 102 at 1 (ties keep the value order) -> 101;
+    #            user 3 sees 101 at 0+2, 102 at 1 -> 102
+    spread = rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1,
+                                  item_keys=items, repeat_penalty=1.0)
+    assert items[spread.rows[spread.is_exploration]].tolist() == [101, 101, 102]
+    # penalty 3: user 2 sees 101 at 3, 102 at 1 -> 102; user 3 sees 101 at 3, 102 at 4, 103 at 2 -> 103
+    strong = rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1,
+                                  item_keys=items, repeat_penalty=3.0)
+    assert items[strong.rows[strong.is_exploration]].tolist() == [101, 102, 103]
+    with pytest.raises(ValueError, match="repeat_penalty needs item_keys"):
+        rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1, repeat_penalty=1.0)
+
+
 def test_explore_with_no_slots_is_the_exploit_order():
     mean = np.array([0.1, 0.5, 0.5, 0.2])
     order, flags = rerank.explore(mean, np.ones(4), np.ones(4, bool), k=3, n_slots=0)
@@ -357,3 +393,296 @@ def test_whole_batch_of_a_movielens_sized_run_is_fast():
     rerank.explore_batch(offsets, scores, rng.random(groups * width), rng.random(groups * width) < 0.5,
                          k=20, n_slots=3, rule="thompson", seed=1)
     assert time.perf_counter() - started < 10.0
+
+
+# --- frames: what the Python models call ---------------------------------------------------
+
+import polars as pl  # noqa: E402
+
+
+def _toy_tables():
+    items = pl.DataFrame({
+        "item_id": [1, 2, 3, 4, 5, 6, 7],
+        "title": ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta"],
+        "genres": [["Drama"], ["Drama", "Crime"], ["Comedy"], ["Documentary"], ["Horror", "Drama"], [], ["Western"]],
+    })
+    fit_events = pl.DataFrame({
+        "purpose": ["holdout", "holdout", "served", "served", "served", "holdout"],
+        "user_id": [10, 10, 10, 10, 10, 20],
+        "item_id": [1, 2, 1, 2, 3, 1],
+        "position": [1, 2, 1, 2, 3, 1],
+    })
+    candidates = pl.DataFrame({
+        "purpose": ["served"] * 4 + ["holdout"] * 6 + ["holdout"] * 3,
+        "user_id": [10] * 4 + [10] * 6 + [20] * 3,
+        "rank": [1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 1, 2, 3],
+        "item_id": [4, 5, 6, 7, 3, 4, 5, 6, 7, 3, 1, 4, 2],
+        "score": [0.4, 0.3, 0.2, 0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.6, 0.5, 0.4],
+    })
+    interests = pl.DataFrame({
+        "purpose": ["holdout", "holdout", "holdout", "served", "served"],
+        "user_id": [10, 10, 10, 10, 10],
+        "interest": ["Drama", "Crime", "Western", "Drama", "Comedy"],
+        "weight": [0.6, 0.3, 0.1, 0.5, 0.3],
+        "is_top": [True, True, False, True, True],
+    })
+    return items, fit_events, candidates, interests
+
+
+def test_candidates_sort_by_purpose_user_rank_and_drop_history_and_repeats():
+    items, fit_events, candidates, _ = _toy_tables()
+    histories = rerank.purpose_histories(fit_events)
+    table = rerank.Candidates.from_frame(candidates.reverse(), histories)
+    assert table.groups.rows() == [("holdout", 10), ("holdout", 20), ("served", 10)]
+    assert table.offsets.tolist() == [0, 5, 7, 11]
+    # holdout user 10 had item 3 twice among the candidates: it stays once; holdout user 20
+    # has item 1 in history: it goes
+    assert table.frame.filter(pl.col("user_id") == 10, pl.col("purpose") == "holdout")["item_id"].to_list() == [3, 4, 5, 6, 7]
+    assert table.frame.filter(pl.col("user_id") == 20)["item_id"].to_list() == [4, 2]
+    padded = pl.concat([candidates, pl.DataFrame({"purpose": ["served"], "user_id": [10], "rank": [5],
+                                                  "item_id": [9], "score": [float("-inf")]})])
+    assert rerank.Candidates.from_frame(padded).frame.height == candidates.height - 1
+    with pytest.raises(ValueError, match=r"missing \['score'\]"):
+        rerank.Candidates.from_frame(candidates.drop("score"))
+
+
+def test_lists_frame_has_the_list_columns_and_types():
+    items, fit_events, candidates, _ = _toy_tables()
+    table = rerank.Candidates.from_frame(candidates, rerank.purpose_histories(fit_events))
+    lists = rerank.mmr_lists(table, np.eye(table.frame.height), k=3, lam=0.5)
+    assert dict(lists.schema) == rerank.LIST_SCHEMA
+    assert lists.group_by("purpose", "user_id").agg(pl.col("rank").max())["rank"].sort().to_list() == [2, 3, 3]
+    assert (lists["strategy"] == "lm_mmr").all()
+    assert lists.filter(pl.col("user_id") == 20)["item_id"].to_list() == [4, 2]
+
+
+def test_exploit_lists_keep_the_lm_order():
+    _, fit_events, candidates, _ = _toy_tables()
+    table = rerank.Candidates.from_frame(candidates, rerank.purpose_histories(fit_events))
+    lists = rerank.exploit_lists(table, 2)
+    assert lists.select("purpose", "user_id", "rank", "item_id").rows() == [
+        ("holdout", 10, 1, 3), ("holdout", 10, 2, 4), ("holdout", 20, 1, 4), ("holdout", 20, 2, 2),
+        ("served", 10, 1, 4), ("served", 10, 2, 5),
+    ]
+
+
+def test_history_genre_mix_is_stecks_p_of_g_given_u():
+    items, fit_events, candidates, _ = _toy_tables()
+    histories = rerank.purpose_histories(fit_events)
+    table = rerank.Candidates.from_frame(candidates, histories)
+    mix = rerank.history_genre_mix(table.groups, histories, items)
+    _, names = rerank.genre_matrix(np.array([1]), items)
+    as_dict = [{n: round(float(v), 3) for n, v in zip(names, row) if v} for row in mix]
+    # holdout 10: Drama (1) and Drama+Crime (1/2 each); holdout 20: Drama; served 10: all three
+    assert as_dict == [
+        {"Drama": 0.75, "Crime": 0.25},
+        {"Drama": 1.0},
+        {"Drama": 0.5, "Crime": 0.167, "Comedy": 0.333},
+    ]
+
+
+def test_top_genre_flags_mark_candidates_outside_the_top_genres_and_the_interest_probed():
+    items, fit_events, candidates, interests = _toy_tables()
+    table = rerank.Candidates.from_frame(candidates, rerank.purpose_histories(fit_events))
+    outside, probes = rerank.top_genre_flags(table, items, interests)
+    rows = table.frame.with_columns(outside=pl.Series(outside), probe=pl.Series(probes, dtype=pl.Utf8))
+    holdout_10 = rows.filter(pl.col("purpose") == "holdout", pl.col("user_id") == 10)
+    # 3 Comedy: outside (user weight 0); 4 Documentary: outside; 5 Horror+Drama touches Drama;
+    # 6 has no genre: never a probe; 7 Western: outside though a (non-top) interest
+    assert holdout_10.select("item_id", "outside", "probe").rows() == [
+        (3, True, "Comedy"), (4, True, "Documentary"), (5, False, "Horror"), (6, False, None), (7, True, "Western"),
+    ]
+    served_10 = rows.filter(pl.col("purpose") == "served")
+    assert served_10["outside"].to_list() == [True, False, False, True]
+
+
+def test_explore_lists_probe_outside_with_readable_reasons_and_follow_the_slots():
+    items, fit_events, candidates, interests = _toy_tables()
+    histories = rerank.purpose_histories(fit_events)
+    table = rerank.Candidates.from_frame(candidates, histories)
+    outside, probes = rerank.top_genre_flags(table, items, interests)
+    n = table.frame.height
+    mean, std = table.frame["score"].to_numpy(), np.full(n, 0.01)
+    slots = rerank.slots_per_group(
+        table.groups, pl.DataFrame({"user_id": [10, 20], "rfm_segment": ["New", "Champions"]}),
+        {"New": 0.5, "Champions": 0.0}, k=4, default_share=0.25,
+    )
+    assert slots.tolist() == [2, 0, 2]
+    lists = rerank.explore_lists(table, mean, std, outside, probes, slots, k=4, seed=1)
+    probes_rows = lists.filter(pl.col("is_exploration"))
+    assert probes_rows.group_by("purpose", "user_id").len().sort("purpose", "user_id").rows() == [
+        ("holdout", 10, 1), ("served", 10, 1),
+    ]
+    holdout_10 = lists.filter(pl.col("purpose") == "holdout", pl.col("user_id") == 10)
+    # exploit slots: 3 and 4 (the first two by score); probes among the rest outside: only 7,
+    # so the other probe slot falls back to the exploit order (item 5)
+    assert holdout_10.select("rank", "item_id", "is_exploration").rows() == [
+        (1, 3, False), (2, 4, False), (3, 5, False), (4, 7, True),
+    ]
+    assert holdout_10["reason"].to_list()[3] == "explore Western (mean 0.1, spread 0.01)"
+    assert lists.filter(~pl.col("is_exploration"))["reason"].is_null().all()
+    # probed_interest: the genre each probe opens, NULL on exploit slots; beside the list columns
+    assert dict(lists.schema) == rerank.EXPLORE_LIST_SCHEMA
+    assert list(lists.columns) == [*list(rerank.LIST_SCHEMA)[:-1], "probed_interest", "reason"]
+    assert holdout_10["probed_interest"].to_list() == [None, None, None, "Western"]
+    assert lists.filter(~pl.col("is_exploration"))["probed_interest"].is_null().all()
+    assert lists.filter(pl.col("is_exploration"))["probed_interest"].is_not_null().all()
+    # like_reasons fills the exploit reasons and keeps the column where it is
+    vectors = pl.DataFrame({"item_id": list(range(1, 8)), "embedding": [[1.0, float(i)] for i in range(1, 8)]})
+    filled = rerank.like_reasons(lists, histories, vectors, items)
+    assert filled.columns == lists.columns and filled["reason"].is_not_null().all()
+    assert filled["probed_interest"].to_list() == lists["probed_interest"].to_list()
+
+
+def test_like_reasons_name_the_closest_history_item_of_the_same_purpose():
+    items, fit_events, candidates, _ = _toy_tables()
+    histories = rerank.purpose_histories(fit_events)
+    table = rerank.Candidates.from_frame(candidates, histories)
+    # item 4 points like item 2, item 7 like item 1; item 5 like item 3
+    vectors = {1: [1.0, 0.0, 0.0], 2: [0.0, 1.0, 0.0], 3: [0.0, 0.0, 1.0], 4: [0.1, 1.0, 0.0],
+               5: [0.0, 0.2, 1.0], 6: [0.0, 0.0, 0.0], 7: [1.0, 0.1, 0.1]}
+    embeddings = pl.DataFrame({"item_id": list(vectors), "embedding": list(vectors.values())})
+    lists = rerank.exploit_lists(table, 3).with_columns(
+        reason=pl.when(pl.col("item_id") == 6).then(pl.lit("kept")).otherwise(None)
+    )
+    reasons = rerank.like_reasons(lists, histories, embeddings, items)
+    assert reasons.select("purpose", "user_id", "item_id", "reason").rows() == [
+        ("holdout", 10, 3, "like Alpha"),  # orthogonal to both history items: the first wins
+        ("holdout", 10, 4, "like Beta"),
+        ("holdout", 10, 5, "like Beta"),
+        ("holdout", 20, 4, "like Alpha"),
+        ("holdout", 20, 2, "like Alpha"),
+        ("served", 10, 4, "like Beta"),
+        ("served", 10, 5, "like Gamma"),
+        ("served", 10, 6, "kept"),
+    ]
+
+
+def test_rerank_settings_from_vars_merge_defaults_and_reject_unknown_keys():
+    settings = rerank.RerankSettings.from_vars({"mmr_lambda": 0.5, "explore_shares": {"New": 0.4}})
+    assert settings.mmr_lambda == 0.5 and settings.explore_shares == {"New": 0.4}
+    assert settings.calibration_lambda == rerank.RerankSettings().calibration_lambda
+    with pytest.raises(ValueError, match=r"unknown rerank settings \['mmr_lamda'\]"):
+        rerank.RerankSettings.from_vars({"mmr_lamda": 0.5})
+    with pytest.raises(ValueError, match="explore_rule: expected 'ucb' or 'thompson', found 'eps'"):
+        rerank.RerankSettings.from_vars({"explore_rule": "eps"})
+
+
+def test_frames_accept_an_empty_candidate_table():
+    items, fit_events, candidates, interests = _toy_tables()
+    histories = rerank.purpose_histories(fit_events)
+    table = rerank.Candidates.from_frame(candidates.clear(), histories)
+    assert table.groups.height == 0 and table.offsets.tolist() == [0]
+    empty = np.zeros(0)
+    outside, probes = rerank.top_genre_flags(table, items, interests)
+    for lists in (
+        rerank.exploit_lists(table, 5),
+        rerank.mmr_lists(table, np.zeros((0, 3)), 5, 0.5),
+        rerank.calibrated_lists(table, np.zeros((0, 2)), np.zeros((0, 2)), 5, 0.5),
+        rerank.explore_lists(table, empty, empty, outside, probes, 2, 5),
+    ):
+        assert lists.height == 0
+        assert dict(lists.schema) in (rerank.LIST_SCHEMA, rerank.EXPLORE_LIST_SCHEMA)
+        assert rerank.like_reasons(lists, histories, pl.DataFrame({"item_id": [1], "embedding": [[1.0]]}), items).height == 0
+
+
+# --- MC-dropout uncertainty (recs.lm_candidate_uncertainty) --------------------------------
+
+
+def _tiny_lm(rnn_weight: float = 0.5):
+    import dataclasses
+
+    import torch
+
+    from duckrec.ml import Mixture, TrainedLM, build_catalogue
+    from duckrec.ml.model import ItemLM, LMConfig
+
+    cat = build_catalogue(np.arange(100, 112))
+    n = cat.n_items
+    torch.manual_seed(0)
+    model = ItemLM(
+        LMConfig(n, len(cat.token_names), embedding_dim=8, hidden_dim=16, dropout=0.3),
+        torch.from_numpy(cat.token_offsets), torch.from_numpy(cat.token_index), torch.ones(n + 1),
+    )
+    model.eval()
+    lm = TrainedLM(cat, model, Mixture(), context=6)
+    return dataclasses.replace(lm, mixture=Mixture(rnn_weight, 2.0, 0.7, 3, 2, 0.5))
+
+
+def _tiny_histories():
+    rng = np.random.default_rng(5)
+    # lengths 0..9: an empty history, shorter and longer than the context
+    return [rng.integers(1, 13, size=n) for n in (4, 0, 9, 2, 7, 1)]
+
+
+@pytest.mark.parametrize("rnn_weight", [0.5, 1.0, 0.0])
+def test_mc_dropout_scores_match_score_candidates_mc(rnn_weight):
+    from duckrec.ml import score_candidates_mc
+
+    lm = _tiny_lm(rnn_weight)
+    histories = _tiny_histories()
+    cand = np.array([[1, 2, 0], [3, 4, 5], [12, 11, 10], [6, 0, 0], [7, 8, 9], [1, 5, 9]])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # score_candidates_mc runs on the global threads; see mc_dropout_scores
+    try:
+        expected = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
+    finally:
+        torch.set_num_threads(threads)
+    got = rerank.mc_dropout_scores(lm, histories, cand, passes=6, seed=11, batch_size=512)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-9)
+    assert got[0][0, 2] == 0 and got[1][0, 2] == 0
+    # the spread comes from the recurrent half only: none in a pure n-gram mixture
+    assert (got[1][0, :2] > 0).all() if rnn_weight > 0 else not got[1].any()
+
+
+def test_mc_dropout_scores_are_seeded_and_leave_torch_as_it_was():
+    import torch
+
+    lm = _tiny_lm()
+    histories = _tiny_histories()
+    cand = np.tile(np.arange(1, 13), (len(histories), 1))
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=2)
+    other = rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=3)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
+    assert not lm.model.training
+    assert np.array_equal(first[0], rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=2)[0])
+    assert not np.allclose(first[1], other[1])
+    with pytest.raises(ValueError, match="passes >= 2"):
+        rerank.mc_dropout_scores(lm, histories, cand, passes=1, seed=2)
+
+
+def test_candidate_uncertainty_round_trips_through_its_table():
+    lm = _tiny_lm()
+    items = lm.catalogue.item_ids
+    fit_events = pl.DataFrame({
+        "purpose": ["holdout"] * 3 + ["served"] * 4,
+        "user_id": [1, 1, 2, 1, 1, 1, 2],
+        "item_id": [int(items[i]) for i in (0, 1, 2, 0, 1, 3, 2)],
+        "position": [1, 2, 1, 1, 2, 3, 1],
+    })
+    histories = rerank.purpose_histories(fit_events)
+    candidates = pl.DataFrame({
+        "purpose": ["holdout"] * 5 + ["served"] * 4,
+        "user_id": [1, 1, 1, 2, 2, 1, 1, 2, 2],
+        "rank": [1, 2, 3, 1, 2, 1, 2, 1, 2],
+        "item_id": [int(items[i]) for i in (4, 5, 6, 7, 8, 4, 9, 10, 11)],
+        "score": [0.3, 0.2, 0.1, 0.3, 0.2, 0.3, 0.2, 0.3, 0.2],
+    })
+    table = rerank.Candidates.from_frame(candidates)
+    mean, std = rerank.candidate_uncertainty(lm, table, histories, passes=5, seed=1)
+    assert (mean > 0).all() and (std > 0).all()
+    frame = rerank.uncertainty_frame(table, mean, std)
+    assert dict(frame.schema) == rerank.UNCERTAINTY_SCHEMA and frame.height == candidates.height
+    # read back in another row order, and for a history-filtered candidate table
+    back = rerank.uncertainty_of(table, frame.reverse())
+    assert np.array_equal(back[0], mean) and np.array_equal(back[1], std)
+    fewer = rerank.Candidates.from_frame(candidates.filter(pl.col("purpose") == "served"))
+    assert np.array_equal(rerank.uncertainty_of(fewer, frame)[0], mean[table.frame["purpose"].to_numpy() == "served"])
+    with pytest.raises(ValueError, match="1 of 9 candidates have no mc_mean"):
+        rerank.uncertainty_of(table, frame.slice(1))

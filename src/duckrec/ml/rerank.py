@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,7 +28,6 @@ import numpy as np
 import polars as pl
 
 __all__ = [
-    "LIST_SCHEMA",
     "aligned_offsets",
     "calibrate",
     "calibrate_batch",
@@ -41,6 +41,7 @@ __all__ = [
     "exploration_slots",
     "explore",
     "explore_batch",
+    "EXPLORE_LIST_SCHEMA",
     "explore_lists",
     "ExploreRule",
     "genre_distribution",
@@ -49,7 +50,9 @@ __all__ = [
     "history_genre_mix",
     "item_lookup",
     "like_reasons",
+    "LIST_SCHEMA",
     "lists_frame",
+    "mc_dropout_scores",
     "minmax",
     "mmr",
     "mmr_batch",
@@ -63,6 +66,9 @@ __all__ = [
     "score_order_batch",
     "slots_per_group",
     "top_genre_flags",
+    "uncertainty_frame",
+    "uncertainty_of",
+    "UNCERTAINTY_SCHEMA",
 ]
 
 ExploreRule = Literal["ucb", "thompson"]
@@ -180,7 +186,6 @@ def mmr_batch(
 def _mmr_padded(padded: _Padded, scores: np.ndarray, unit: np.ndarray, k: int, lam: float):
     rel = _padded_minmax(padded, scores)
     vecs = np.where(padded.valid[:, :, None], unit[padded.rows], 0.0)
-    similarity = vecs @ vecs.transpose(0, 2, 1)
     n_groups, width = padded.valid.shape
     # nothing is picked yet, so no candidate is penalised for redundancy on the first pick
     max_sim = np.zeros((n_groups, width))
@@ -194,7 +199,10 @@ def _mmr_padded(padded: _Padded, scores: np.ndarray, unit: np.ndarray, k: int, l
         has_pick = available[groups, best]
         picks[has_pick, step] = best[has_pick]
         available[groups[has_pick], best[has_pick]] = False
-        max_sim = np.maximum(max_sim, similarity[groups, best])
+        # only the similarities to the item just picked: k matrix-vector products instead of
+        # the full (N x N) Gram matrix per group, and einsum's own loop rather than a batched
+        # BLAS call, whose threads stall when another process holds a core (10x slower here)
+        max_sim = np.maximum(max_sim, np.einsum("gid,gd->gi", vecs, vecs[groups, best]))
     return picks
 
 
@@ -538,13 +546,42 @@ def most_similar_rows(
             f"most_similar_rows: candidate vectors have {cand.shape[1]} dimensions but reference "
             f"vectors have {ref.shape[1]}"
         )
-    out = np.full(cand.shape[0], -1, dtype=np.int64)
-    for g in range(cand_offsets.size - 1):
-        c0, c1 = cand_offsets[g], cand_offsets[g + 1]
-        r0, r1 = ref_offsets[g], ref_offsets[g + 1]
-        if c1 > c0 and r1 > r0:
-            out[c0:c1] = r0 + (cand[c0:c1] @ ref[r0:r1].T).argmax(axis=1)
+    cand_rows = np.arange(cand.shape[0])
+    ref_rows = np.arange(ref.shape[0])
+    return _nearest_rows(cand_offsets, cand_rows, cand, ref_offsets, ref_rows, ref)
+
+
+def _nearest_rows(cand_offsets, cand_rows, cand_unit, ref_offsets, ref_rows, ref_unit) -> np.ndarray:
+    """Per candidate row (``cand_unit[cand_rows[j]]``), the reference row of its group with
+    the highest dot product (first on ties), or -1. Vectors are gathered group by group, so
+    no (rows x d) copy of a long table is made, and the small products run on one torch
+    thread: numpy's BLAS would use two, which stall whenever another process holds a core."""
+    import torch
+
+    cand_t, ref_t = torch.from_numpy(cand_unit), torch.from_numpy(ref_unit)
+    out = np.full(cand_rows.size, -1, dtype=np.int64)
+    with _torch_threads(1), torch.no_grad():
+        for g in range(cand_offsets.size - 1):
+            c0, c1 = int(cand_offsets[g]), int(cand_offsets[g + 1])
+            r0, r1 = int(ref_offsets[g]), int(ref_offsets[g + 1])
+            if c1 > c0 and r1 > r0:
+                c = cand_t[torch.from_numpy(cand_rows[c0:c1])]
+                r = ref_t[torch.from_numpy(ref_rows[r0:r1])]
+                out[c0:c1] = r0 + (c @ r.T).numpy().argmax(axis=1)
     return out
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """Runs a block on ``n`` torch threads and restores the count after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(int(n), 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 # --- internals -----------------------------------------------------------------------------
@@ -706,6 +743,14 @@ LIST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# lm_explore_lists: the list columns plus the genre each exploration slot probes
+EXPLORE_LIST_SCHEMA: dict[str, pl.DataType] = {
+    **{name: dtype for name, dtype in LIST_SCHEMA.items() if name != "reason"},
+    "probed_interest": pl.Utf8,
+    "reason": pl.Utf8,
+}
+
+
 @dataclass(frozen=True)
 class RerankSettings:
     """The re-rankers' settings, from the project's ``rerank`` var (unknown keys are an error).
@@ -736,7 +781,6 @@ class RerankSettings:
     explore_placement: Placement = "spread"
     explore_distinct_interests: bool = True
     explore_repeat_penalty: float = 0.0
-    mc_passes: int = 20
     tradeoff_k: int = 10
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
     tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
@@ -763,8 +807,6 @@ class RerankSettings:
             raise ValueError(
                 f"rerank.explore_placement: expected 'spread' or 'tail', found {settings.explore_placement!r}"
             )
-        if settings.mc_passes < 2:
-            raise ValueError(f"rerank.mc_passes: expected >= 2 (a spread needs two draws), found {settings.mc_passes}")
         return settings
 
 
@@ -807,9 +849,6 @@ class Candidates:
     def item_ids(self) -> np.ndarray:
         return self.frame["item_id"].to_numpy()
 
-    def purpose(self, name: str) -> Candidates:
-        return Candidates.from_frame(self.frame.filter(pl.col("purpose") == name))
-
 
 def item_lookup(item_ids: np.ndarray, table_ids: np.ndarray, table_values: np.ndarray) -> np.ndarray:
     """Rows of ``table_values`` for ``item_ids`` (``table_ids`` their keys); zeros for unknown ids."""
@@ -819,15 +858,15 @@ def item_lookup(item_ids: np.ndarray, table_ids: np.ndarray, table_values: np.nd
         raise ValueError(
             f"item_lookup: expected one value row per table id ({table_ids.size}), found {values.shape[0]}"
         )
-    out = np.zeros((np.size(item_ids), *values.shape[1:]), dtype=values.dtype)
     if table_ids.size == 0:
-        return out
+        return np.zeros((np.size(item_ids), *values.shape[1:]), dtype=values.dtype)
     order = np.argsort(table_ids, kind="stable")
     sorted_ids = table_ids[order]
     ids = np.asarray(item_ids, dtype=np.int64)
     pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
     found = sorted_ids[pos] == ids
-    out[found] = values[order[pos[found]]]
+    out = values[order[pos]]  # one gather; the rows of unknown ids are zeroed after
+    out[~found] = 0
     return out
 
 
@@ -987,7 +1026,8 @@ def explore_lists(
 ) -> pl.DataFrame:
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
-    ``distinct_interests``), each with its reason. ``repeat_penalty`` (see
+    ``distinct_interests``), each with its reason and the genre it probes in
+    ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``repeat_penalty`` (see
     :func:`explore_batch`) counts the probes of each purpose apart, users in id order."""
     users = candidates.groups["user_id"].to_numpy()
     purposes = candidates.groups["purpose"].to_list()
@@ -1022,11 +1062,15 @@ def explore_lists(
     ranked = _ranked_rows(
         [p.rows for p in parts], [p.group for p in parts], [p.rank for p in parts], [p.is_exploration for p in parts]
     )
+    probed = [probes[r] if flag else None for r, flag in zip(ranked.rows.tolist(), ranked.is_exploration.tolist())]
     reasons = [
-        exploration_reason(probes[r] or "another interest", float(mean[r]), float(std[r])) if flag else None
-        for r, flag in zip(ranked.rows.tolist(), ranked.is_exploration.tolist())
+        exploration_reason(p or "another interest", float(mean[r]), float(std[r])) if flag else None
+        for r, flag, p in zip(ranked.rows.tolist(), ranked.is_exploration.tolist(), probed)
     ]
-    return lists_frame(candidates, ranked, strategy, reasons)
+    lists = lists_frame(candidates, ranked, strategy, reasons)
+    return lists.insert_column(
+        lists.get_column_index("reason"), pl.Series("probed_interest", probed, dtype=pl.Utf8)
+    )
 
 
 def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
@@ -1044,13 +1088,18 @@ def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.Da
     offsets = group_offsets(todo["purpose"].to_numpy(), todo["user_id"].to_numpy())
     groups = todo.select("purpose", "user_id").gather(offsets[:-1])
     history, history_offsets = aligned_offsets(groups, histories)
-    nearest = most_similar_rows(
-        offsets,
-        embedding_matrix(todo["item_id"].to_numpy(), embeddings),
-        history_offsets,
-        embedding_matrix(history["item_id"].to_numpy(), embeddings),
-    )
     history_items = history["item_id"].to_numpy()
+    # unit vectors per embedded item (row 0: unknown items, zero, similar to nothing)
+    if embeddings.height:
+        table_ids = embeddings["item_id"].cast(pl.Int64).to_numpy()
+        unit = np.vstack([np.zeros((1, len(embeddings["embedding"][0]))),
+                          _unit_rows(np.asarray(embeddings["embedding"].to_list(), dtype=np.float64))])
+    else:
+        table_ids, unit = np.zeros(0, dtype=np.int64), np.zeros((1, 1))
+    row_of = lambda ids: item_lookup(ids, table_ids, np.arange(1, table_ids.size + 1))  # noqa: E731
+    nearest = _nearest_rows(
+        offsets, row_of(todo["item_id"].to_numpy()), unit, history_offsets, row_of(history_items), unit
+    )
     titles = dict(zip(items["item_id"].cast(pl.Int64).to_list(), items["title"].to_list()))
     filled = [
         f"like {titles.get(int(history_items[n])) or f'item {int(history_items[n])}'}" if n >= 0 else "popular now"
@@ -1065,14 +1114,113 @@ def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.Da
     )
 
 
-def candidate_uncertainty(lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """MC-dropout mean and spread of the LM's probability for every candidate row.
+def mc_dropout_scores(
+    lm,
+    histories: Sequence[np.ndarray],
+    candidates: np.ndarray,
+    passes: int,
+    seed: int,
+    threads: int = 1,
+    batch_size: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and spread [U, C] of the LM's mixed probability of each candidate.
 
-    ``lm`` is a :class:`duckrec.ml.score.TrainedLM`; each (purpose, user) is scored from its
-    purpose's history, as the candidates were. Items outside the LM's catalogue get 0, 0.
+    The same numbers as :func:`duckrec.ml.score.score_candidates_mc` (same seed, same
+    dropout masks: users are run in the same length order and batches), computed faster:
+
+    - the n-gram half of the mixture has no dropout, so it is counted once, not per pass,
+      and only its candidate columns are kept; the passes only redo the recurrent half;
+    - the item vectors (no dropout either) are built once; with ``rnn_weight`` 0 no pass
+      is run at all;
+    - torch runs on ``threads`` threads (default 1) inside the call. The GRU's per-step
+      parallel regions make two threads on a two-core machine 10-50x *slower* as soon as
+      another process holds one core; one thread is as fast on a quiet machine and does
+      not collapse under load.
+
+    ``lm`` is a :class:`duckrec.ml.score.TrainedLM`; ``histories`` are 1-based item indices
+    (also what the n-gram half is counted over, as in ``recs.lm_candidates``);
+    ``candidates`` are 1-based item indices, 0 pads (mean and spread 0). The global torch
+    RNG and thread count are left as they were.
     """
-    from .score import score_candidates_mc  # torch is only needed by the exploring strategies
+    import torch
 
+    from .ngram import next_item_probs
+    from .sequences import pad_histories
+
+    cand = np.asarray(candidates, dtype=np.int64)
+    if cand.ndim != 2 or cand.shape[0] != len(histories):
+        raise ValueError(f"mc_dropout_scores: expected candidates [{len(histories)}, C], found {cand.shape}")
+    if passes < 2:
+        raise ValueError(f"mc_dropout_scores: expected passes >= 2 for a spread, found {passes}")
+    n_users, width = cand.shape
+    if n_users == 0 or width == 0:
+        return np.zeros(cand.shape), np.zeros(cand.shape)
+    pick = torch.from_numpy(np.clip(cand - 1, 0, None))
+    mixture = lm.mixture
+    w = float(mixture.rnn_weight)
+    bigram = mixture.fit_ngram(list(histories), lm.catalogue.n_items)
+    fixed = None
+    if bigram is not None and w < 1.0:
+        ngram = next_item_probs(bigram, list(histories), mixture.smoothing, mixture.context, mixture.decay)
+        fixed = (1.0 - w) * torch.gather(ngram, 1, pick)
+        w_rnn = w
+    else:
+        w_rnn = 1.0
+    if w_rnn == 0.0:
+        # a pure n-gram mixture (validation can pick rnn_weight 0): dropout changes nothing,
+        # so no pass is run; the spread is exactly 0, as every pass would give the same number
+        mean = fixed.double().numpy().copy()
+        mean[cand == 0] = 0.0
+        return mean, np.zeros(cand.shape)
+    # score._states: users by descending context length, empty histories keep the initial state
+    context = lm.context
+    lengths = np.array([min(len(h), context or len(h)) for h in histories])
+    order = np.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    batches = []
+    for start in range(0, order.size, batch_size):
+        rows = order[start : start + batch_size]
+        inputs, lens = pad_histories([np.asarray(histories[i]) for i in rows], context)
+        batches.append((torch.from_numpy(rows), inputs, lens - 1))
+    model = lm.model
+    was_training = model.training
+    total = torch.zeros(n_users, width, dtype=torch.float64)
+    total_sq = torch.zeros(n_users, width, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), _torch_threads(threads):
+        torch.manual_seed(seed)
+        model.train()  # dropout on; no optimiser step, so the weights do not change
+        try:
+            vectors = model.item_vectors()
+            initial = model.initial_state()
+            for _ in range(passes):
+                states = initial.expand(n_users, -1).clone()
+                for rows, inputs, last in batches:
+                    out, _ = model(inputs, vectors)
+                    states[rows] = out[torch.arange(rows.numel()), last]
+                probs = torch.softmax(model.logits(states, vectors), dim=1)
+                draw = torch.gather(probs, 1, pick).double() * w_rnn
+                if fixed is not None:
+                    draw = draw + fixed.double()
+                total += draw
+                total_sq += draw * draw
+        finally:
+            model.train(was_training)
+    mean = total / passes
+    # the unbiased (n - 1) spread, as torch.std; clipped at 0 against rounding
+    var = ((total_sq - passes * mean * mean) / (passes - 1)).clamp(min=0.0)
+    mean, std = mean.numpy(), var.sqrt().numpy()
+    mean[cand == 0], std[cand == 0] = 0.0, 0.0
+    return mean, std
+
+
+def candidate_uncertainty(
+    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and spread of the LM's probability for every candidate row
+    (:func:`mc_dropout_scores`), each (purpose, user) scored from its purpose's history, as
+    ``recs.lm_candidates`` was: per purpose, the n-gram half counts over the histories of
+    that purpose's candidate users. Items outside the LM's catalogue get 0, 0.
+    """
     mean = np.zeros(candidates.frame.height)
     std = np.zeros(candidates.frame.height)
     catalogue_ids = lm.catalogue.item_ids
@@ -1099,7 +1247,55 @@ def candidate_uncertainty(lm, candidates: Candidates, histories: pl.DataFrame, p
         valid = column[None, :] < sizes[:, None]
         rows = candidates.offsets[group_ids][:, None] + column[None, :]
         block[valid] = cand_index[rows[valid]]
-        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed)
+        m, s = mc_dropout_scores(lm, seqs, block, passes=passes, seed=seed, threads=threads)
         mean[rows[valid]] = m[valid]
         std[rows[valid]] = s[valid]
     return mean, std
+
+
+UNCERTAINTY_SCHEMA: dict[str, pl.DataType] = {
+    "purpose": pl.Utf8,
+    "user_id": pl.Int64,
+    "item_id": pl.Int64,
+    "mc_mean": pl.Float64,
+    "mc_std": pl.Float64,
+}
+
+
+def uncertainty_frame(candidates: Candidates, mean: np.ndarray, std: np.ndarray) -> pl.DataFrame:
+    """``recs.lm_candidate_uncertainty``: one (purpose, user_id, item_id, mc_mean, mc_std) row
+    per candidate row."""
+    frame = candidates.frame
+    return pl.DataFrame(
+        {
+            "purpose": frame["purpose"],
+            "user_id": frame["user_id"],
+            "item_id": frame["item_id"],
+            "mc_mean": pl.Series(np.asarray(mean, dtype=np.float64)),
+            "mc_std": pl.Series(np.asarray(std, dtype=np.float64)),
+        },
+        schema=UNCERTAINTY_SCHEMA,
+    )
+
+
+def uncertainty_of(candidates: Candidates, uncertainty: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(mc_mean, mc_std) of every candidate row from a ``recs.lm_candidate_uncertainty`` frame.
+
+    A candidate without a row means the table is older than ``recs.lm_candidates``: that is
+    an error (rebuild lm_candidate_uncertainty), never a silent zero.
+    """
+    keys = ["purpose", "user_id", "item_id"]
+    table = uncertainty.select(
+        "purpose", pl.col("user_id").cast(pl.Int64), pl.col("item_id").cast(pl.Int64),
+        pl.col("mc_mean").cast(pl.Float64), pl.col("mc_std").cast(pl.Float64),
+    ).unique(keys, keep="first")
+    joined = candidates.frame.select(keys).join(table, on=keys, how="left", maintain_order="left")
+    missing = joined.filter(pl.col("mc_mean").is_null() | pl.col("mc_std").is_null())
+    if missing.height:
+        example = missing.row(0)
+        raise ValueError(
+            f"uncertainty_of: {missing.height} of {joined.height} candidates have no mc_mean/mc_std in "
+            f"lm_candidate_uncertainty (e.g. purpose {example[0]!r}, user {example[1]}, item {example[2]}); "
+            f"rebuild it after lm_candidates"
+        )
+    return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
