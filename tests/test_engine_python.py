@@ -41,6 +41,13 @@ def test_python_model_returns_polars_arrow_or_relation(tmp_path, capsys):
             def model(dbt, session):
                 return dbt.ref("as_polars").aggregate("count(*) as n")
         """,
+        "python_models/relation_over_arrow.py": """
+            import pyarrow as pa
+
+            def model(dbt, session):
+                # a relation that reads a Python object cannot be a stored view: still a table
+                return session.from_arrow(pa.table({"x": [1, 2]})).project("x * 10 as y")
+        """,
     }, base=BASE)
     result = run(capsys, root, "build")
     assert result.code == 0, result
@@ -49,6 +56,7 @@ def test_python_model_returns_polars_arrow_or_relation(tmp_path, capsys):
         (1, 30, '"py"."as_polars"'), (2, 60, '"py"."as_polars"')]
     assert query(wh, "select item_id, price from main.as_arrow") == [(3, 30)]
     assert query(wh, "select n from main.as_relation") == [(2,)]
+    assert query(wh, "select y from main.relation_over_arrow order by 1") == [(10,), (20,)]
 
 
 def test_python_model_is_incremental_and_unique_key(tmp_path, capsys):

@@ -107,7 +107,10 @@ def _expose(con, node: Node, result: Any) -> None:
         result = result.to_arrow()
         module = "pyarrow"
     if module == "duckdb":
-        result.create_view(RESULT_VIEW, replace=True)
+        try:
+            result.create_view(RESULT_VIEW, replace=True)
+        except Exception:  # noqa: BLE001 - a relation over a Python object cannot be a stored view
+            con.register(RESULT_VIEW, result.to_arrow_table())
         return
     if module in ("pyarrow", "pandas"):
         con.register(RESULT_VIEW, result)
