@@ -217,3 +217,27 @@ def test_commands_without_python_models_do_not_import_polars_or_torch(tmp_path):
     # listing finds heavy's deps without importing it; a SQL-only build imports neither library
     assert heavy_modules("ls", "-s", "+heavy") == "[]"
     assert heavy_modules("build", "--exclude", "heavy") == "[]"
+
+
+def test_python_model_columns_take_the_yaml_data_type(tmp_path, capsys):
+    root = project(tmp_path, {
+        "python_models/typed.py": """
+            import polars as pl
+
+            def model(dbt, session):
+                return pl.DataFrame({"doc": ['{"a": 1}'], "amount": ["1.50"]})
+        """,
+        "models/typed.yml": """
+            version: 2
+            models:
+              - name: typed
+                columns:
+                  - {name: doc, data_type: JSON}
+                  - {name: amount, data_type: 'DECIMAL(6,2)'}
+        """,
+    }, base=BASE)
+    assert run(capsys, root, "build", "-s", "typed").code == 0
+    wh = warehouse(root)
+    assert query(wh, "select column_name, column_type from (describe main.typed)") == [
+        ("doc", "JSON"), ("amount", "DECIMAL(6,2)")]
+    assert query(wh, "select doc ->> 'a', amount from main.typed")[0][0] == "1"

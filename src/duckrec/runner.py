@@ -248,6 +248,7 @@ class Runner:
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
+                    sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
                 finally:
@@ -262,6 +263,15 @@ class Runner:
             where = f" (compiled SQL: {compiled.relative_to(project.root)})" if compiled else ""
             kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
             return done("error", message=f"SQL error in {kind}{where}: {e}")
+
+
+def _typed(node: Node, sql: str) -> str:
+    """A Python model's frame cast to the data_type its YAML declares (JSON, DECIMAL, ...),
+    which a DataFrame cannot carry."""
+    casts = [f'"{c.name}"::{c.data_type} as "{c.name}"' for c in node.columns.values() if c.data_type]
+    if not casts:
+        return sql
+    return f"select * replace ({', '.join(casts)}) from ({sql})"
 
 
 def _counts(results: list[NodeResult]) -> dict[str, int]:
