@@ -615,22 +615,44 @@ def _tiny_histories():
     return [rng.integers(1, 13, size=n) for n in (4, 0, 9, 2, 7, 1)]
 
 
+def _naive_mc(lm, histories, cand, passes, seed):
+    """MC dropout the plain way: every pass recomputes the whole mixture for every item
+    (score._states + score.next_item_scores), on one torch thread; the reference for
+    score_candidates_mc's shortcuts."""
+    import torch
+
+    from duckrec.ml import score
+
+    bigram = lm.mixture.fit_ngram(histories, lm.catalogue.n_items)
+    pick = torch.from_numpy(np.clip(cand - 1, 0, None))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    draws = []
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            lm.model.train()
+            for _ in range(passes):
+                states = score._states(lm.model, histories, lm.context, 512)
+                draws.append(torch.gather(score.next_item_scores(lm, states, histories, bigram), 1, pick))
+    finally:
+        lm.model.eval()
+        torch.set_num_threads(threads)
+    stack = torch.stack(draws).double()
+    mean, std = stack.mean(0).numpy(), stack.std(0).numpy()
+    mean[cand == 0], std[cand == 0] = 0.0, 0.0
+    return mean, std
+
+
 @pytest.mark.parametrize("rnn_weight", [0.5, 1.0, 0.0])
-def test_mc_dropout_scores_match_score_candidates_mc(rnn_weight):
+def test_score_candidates_mc_matches_a_naive_per_pass_loop(rnn_weight):
     from duckrec.ml import score_candidates_mc
 
     lm = _tiny_lm(rnn_weight)
     histories = _tiny_histories()
     cand = np.array([[1, 2, 0], [3, 4, 5], [12, 11, 10], [6, 0, 0], [7, 8, 9], [1, 5, 9]])
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # score_candidates_mc runs on the global threads; see mc_dropout_scores
-    try:
-        expected = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
-    finally:
-        torch.set_num_threads(threads)
-    got = rerank.mc_dropout_scores(lm, histories, cand, passes=6, seed=11, batch_size=512)
+    expected = _naive_mc(lm, histories, cand, passes=6, seed=11)
+    got = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-9)
     assert got[0][0, 2] == 0 and got[1][0, 2] == 0
@@ -638,8 +660,10 @@ def test_mc_dropout_scores_match_score_candidates_mc(rnn_weight):
     assert (got[1][0, :2] > 0).all() if rnn_weight > 0 else not got[1].any()
 
 
-def test_mc_dropout_scores_are_seeded_and_leave_torch_as_it_was():
+def test_score_candidates_mc_is_seeded_and_leaves_torch_as_it_was():
     import torch
+
+    from duckrec.ml import score_candidates_mc
 
     lm = _tiny_lm()
     histories = _tiny_histories()
@@ -647,14 +671,17 @@ def test_mc_dropout_scores_are_seeded_and_leave_torch_as_it_was():
     threads = torch.get_num_threads()
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    first = rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=2)
-    other = rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=3)
+    first = score_candidates_mc(lm, histories, cand, passes=4, seed=2)
+    other = score_candidates_mc(lm, histories, cand, passes=4, seed=3, threads=2)
     assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
     assert not lm.model.training
-    assert np.array_equal(first[0], rerank.mc_dropout_scores(lm, histories, cand, passes=4, seed=2)[0])
+    again = score_candidates_mc(lm, histories, cand, passes=4, seed=2)
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     assert not np.allclose(first[1], other[1])
     with pytest.raises(ValueError, match="passes >= 2"):
-        rerank.mc_dropout_scores(lm, histories, cand, passes=1, seed=2)
+        score_candidates_mc(lm, histories, cand, passes=1, seed=2)
+    with pytest.raises(ValueError, match=r"expected candidates \[6, C\]"):
+        score_candidates_mc(lm, histories, cand[:2], passes=4, seed=2)
 
 
 def test_candidate_uncertainty_round_trips_through_its_table():

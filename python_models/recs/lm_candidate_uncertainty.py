@@ -1,7 +1,7 @@
 """The LM's uncertainty about each of its candidates: the mean and spread of the mixed
 next-item probability over var lm.mc_passes stochastic forward passes with dropout on
-(MC dropout), seeded by var seed. Computed once here; lm_explore_lists and eval.tradeoff
-read it."""
+(MC dropout, duckrec.ml.score.score_candidates_mc), seeded by var seed. Computed once
+here; lm_explore_lists and eval.tradeoff_lists read it."""
 from duckrec.ml import rerank
 from duckrec.ml.score import TrainedLM
 

@@ -12,7 +12,7 @@ score order, stably sorted.
 
 The last section lifts all of this to polars frames of the warehouse's tables
 (``Candidates``, ``*_lists``, reasons, MC-dropout uncertainty), so the Python models that
-build ``recs.lm_*_lists`` and ``eval.tradeoff`` stay a few lines and share one code path.
+build ``recs.lm_*_lists`` and ``eval.tradeoff_lists`` stay a few lines and share one code path.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,7 +51,6 @@ __all__ = [
     "like_reasons",
     "LIST_SCHEMA",
     "lists_frame",
-    "mc_dropout_scores",
     "minmax",
     "mmr",
     "mmr_batch",
@@ -558,9 +556,11 @@ def _nearest_rows(cand_offsets, cand_rows, cand_unit, ref_offsets, ref_rows, ref
     thread: numpy's BLAS would use two, which stall whenever another process holds a core."""
     import torch
 
+    from .score import torch_threads
+
     cand_t, ref_t = torch.from_numpy(cand_unit), torch.from_numpy(ref_unit)
     out = np.full(cand_rows.size, -1, dtype=np.int64)
-    with _torch_threads(1), torch.no_grad():
+    with torch_threads(1), torch.no_grad():
         for g in range(cand_offsets.size - 1):
             c0, c1 = int(cand_offsets[g]), int(cand_offsets[g + 1])
             r0, r1 = int(ref_offsets[g]), int(ref_offsets[g + 1])
@@ -569,19 +569,6 @@ def _nearest_rows(cand_offsets, cand_rows, cand_unit, ref_offsets, ref_rows, ref
                 r = ref_t[torch.from_numpy(ref_rows[r0:r1])]
                 out[c0:c1] = r0 + (c @ r.T).numpy().argmax(axis=1)
     return out
-
-
-@contextmanager
-def _torch_threads(n: int):
-    """Runs a block on ``n`` torch threads and restores the count after."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(int(n), 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # --- internals -----------------------------------------------------------------------------
@@ -1114,113 +1101,16 @@ def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.Da
     )
 
 
-def mc_dropout_scores(
-    lm,
-    histories: Sequence[np.ndarray],
-    candidates: np.ndarray,
-    passes: int,
-    seed: int,
-    threads: int = 1,
-    batch_size: int = 512,
-) -> tuple[np.ndarray, np.ndarray]:
-    """MC-dropout mean and spread [U, C] of the LM's mixed probability of each candidate.
-
-    The same numbers as :func:`duckrec.ml.score.score_candidates_mc` (same seed, same
-    dropout masks: users are run in the same length order and batches), computed faster:
-
-    - the n-gram half of the mixture has no dropout, so it is counted once, not per pass,
-      and only its candidate columns are kept; the passes only redo the recurrent half;
-    - the item vectors (no dropout either) are built once; with ``rnn_weight`` 0 no pass
-      is run at all;
-    - torch runs on ``threads`` threads (default 1) inside the call. The GRU's per-step
-      parallel regions make two threads on a two-core machine 10-50x *slower* as soon as
-      another process holds one core; one thread is as fast on a quiet machine and does
-      not collapse under load.
-
-    ``lm`` is a :class:`duckrec.ml.score.TrainedLM`; ``histories`` are 1-based item indices
-    (also what the n-gram half is counted over, as in ``recs.lm_candidates``);
-    ``candidates`` are 1-based item indices, 0 pads (mean and spread 0). The global torch
-    RNG and thread count are left as they were.
-    """
-    import torch
-
-    from .ngram import next_item_probs
-    from .sequences import pad_histories
-
-    cand = np.asarray(candidates, dtype=np.int64)
-    if cand.ndim != 2 or cand.shape[0] != len(histories):
-        raise ValueError(f"mc_dropout_scores: expected candidates [{len(histories)}, C], found {cand.shape}")
-    if passes < 2:
-        raise ValueError(f"mc_dropout_scores: expected passes >= 2 for a spread, found {passes}")
-    n_users, width = cand.shape
-    if n_users == 0 or width == 0:
-        return np.zeros(cand.shape), np.zeros(cand.shape)
-    pick = torch.from_numpy(np.clip(cand - 1, 0, None))
-    mixture = lm.mixture
-    w = float(mixture.rnn_weight)
-    bigram = mixture.fit_ngram(list(histories), lm.catalogue.n_items)
-    fixed = None
-    if bigram is not None and w < 1.0:
-        ngram = next_item_probs(bigram, list(histories), mixture.smoothing, mixture.context, mixture.decay)
-        fixed = (1.0 - w) * torch.gather(ngram, 1, pick)
-        w_rnn = w
-    else:
-        w_rnn = 1.0
-    if w_rnn == 0.0:
-        # a pure n-gram mixture (validation can pick rnn_weight 0): dropout changes nothing,
-        # so no pass is run; the spread is exactly 0, as every pass would give the same number
-        mean = fixed.double().numpy().copy()
-        mean[cand == 0] = 0.0
-        return mean, np.zeros(cand.shape)
-    # score._states: users by descending context length, empty histories keep the initial state
-    context = lm.context
-    lengths = np.array([min(len(h), context or len(h)) for h in histories])
-    order = np.argsort(-lengths, kind="stable")
-    order = order[lengths[order] > 0]
-    batches = []
-    for start in range(0, order.size, batch_size):
-        rows = order[start : start + batch_size]
-        inputs, lens = pad_histories([np.asarray(histories[i]) for i in rows], context)
-        batches.append((torch.from_numpy(rows), inputs, lens - 1))
-    model = lm.model
-    was_training = model.training
-    total = torch.zeros(n_users, width, dtype=torch.float64)
-    total_sq = torch.zeros(n_users, width, dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), _torch_threads(threads):
-        torch.manual_seed(seed)
-        model.train()  # dropout on; no optimiser step, so the weights do not change
-        try:
-            vectors = model.item_vectors()
-            initial = model.initial_state()
-            for _ in range(passes):
-                states = initial.expand(n_users, -1).clone()
-                for rows, inputs, last in batches:
-                    out, _ = model(inputs, vectors)
-                    states[rows] = out[torch.arange(rows.numel()), last]
-                probs = torch.softmax(model.logits(states, vectors), dim=1)
-                draw = torch.gather(probs, 1, pick).double() * w_rnn
-                if fixed is not None:
-                    draw = draw + fixed.double()
-                total += draw
-                total_sq += draw * draw
-        finally:
-            model.train(was_training)
-    mean = total / passes
-    # the unbiased (n - 1) spread, as torch.std; clipped at 0 against rounding
-    var = ((total_sq - passes * mean * mean) / (passes - 1)).clamp(min=0.0)
-    mean, std = mean.numpy(), var.sqrt().numpy()
-    mean[cand == 0], std[cand == 0] = 0.0, 0.0
-    return mean, std
-
-
 def candidate_uncertainty(
     lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and spread of the LM's probability for every candidate row
-    (:func:`mc_dropout_scores`), each (purpose, user) scored from its purpose's history, as
-    ``recs.lm_candidates`` was: per purpose, the n-gram half counts over the histories of
-    that purpose's candidate users. Items outside the LM's catalogue get 0, 0.
+    (:func:`duckrec.ml.score.score_candidates_mc`), each (purpose, user) scored from its
+    purpose's history, as ``recs.lm_candidates`` was: per purpose, the n-gram half counts
+    over the histories of that purpose's candidate users. Items outside the LM's catalogue get 0, 0.
     """
+    from .score import score_candidates_mc
+
     mean = np.zeros(candidates.frame.height)
     std = np.zeros(candidates.frame.height)
     catalogue_ids = lm.catalogue.item_ids
@@ -1247,7 +1137,7 @@ def candidate_uncertainty(
         valid = column[None, :] < sizes[:, None]
         rows = candidates.offsets[group_ids][:, None] + column[None, :]
         block[valid] = cand_index[rows[valid]]
-        m, s = mc_dropout_scores(lm, seqs, block, passes=passes, seed=seed, threads=threads)
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=threads)
         mean[rows[valid]] = m[valid]
         std[rows[valid]] = s[valid]
     return mean, std

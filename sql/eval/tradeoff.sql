@@ -1,0 +1,53 @@
+-- What re-ranking costs in accuracy and what it buys in discovery: the lists of every setting
+-- of the re-rankers' grid (eval.tradeoff_lists) measured at K = var rerank.tradeoff_k with the
+-- rules of eval.user_metrics / eval.metrics (sql/macros/measures.sql), plus the share of the
+-- shown slots that explore. One row per strategy and setting; the is_default rows equal
+-- eval.metrics at that K.
+-- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('user_interests_holdout') }} {{ ref('item_stats') }}
+with settings as (
+    select distinct strategy, parameter, value, setting, is_default from {{ ref('tradeoff_lists') }}
+),
+
+user_rows as (
+    {{ user_measures(ref('tradeoff_lists'), ['strategy', 'setting'], [var('rerank', {}).get('tradeoff_k', 10)]) }}
+),
+
+measured as (
+    {{ aggregate_measures('user_rows', ref('tradeoff_lists'), ['strategy', 'setting']) }}
+),
+
+exploration as (
+    select
+        user_rows.strategy,
+        user_rows.setting,
+        user_rows.k,
+        avg(lists.is_exploration::integer) as exploration_share
+    from user_rows
+    join {{ ref('tradeoff_lists') }} lists
+        on lists.strategy = user_rows.strategy
+        and lists.setting = user_rows.setting
+        and lists.user_id = user_rows.user_id
+        and lists.rank <= user_rows.k
+    group by all
+)
+
+select
+    settings.strategy,
+    settings.parameter,
+    settings.value,
+    settings.setting,
+    settings.is_default,
+    measured.k::integer as k,
+    measured.n_users,
+    measured.ndcg,
+    measured.hit_rate,
+    measured.coverage,
+    measured.diversity,
+    measured.novelty,
+    measured.new_interest_hit_rate,
+    measured.n_new_interest_users,
+    exploration.exploration_share::double as exploration_share
+from settings
+join measured using (strategy, setting)
+left join exploration using (strategy, setting, k)
+order by settings.strategy, settings.parameter nulls first, settings.value nulls last

@@ -1,0 +1,232 @@
+{#
+  The evaluation protocol's per-user measures, defined once. Each row of the result is one
+  (list key columns `by`, evaluated user, K in `ks`), measured on the lists of `lists` (a
+  relation with the columns `by`, user_id, rank, item_id) against the users' test events:
+    n_hits           test items among the first K of the list
+    hit              1 if n_hits > 0 (hit_rate = recall with one test item)
+    precision        n_hits / K
+    recall           n_hits / n_test_items
+    ndcg             sum over hits of 1 / log2(rank + 1), divided by the same sum for a perfect
+                     list (min(n_test_items, K) hits at ranks 1..)
+    reciprocal_rank  1 / rank of the first hit, 0 without one
+    diversity        1 - mean genre Jaccard similarity over the pairs of the first K items
+                     (two items without genres count as dissimilar); null under 2 items
+    novelty          mean of features.item_stats.novelty_bits over the first K items
+    is_new_interest_user / new_interest_hit: the user has a test item sharing no genre with
+                     their top var('top_interests') genres of features.user_interests_holdout,
+                     and whether one of those items is among the first K
+  Every evaluated user (a user with test events) gets a row for every list key in `lists`; a
+  user without a list there counts with no hits.
+  Used by eval.user_metrics (lists: eval.holdout_recommendations, by ['strategy'], var ks)
+  and eval.tradeoff (lists: eval.tradeoff_lists, by ['strategy', 'setting'], rerank.tradeoff_k).
+  A model that calls it must name its refs in a comment (the DAG is read from the model file):
+  event_splits, items, user_interests_holdout, item_stats, and `lists`.
+#}
+{% macro user_measures(lists, by, ks) -%}
+{%- set keys = by | join(', ') -%}
+with lists as (
+    select {{ keys }}, user_id, rank, item_id from {{ lists }}
+    where rank <= {{ ks | max }}
+),
+
+tests as (
+    select user_id, item_id from {{ ref('event_splits') }} where split = 'test'
+),
+
+items as (
+    select item_id, genres from {{ ref('items') }}
+),
+
+cutoffs as (
+    select unnest({{ ks }}::integer[]) as k
+),
+
+top_genres as (
+    select user_id, list(interest) as genres
+    from {{ ref('user_interests_holdout') }}
+    where interest_type = 'genre' and is_top
+    group by user_id
+),
+
+test_items as (
+    select
+        tests.user_id,
+        tests.item_id,
+        len(list_intersect(coalesce(items.genres, []), coalesce(top_genres.genres, []))) = 0 as is_new_interest
+    from tests
+    left join items using (item_id)
+    left join top_genres using (user_id)
+),
+
+evaluated_users as (
+    select
+        user_id,
+        count(*) as n_test_items,
+        bool_or(is_new_interest) as is_new_interest_user
+    from test_items
+    group by user_id
+),
+
+list_keys as (
+    select distinct {{ keys }} from lists
+),
+
+grid as (
+    select {% for c in by %}list_keys.{{ c }}, {% endfor %}evaluated_users.*, cutoffs.k
+    from list_keys
+    cross join evaluated_users
+    cross join cutoffs
+),
+
+list_hits as (
+    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, lists.rank, test_items.is_new_interest
+    from lists
+    join test_items using (user_id, item_id)
+),
+
+accuracy as (
+    select
+        {% for c in by %}grid.{{ c }},
+        {% endfor %}grid.user_id,
+        grid.k,
+        grid.n_test_items,
+        grid.is_new_interest_user,
+        count(list_hits.rank) as n_hits,
+        coalesce(sum(1 / log2(list_hits.rank + 1)), 0) as dcg,
+        coalesce(1 / min(list_hits.rank), 0) as reciprocal_rank,
+        coalesce(bool_or(list_hits.is_new_interest), false) as new_interest_hit
+    from grid
+    left join list_hits
+        on {% for c in by %}list_hits.{{ c }} = grid.{{ c }}
+        and {% endfor %}list_hits.user_id = grid.user_id
+        and list_hits.rank <= grid.k
+    group by all
+),
+
+list_genres as (
+    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, lists.rank, items.genres
+    from lists
+    join items using (item_id)
+),
+
+pair_similarity as (
+    select
+        {% for c in by %}a.{{ c }},
+        {% endfor %}a.user_id,
+        cutoffs.k,
+        case
+            when len(list_distinct(list_concat(a.genres, b.genres))) = 0 then 0.0
+            else len(list_intersect(a.genres, b.genres))
+                / len(list_distinct(list_concat(a.genres, b.genres)))
+        end as jaccard
+    from list_genres a
+    join list_genres b
+        on {% for c in by %}b.{{ c }} = a.{{ c }}
+        and {% endfor %}b.user_id = a.user_id
+        and a.rank < b.rank
+    join cutoffs on b.rank <= cutoffs.k
+),
+
+diversity as (
+    -- rounded: a parallel float sum differs in its last bits from run to run
+    select {{ keys }}, user_id, k, round(1 - avg(jaccard), 12) as diversity
+    from pair_similarity
+    group by all
+),
+
+novelty as (
+    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, cutoffs.k, round(avg(item_stats.novelty_bits), 12) as novelty
+    from lists
+    join cutoffs on lists.rank <= cutoffs.k
+    join {{ ref('item_stats') }} item_stats using (item_id)
+    group by all
+)
+
+select
+    {% for c in by %}accuracy.{{ c }},
+    {% endfor %}accuracy.user_id,
+    accuracy.k::integer as k,
+    accuracy.n_test_items,
+    accuracy.n_hits,
+    (accuracy.n_hits > 0)::integer as hit,
+    accuracy.n_hits / accuracy.k as precision,
+    accuracy.n_hits / accuracy.n_test_items as recall,
+    accuracy.dcg / list_sum(
+        list_transform(range(1, least(accuracy.n_test_items, accuracy.k) + 1), lambda i: 1 / log2(i + 1))
+    ) as ndcg,
+    accuracy.reciprocal_rank::double as reciprocal_rank,
+    diversity.diversity,
+    novelty.novelty,
+    accuracy.is_new_interest_user,
+    accuracy.is_new_interest_user and accuracy.new_interest_hit as new_interest_hit
+from accuracy
+left join diversity using ({{ keys }}, user_id, k)
+left join novelty using ({{ keys }}, user_id, k)
+{%- endmacro %}
+
+
+{#
+  The per-user measures (`user_rows`, the columns of user_measures plus any `by` columns)
+  averaged per (by, list keys, K) over the evaluated users (diversity and novelty over users
+  with a list), plus coverage: distinct items in the first K of the group's lists of `lists`
+  / items in the catalogue (staging.items). `list_keys` are the columns that join a user row
+  to its list in `lists` (with user_id); `by` are extra grouping columns of `user_rows` only.
+  The same rules as aggregate_metrics (sql/macros/metrics.sql), which is this macro over
+  eval.user_metrics and eval.holdout_recommendations.
+#}
+{% macro aggregate_measures(user_rows, lists, list_keys, by=[]) -%}
+{%- set keys = by + list_keys + ['k'] -%}
+with per_user as (
+    select * from {{ user_rows }}
+),
+
+catalogue as (
+    select count(*) as n_items from {{ ref('items') }}
+),
+
+recommended as (
+    select
+        {% for c in keys %}per_user.{{ c }}, {% endfor %}
+        count(distinct lists.item_id) as n_recommended_items
+    from per_user
+    join {{ lists }} lists
+        on {% for c in list_keys %}lists.{{ c }} = per_user.{{ c }}
+        and {% endfor %}lists.user_id = per_user.user_id
+        and lists.rank <= per_user.k
+    group by all
+),
+
+averaged as (
+    select
+        {{ keys | join(', ') }},
+        count(*) as n_users,
+        round(avg(hit), 12) as hit_rate,
+        round(avg(precision), 12) as precision,
+        round(avg(recall), 12) as recall,
+        round(avg(ndcg), 12) as ndcg,
+        round(avg(reciprocal_rank), 12) as mrr,
+        round(avg(diversity), 12) as diversity,
+        round(avg(novelty), 12) as novelty,
+        round(avg(new_interest_hit::integer) filter (where is_new_interest_user), 12) as new_interest_hit_rate,
+        count(*) filter (where is_new_interest_user) as n_new_interest_users
+    from per_user
+    group by {{ keys | join(', ') }}
+)
+
+select
+    {% for c in keys %}averaged.{{ c }}, {% endfor %}
+    averaged.n_users,
+    averaged.hit_rate,
+    averaged.precision,
+    averaged.recall,
+    averaged.ndcg,
+    averaged.mrr,
+    coalesce(recommended.n_recommended_items, 0) / catalogue.n_items as coverage,
+    averaged.diversity,
+    averaged.novelty,
+    averaged.new_interest_hit_rate,
+    averaged.n_new_interest_users
+from averaged
+cross join catalogue
+left join recommended using ({{ keys | join(', ') }})
+{%- endmacro %}
