@@ -89,8 +89,9 @@ create table if not exists _duckrec.node_runs (
 """
 
 
-def record_history(con, run: dict[str, Any], results: list[NodeResult]) -> None:
-    con.execute(HISTORY_DDL)
+def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: bool = False) -> None:
+    if not exists:
+        con.execute(HISTORY_DDL)
     con.execute("insert into _duckrec.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],

@@ -170,7 +170,8 @@ class Runner:
                     artifacts.record_history(con, {
                         "run_id": run_id, "command": self.opt.command, "target": self.target,
                         "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
-                        "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results)
+                        "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
+                        exists=("_duckrec", "node_runs") in self.catalog.relations)
                     con.execute("checkpoint")
                 finally:
                     con.close()

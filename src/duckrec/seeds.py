@@ -54,7 +54,9 @@ def load_seed(con, project: Project, node: Node) -> int:
     con.execute(f'create schema if not exists "{node.schema}"')
     con.execute("begin transaction")
     try:
-        con.execute(sql)
+        # store_rejects rather than a strict read: on some malformed files the strict
+        # reader's sniffer silently loads nothing, while the rejects table names every bad row
+        n_rows = con.execute(sql).fetchall()[0][0]
         bad = con.execute(
             "select line, column_name, error_type, error_message, count(*) over () "
             "from duckrec_seed_rejects order by line limit 5").fetchall()
@@ -74,4 +76,4 @@ def load_seed(con, project: Project, node: Node) -> int:
         raise NodeError(f"seed {node.name}: cannot load: {e}", path=rel) from None
     finally:
         con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
-    return con.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
+    return n_rows
