@@ -99,7 +99,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     root = Path(args.project_dir)
     if args.command == "clean":
         project = load_project(root)
-        target = project.path("target")
+        target = project.path("target").resolve()
+        if target == project.root or project.root not in target.parents:
+            raise DuckrecError(f"paths.target is {project.paths['target']!r}, which is not a folder inside the "
+                               "project: clean removes only such a folder", path="project.yml")
         if target.exists():
             shutil.rmtree(target)
         print(f"removed {target}")

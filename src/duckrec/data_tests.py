@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from .errors import NodeError
+from .materialize import clean_sql
 from .project import Node, Project
 
 _REF = re.compile(r"""ref\(\s*['"]([^'"]+)['"]\s*\)""")
@@ -63,7 +64,7 @@ def generic_sql(project: Project, node: Node) -> str:
 
 def run_test(con, sql: str) -> tuple[int, list[str], list[tuple]]:
     """Failing-row count, column names and a few failing rows."""
-    body = sql.strip().rstrip(";")
+    body = clean_sql(sql)
     n = con.execute(f"select count(*) from (\n{body}\n) as failures").fetchall()[0][0]
     if not n:
         return 0, [], []

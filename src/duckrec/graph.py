@@ -102,6 +102,10 @@ def children_map(nodes: dict[str, Node]) -> dict[str, list[str]]:
     return children
 
 
+def descendants(start: Iterable[str], children: dict[str, list[str]]) -> set[str]:
+    return _walk(start, children)
+
+
 def _walk(start: Iterable[str], edges: dict[str, list[str]]) -> set[str]:
     seen: set[str] = set()
     todo = list(start)
@@ -130,8 +134,12 @@ def select(project: Project, select_terms: list[str] | None, exclude_terms: list
                 chosen.add(u)
     else:
         chosen = set(nodes)
+    excluded: set[str] = set()
     for term in _split(exclude_terms or []):
-        chosen -= _match(project, term, parents, children)
+        excluded |= _match(project, term, parents, children)
+    chosen -= excluded
+    # a test of an excluded node goes with it (it would read a table this run does not build)
+    chosen = {u for u in chosen if not (nodes[u].kind == "test" and excluded & set(nodes[u].depends_on))}
     return {u for u in chosen if nodes[u].kind in kinds}
 
 

@@ -1,6 +1,8 @@
 """Turn compiled SQL into relations: view, table, incremental (ephemeral is inlined)."""
 from __future__ import annotations
 
+import re
+
 from .errors import NodeError
 from .project import Node
 
@@ -41,8 +43,16 @@ class Catalog:
             self.schemas.add(schema)
 
 
-def _clean(sql: str) -> str:
-    return sql.strip().rstrip(";").strip()
+_TRAILING_SEMICOLON = re.compile(r";(?:\s|--[^\n]*)*\Z")
+
+
+def clean_sql(sql: str) -> str:
+    """The statement without trailing semicolons (and comments after them), so it can be
+    wrapped; callers put the closing parenthesis on a new line, so a trailing comment is safe."""
+    text = sql.strip()
+    while (m := _TRAILING_SEMICOLON.search(text)) is not None:
+        text = text[:m.start()].rstrip()
+    return text
 
 
 def _atomic(con, statements: list[str]) -> list:
@@ -68,7 +78,7 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
         return None
     catalog.ensure_schema(con, node.schema)
     existing = catalog.kind(node)
-    sql = _clean(sql)
+    sql = clean_sql(sql)
     if (node.config.get("contract") or {}).get("enforced"):
         check_contract(con, node, sql)
     if mat == "view":
@@ -112,6 +122,10 @@ def _check_unique_key_nulls(con, node: Node, relation: str) -> None:
     keys = _key_columns(node)
     if not keys:
         return
+    missing = [k for k in keys if k not in dict(_columns(con, relation))]
+    if missing:
+        raise NodeError(f"model {node.name}: unique_key {missing} is not a column of the model's result",
+                        path=node.path)
     cond = " or ".join(f'"{k}" is null' for k in keys)
     n = con.execute(f"select count(*) from {relation} where {cond}").fetchall()[0][0]
     if n:
@@ -132,10 +146,6 @@ def _incremental(con, node: Node, sql: str) -> int:
         _sync_schema(con, node)
         keys = _key_columns(node)
         if keys:
-            missing = [k for k in keys if k not in dict(_columns(con, TMP))]
-            if missing:
-                raise NodeError(f"model {node.name}: unique_key {missing} is not a column of the model's result",
-                                path=node.path)
             key_list = ", ".join(f'"{k}"' for k in keys)
             con.execute(f"delete from {node.relation} where ({key_list}) in (select {key_list} from {TMP})")
         target_cols = [c for c, _ in _columns(con, node.relation)]

@@ -223,7 +223,7 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
             cached = pickle.load(f)
         if cached["version"] == __version__ and cached["signature"] == _signature(root, cached["dirs"]):
             project = cached["project"]
-            project.vars = {**project.vars, **(cli_vars or {})}
+            project.vars = merge_vars(project.vars, cli_vars)
             return project
     except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
         pass
@@ -235,7 +235,7 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
     signature = _signature(root, dirs)
     if any(mtime >= started - 2_000_000_000 for _, mtime, _ in signature):
         # a file saved while we parsed could be cached with a stale parse: skip caching this time
-        project.vars = {**project.vars, **(cli_vars or {})}
+        project.vars = merge_vars(project.vars, cli_vars)
         return project
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +246,20 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
         os.replace(tmp, cache)
     except OSError:
         pass
-    project.vars = {**project.vars, **(cli_vars or {})}
+    project.vars = merge_vars(project.vars, cli_vars)
     return project
+
+
+def merge_vars(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """--vars over project.yml vars; nested mappings merge key by key, so
+    `--vars '{lm: {epochs: 2}}'` keeps the other lm settings."""
+    out = dict(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_vars(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _signature(root: Path, dirs: list[str]) -> list[tuple[str, int, int]]:
@@ -286,8 +298,7 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     targets = _strip_lines(raw.get("targets") or {"dev": {"warehouse": "warehouse.duckdb"}})
     default_target = str(raw.get("target") or next(iter(targets)))
     variables = _strip_lines(raw.get("vars") or {})
-    if cli_vars:
-        variables.update(cli_vars)
+    variables = merge_vars(variables, cli_vars)
 
     project = Project(
         root=root, name=str(raw["name"]), paths=paths, targets=targets,
@@ -296,6 +307,7 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
         seed_defaults=_strip_lines(raw.get("seeds") or {}),
     )
     _check_config_tree(project.model_defaults, "models", raw.get("models"))
+    _check_config_tree(project.seed_defaults, "seeds", raw.get("seeds"))
     _discover_seeds(project)
     _discover_models(project)
     _read_properties(project)
@@ -508,6 +520,7 @@ def _discover_singular_tests(project: Project) -> None:
         code = p.read_text(encoding="utf-8")
         refs, sources, config = sql_dependencies(code, rel)
         config = {"severity": "error", **config}
+        config["severity"] = _severity(config["severity"], rel, None)
         _add(project, Node(unique_id=f"test.{p.stem}", kind="test", name=p.stem, path=rel, raw_code=code,
                            config=config, refs=refs, sources=sources, test={"type": "singular"},
                            fqn=[p.stem]))
@@ -565,6 +578,13 @@ def _read_properties(project: Project) -> None:
         _add_generic_test(project, spec, rel)
 
 
+def _severity(value: Any, rel: str, line: int | None) -> str:
+    severity = str(value).lower()
+    if severity not in ("warn", "error"):
+        raise ProjectError(f"severity must be warn or error, found {value!r}", path=rel, line=line)
+    return severity
+
+
 def _read_source(project: Project, src: Any, rel: str) -> None:
     if not isinstance(src, dict) or "name" not in src:
         raise ProjectError("each source needs a name", path=rel, line=_line(src))
@@ -602,9 +622,7 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
     for key in ("severity", "where", "tags"):
         if key in kwargs:
             config[key] = kwargs.pop(key)
-    config["severity"] = str(config["severity"]).lower()
-    if config["severity"] not in ("warn", "error"):
-        raise ProjectError(f"severity must be warn or error, found {config['severity']!r}", path=rel, line=spec["line"])
+    config["severity"] = _severity(config["severity"], rel, spec["line"])
     column = kwargs.pop("column_name", column)
     if test_name in ("unique", "not_null", "accepted_values", "relationships") and not column:
         raise ProjectError(f"test {test_name} on {node.name} needs a column (put it under columns: or set column_name)",

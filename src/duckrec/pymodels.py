@@ -84,12 +84,13 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         spec.loader.exec_module(module)
         dbt = DbtContext(con, project, node, incremental, log)
         result = module.model(dbt, con)
+        # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
+        _expose(con, node, result)
     except (ProjectError, NodeError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's code: report it with its own traceback
         raise NodeError(f"Python model {node.name} raised {type(e).__name__}: {e}\n{_user_traceback(e, path)}",
                         path=node.path) from None
-    _expose(con, node, result)
     return f"select * from {RESULT_VIEW}"
 
 

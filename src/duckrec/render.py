@@ -22,13 +22,11 @@ _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
 
 
 class Renderer:
-    def __init__(self, project: Project, target: str, full_refresh: bool = False):
+    def __init__(self, project: Project, target: str):
         self.project = project
         self.target = target
-        self.full_refresh = full_refresh
         self._env = None
         self._macro_templates: list[Any] | None = None
-        self.compiled: dict[str, str] = {}
 
     # ---------------------------------------------------------------- context
     def context(self, node: Node, incremental: bool, ephemerals: list[str]) -> dict[str, Any]:

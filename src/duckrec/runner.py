@@ -111,7 +111,7 @@ class Runner:
         self.opt = options
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
-        self.renderer = Renderer(project, self.target, options.full_refresh)
+        self.renderer = Renderer(project, self.target)
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
@@ -123,19 +123,28 @@ class Runner:
         return [u for u in full if u in chosen]
 
     def _gated(self, nodes: dict[str, Node]) -> dict[str, Node]:
-        """In a build, a node also waits for the tests of what it depends on (dbt build's rule)."""
+        """In a build, a node also waits for the tests of what it depends on (dbt build's rule).
+
+        A test that also reads something downstream of the node (a relationships test pointing
+        down the DAG) cannot gate it without a cycle; only that test is left out of its gates.
+        """
         tests_of: dict[str, list[str]] = {}
         for u, n in nodes.items():
             if n.kind == "test" and n.attached_to:
                 tests_of.setdefault(n.attached_to, []).append(u)
+        children = graph.children_map(nodes)
         gated: dict[str, Node] = {}
         for u, n in nodes.items():
-            extra = [t for d in n.depends_on for t in tests_of.get(d, []) if t != u] if n.kind != "test" else []
+            extra: list[str] = []
+            if n.kind != "test":
+                below = None
+                for d in n.depends_on:
+                    for t in tests_of.get(d, []):
+                        if below is None:
+                            below = graph.descendants([u], children) | {u}
+                        if not any(p in below for p in nodes[t].depends_on):
+                            extra.append(t)
             gated[u] = Node(**{**n.__dict__, "depends_on": list(dict.fromkeys(n.depends_on + extra))})
-        try:
-            graph.order(gated)
-        except DuckrecError:
-            return nodes  # a test that closes a loop through gating: fall back to plain order
         self._gates = {u: g.depends_on for u, g in gated.items()}
         return gated
 
@@ -157,27 +166,31 @@ class Runner:
         try:
             with warehouse.BuildLock(path, wait=self.opt.wait):
                 work = warehouse.start_build(path)
-                import duckdb
-
-                # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
-                con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                 try:
-                    self.catalog = materialize.Catalog(con)
-                    self._walk(con, plan, results, errors)
-                    counts = _counts(results)
-                    status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
-                    finished = datetime.now()
-                    artifacts.record_history(con, {
-                        "run_id": run_id, "command": self.opt.command, "target": self.target,
-                        "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
-                        "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
-                        exists=("_duckrec", "node_runs") in self.catalog.relations)
-                    con.execute("checkpoint")
-                finally:
-                    con.close()
-                warehouse.publish(work, path)
+                    import duckdb
+
+                    # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
+                    con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
+                    try:
+                        self.catalog = materialize.Catalog(con)
+                        self._walk(con, plan, results, errors)
+                        counts = _counts(results)
+                        status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
+                        finished = datetime.now()
+                        artifacts.record_history(con, {
+                            "run_id": run_id, "command": self.opt.command, "target": self.target,
+                            "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
+                            "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
+                            exists=("_duckrec", "node_runs") in self.catalog.relations)
+                        con.execute("checkpoint")
+                    finally:
+                        con.close()
+                    warehouse.publish(work, path)
+                except (KeyboardInterrupt, Interrupted):
+                    # discarded under the lock, so a waiting build's fresh copy is never touched
+                    warehouse.discard(work)
+                    raise
         except (KeyboardInterrupt, Interrupted):
-            warehouse.discard(warehouse.building_path(path))
             self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])
             return 130
         finally:
@@ -185,7 +198,6 @@ class Runner:
         elapsed = time.perf_counter() - t0
         artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
         artifacts.write_manifest(project, self.target)
-        counts = _counts(results)
         parts = [f"{counts['n_success']} ok"]
         for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
             if counts[key]:
@@ -264,6 +276,11 @@ class Runner:
             where = f" (compiled SQL: {compiled.relative_to(project.root)})" if compiled else ""
             kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
             return done("error", message=f"SQL error in {kind}{where}: {e}")
+        except Exception as e:  # noqa: BLE001 - one node's surprise must not throw away the whole build
+            import traceback
+
+            return done("error", message=f"internal error while building {node.name}: {type(e).__name__}: {e}\n"
+                                         + traceback.format_exc(limit=-3).rstrip())
 
 
 def _typed(node: Node, sql: str) -> str:

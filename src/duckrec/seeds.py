@@ -39,6 +39,7 @@ def load_seed(con, project: Project, node: Node) -> int:
         raise NodeError(f"seed {node.name}: file not found (set seeds.{node.name}.+file in project.yml "
                         f"or add {node.name}.csv to {project.paths['seeds']}/)", path=rel)
     delimiter = str(node.config.get("delimiter") or ",")
+    quote = str(node.config.get("quote") or '"')
     names = read_header(path, rel, delimiter)
     declared = {str(k).strip(): str(v) for k, v in (node.config.get("column_types") or {}).items()}
     unknown = [c for c in declared if c not in names]
@@ -47,7 +48,7 @@ def load_seed(con, project: Project, node: Node) -> int:
                         f"the header has {names}", path=rel, line=1)
     types = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in declared.items())
     sql = (f"create or replace table {node.relation} as select * from read_csv({_sql_str(str(path))}, "
-           f"header = true, delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', "
+           f"header = true, delim = {_sql_str(delimiter)}, quote = {_sql_str(quote)}, escape = {_sql_str(quote)}, "
            f"names = [{', '.join(_sql_str(n) for n in names)}], "
            f"{'types = {' + types + '}, ' if types else ''}store_rejects = true, "
            f"rejects_table = 'duckrec_seed_rejects', rejects_scan = 'duckrec_seed_scans')")

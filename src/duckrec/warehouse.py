@@ -22,16 +22,14 @@ from .errors import DuckrecError, LockedError
 
 
 class BuildLock:
-    def __init__(self, warehouse: Path, wait: bool = False, timeout: float | None = None):
+    def __init__(self, warehouse: Path, wait: bool = False):
         self.path = warehouse.with_name(warehouse.name + ".lock")
         self.wait = wait
-        self.timeout = timeout
         self._fd: int | None = None
 
     def __enter__(self) -> "BuildLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        start = time.monotonic()
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -40,7 +38,7 @@ class BuildLock:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise
-                if not self.wait or (self.timeout is not None and time.monotonic() - start > self.timeout):
+                if not self.wait:
                     holder = _read(fd)
                     os.close(fd)
                     raise LockedError(
@@ -71,7 +69,7 @@ def building_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.name + ".building")
 
 
-def start_build(warehouse: Path, fresh: bool = False) -> Path:
+def start_build(warehouse: Path) -> Path:
     """Make the private copy a build works in (call while holding the BuildLock)."""
     work = building_path(warehouse)
     for stale in (work, work.with_name(work.name + ".wal")):
@@ -81,7 +79,7 @@ def start_build(warehouse: Path, fresh: bool = False) -> Path:
     if wal.exists() and warehouse.exists():
         # Someone wrote the published file directly and left a WAL: fold it in first.
         _checkpoint(warehouse)
-    if warehouse.exists() and not fresh:
+    if warehouse.exists():
         shutil.copyfile(warehouse, work)
     return work
 
