@@ -103,3 +103,18 @@ def test_singular_tests_take_severity_in_any_case_and_a_trailing_comment(tmp_pat
     result = run(capsys, root, "build")
     assert result.code == 0, result
     assert "WARN  test warns" in result.out and "PASS  test passes" in result.out
+
+
+def test_incremental_strategy_append_keeps_every_row_even_with_a_key(tmp_path, capsys):
+    root = project(tmp_path, {
+        "sql/log.sql": "{{ config(materialized='incremental', unique_key='id', incremental_strategy='append') }}\n"
+                       "select id, name from {{ ref('a') }}",
+    }, base=BASE)
+    assert run(capsys, root, "build").code == 0
+    assert run(capsys, root, "build").code == 0
+    assert query(warehouse(root), "select count(*) from main.log") == [(4,)]
+    bad = project(tmp_path / "bad", {
+        "sql/log.sql": "{{ config(materialized='incremental', incremental_strategy='merge') }}\nselect 1 as id",
+    }, base=BASE)
+    result = run(capsys, bad, "build")
+    assert result.code == 2 and "expected 'append' or 'delete+insert'" in result.err

@@ -145,7 +145,11 @@ def _incremental(con, node: Node, sql: str) -> int:
         _check_unique_key_nulls(con, node, TMP)
         _sync_schema(con, node)
         keys = _key_columns(node)
-        if keys:
+        strategy = node.config.get("incremental_strategy") or ("delete+insert" if keys else "append")
+        if strategy == "delete+insert" and not keys:
+            raise NodeError(f"model {node.name}: incremental_strategy 'delete+insert' needs a unique_key",
+                            path=node.path)
+        if strategy == "delete+insert":
             key_list = ", ".join(f'"{k}"' for k in keys)
             con.execute(f"delete from {node.relation} where ({key_list}) in (select {key_list} from {TMP})")
         target_cols = [c for c, _ in _columns(con, node.relation)]

@@ -446,6 +446,10 @@ def _check_model_config(node: Node) -> None:
     if node.language == "python" and mat not in ("table", "incremental"):
         raise ProjectError(f"Python model {node.name}: materialized={mat!r}; a Python model is a table or incremental",
                            path=node.path)
+    strategy = node.config.get("incremental_strategy")
+    if strategy is not None and strategy not in ("append", "delete+insert"):
+        raise ProjectError(f"model {node.name}: incremental_strategy={strategy!r}; expected 'append' or "
+                           "'delete+insert'", path=node.path)
     osc = node.config.get("on_schema_change", "fail")
     if osc not in ON_SCHEMA_CHANGE:
         raise ProjectError(f"model {node.name}: on_schema_change={osc!r}; expected one of {list(ON_SCHEMA_CHANGE)}",
