@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("show", help="preview a model or run a read-only query")
     common(sp, select=False)
     sp.add_argument("model", nargs="?", help="model or seed to preview")
-    sp.add_argument("--inline", "-q", dest="inline", help="an ad-hoc read-only SQL query")
+    sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sp = sub.add_parser("clean", help="remove target/")
