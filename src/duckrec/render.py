@@ -98,7 +98,7 @@ class Renderer:
             if value is _MISSING:
                 return None
             out.append(code[pos:m.start()])
-            out.append("" if value is None and m.group(1).strip().startswith("config") else str(value))
+            out.append(str(value))
             pos = m.end()
         out.append(code[pos:])
         return "".join(out)
