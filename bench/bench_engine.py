@@ -396,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"duckrec command: {' '.join(duckrec_cmd())} build; reps {args.reps}; "
           f"chain of {args.chain} {args.chain_materialized}s")
     env = {k: v for k, v in os.environ.items() if k != "DUCKREC_WAREHOUSE"}
+    # An editable install never compiles duckrec's modules, and with PYTHONDONTWRITEBYTECODE
+    # (set on some machines) every build would compile them again; a regular install
+    # ships them compiled. Compile once, as `pip install .` would.
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "src" / "duckrec"), quiet=1)
+    print("duckrec modules byte-compiled first (as a regular install ships them)")
 
     if args.keep:
         base = Path(args.keep).resolve()

@@ -39,6 +39,27 @@ def write_compiled(project: Project, node: Node, sql: str) -> Path:
     return path
 
 
+class CompiledWriter:
+    """Writes target/compiled/ on a background thread while DuckDB runs the next node
+    (both release the GIL); creating hundreds of small files costs as much as running them."""
+
+    def __init__(self, project: Project):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.project = project
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckrec-compiled")
+        self._pending: list = []
+
+    def write(self, node: Node, sql: str) -> Path:
+        self._pending.append(self._pool.submit(write_compiled, self.project, node, sql))
+        return compiled_path(self.project, node)
+
+    def close(self) -> list[str]:
+        """Wait for every write; the problems, if any, as messages."""
+        self._pool.shutdown(wait=True)
+        return [f"could not write compiled SQL: {f.exception()}" for f in self._pending if f.exception()]
+
+
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -173,7 +173,12 @@ class Runner:
                     con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                     try:
                         self.catalog = materialize.Catalog(con)
-                        self._walk(con, plan, results, errors)
+                        self.compiled = artifacts.CompiledWriter(project)
+                        try:
+                            self._walk(con, plan, results, errors)
+                        finally:
+                            for problem in self.compiled.close():
+                                self.report.info(f"warning: {problem}")
                         counts = _counts(results)
                         status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
                         finished = datetime.now()
@@ -249,7 +254,7 @@ class Runner:
             if node.kind == "test":
                 sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \
                     else self.renderer.compile(node)
-                compiled = artifacts.write_compiled(project, node, sql)
+                compiled = self.compiled.write(node, sql)
                 n, cols, rows = data_tests.run_test(con, sql)
                 if not n:
                     return done("pass", 0)
@@ -267,7 +272,7 @@ class Runner:
                 finally:
                     release(con)
             sql = self.renderer.compile(node, incremental)
-            compiled = artifacts.write_compiled(project, node, sql)
+            compiled = self.compiled.write(node, sql)
             return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
         except DuckrecError as e:
