@@ -111,8 +111,10 @@ def test_incremental_strategy_append_keeps_every_row_even_with_a_key(tmp_path, c
                        "select id, name from {{ ref('a') }}",
     }, base=BASE)
     assert run(capsys, root, "build").code == 0
+    # a new row upstream (an unchanged input is reused, not appended again)
+    (root / "seeds/nums.csv").write_text("id,name\n1,a\n2,b\n3,c\n")
     assert run(capsys, root, "build").code == 0
-    assert query(warehouse(root), "select count(*) from main.log") == [(4,)]
+    assert query(warehouse(root), "select count(*), count(distinct id) from main.log") == [(5, 3)]
     bad = project(tmp_path / "bad", {
         "sql/log.sql": "{{ config(materialized='incremental', incremental_strategy='merge') }}\nselect 1 as id",
     }, base=BASE)

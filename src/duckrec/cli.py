@@ -137,7 +137,12 @@ def _ls(project, options, args) -> int:
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    chosen = graph.select(project, options.select, options.exclude, kinds)
+    from .fingerprint import state_selection
+    from .render import Renderer
+
+    select, exclude, nothing = state_selection(project, Renderer(project, options.target or project.default_target),
+                                               project.warehouse_path(options.target), options.select, options.exclude)
+    chosen = set() if nothing else graph.select(project, select, exclude, kinds)
     for uid in graph.order(project.nodes):
         if uid not in chosen:
             continue

@@ -27,6 +27,9 @@ class Renderer:
         self.target = target
         self._env = None
         self._macro_templates: list[Any] | None = None
+        # dbt's invocation_id and run_started_at; the runner sets them for each build
+        self.invocation_id: str | None = None
+        self.run_started_at = None
 
     # ---------------------------------------------------------------- context
     def context(self, node: Node, incremental: bool, ephemerals: list[str]) -> dict[str, Any]:
@@ -71,6 +74,7 @@ class Renderer:
             "config": lambda *a, **k: "", "is_incremental": lambda: incremental,
             "this": node.relation, "target": {"name": self.target, "schema": "main", "type": "duckdb"},
             "project_name": project.name, "log": lambda *a, **k: "",
+            "invocation_id": self.invocation_id, "run_started_at": self.run_started_at,
         }
 
     # ---------------------------------------------------------------- render

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, graph, materialize, warehouse
+from . import artifacts, data_tests, fingerprint, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .project import Node, Project
@@ -64,10 +64,10 @@ class Reporter:
             self._emit(text, event="info", message=text, **event)
 
     def node(self, index: int, total: int, node: Node, result: NodeResult) -> None:
-        if self.quiet and result.status in ("success", "pass", "skipped"):
+        if self.quiet and result.status in ("success", "pass", "skipped", "reused"):
             return
         label = {"success": "OK", "pass": "PASS", "error": "ERROR", "fail": "FAIL", "warn": "WARN",
-                 "skipped": "SKIP"}[result.status]
+                 "skipped": "SKIP", "reused": "REUSE"}[result.status]
         what = f"test {node.name}" if node.kind == "test" else (
             f"seed {node.relation}" if node.kind == "seed" else f"{node.materialized} {node.relation}")
         detail = f"{result.seconds:.2f}s"
@@ -76,8 +76,8 @@ class Reporter:
         elif node.kind == "test" and result.rows:
             detail = f"{result.rows} failing in {detail}"
         line = f"{index} of {total} {label:<5} {what} ".ljust(72, ".") + f" [{detail}]"
-        if result.status == "skipped":
-            line = f"{index} of {total} {label:<5} {what}  ({result.message})"
+        if result.status in ("skipped", "reused"):
+            line = f"{index} of {total} {label:<5} {what}  ({result.message or 'fingerprint unchanged'})"
         self._emit(line, event="node", node=node.unique_id, status=result.status, seconds=round(result.seconds, 4),
                    rows=result.rows, message=result.message)
 
@@ -117,7 +117,9 @@ class Runner:
     def plan(self) -> list[str]:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds)
+        select, exclude, nothing = fingerprint.state_selection(
+            self.project, self.renderer, self.project.warehouse_path(self.target), self.opt.select, self.opt.exclude)
+        chosen = set() if nothing else graph.select(self.project, select, exclude, kinds)
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
         return [u for u in full if u in chosen]
@@ -157,6 +159,7 @@ class Runner:
         project = self.project
         path = project.warehouse_path(self.target)
         run_id = uuid.uuid4().hex[:12]
+        self.renderer.invocation_id, self.renderer.run_started_at = run_id, started
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
                          f"target {self.target} ({path.name})", run_id=run_id)
@@ -173,9 +176,12 @@ class Runner:
                     con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                     try:
                         self.catalog = materialize.Catalog(con)
+                        self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
+                                                       enabled=self.opt.command != "test" and not self.opt.full_refresh)
                         self.compiled = artifacts.CompiledWriter(project)
                         try:
                             self._walk(con, plan, results, errors)
+                            self.reuse.flush(con)
                         finally:
                             for problem in self.compiled.close():
                                 self.report.info(f"warning: {problem}")
@@ -204,9 +210,11 @@ class Runner:
         artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
         artifacts.write_manifest(project, self.target)
         parts = [f"{counts['n_success']} ok"]
-        for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
+        for key, word in (("n_reused", "reused"), ("n_errors", "error"), ("n_warnings", "warning"),
+                          ("n_skipped", "skipped")):
             if counts[key]:
-                parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
+                parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word not in ("skipped", "reused")
+                                                    else ""))
         self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
                             run_id=run_id, seconds=round(elapsed, 3), **counts)
         return 1 if counts["n_errors"] else 0
@@ -227,15 +235,23 @@ class Runner:
                                     None, message)
                 blocked[uid] = cause or node.name
             else:
-                result = self._execute(con, node, started, t)
+                result = self._reused(node, started) or self._execute(con, node, started, t)
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
                     errors.append((node, result.message))
                     stop = self.opt.fail_fast
                 elif result.status == "warn":
                     errors.append((node, "warning: " + result.message))
+            self.reuse.record(node, result.status, result.rows, started)
             results.append(result)
             self.report.node(i, len(plan), node, result)
+
+    def _reused(self, node: Node, started: datetime) -> NodeResult | None:
+        old = self.reuse.reusable(node)
+        if old is None:
+            return None
+        return NodeResult(node.unique_id, node.name, node.kind, node.relation, "reused", started, datetime.now(), 0.0,
+                          old.rows)
 
     def _execute(self, con, node: Node, started: datetime, t: float) -> NodeResult:
         import duckdb
@@ -303,6 +319,7 @@ def _counts(results: list[NodeResult]) -> dict[str, int]:
         "n_errors": sum(r.status in ("error", "fail") for r in results),
         "n_warnings": sum(r.status == "warn" for r in results),
         "n_skipped": sum(r.status == "skipped" for r in results),
+        "n_reused": sum(r.status == "reused" for r in results),
     }
 
 

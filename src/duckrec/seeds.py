@@ -29,6 +29,16 @@ def read_header(path: Path, rel: str, delimiter: str) -> list[str]:
     return names
 
 
+def seed_files(project: Project, node: Node) -> list[Path]:
+    """The files a seed reads: its +file, or every file its glob matches, in name order."""
+    rel = node.path
+    path = Path(rel) if Path(rel).is_absolute() else project.root / rel
+    if any(c in rel for c in "*?["):
+        anchor = Path(path.anchor)
+        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+    return [path] if path.is_file() else []
+
+
 def load_seed(con, project: Project, node: Node) -> int:
     """Create the seed's table; returns its row count. Nothing is replaced when a row is bad."""
     import duckdb

@@ -1,0 +1,90 @@
+"""Fingerprints: a build reuses what did not change, rebuilds what did, and says which."""
+from __future__ import annotations
+
+from engine_fixtures import JAFFLE, built_copy, query, run, warehouse
+
+
+def _statuses(root) -> dict[str, str]:
+    rows = query(warehouse(root), """
+        select name, status from _duckrec.node_runs
+        where run_id = (select run_id from _duckrec.runs order by started_at desc limit 1)""")
+    return dict(rows)
+
+
+def test_second_build_reuses_every_node(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    r = run(capsys, root, "build")
+    assert r.code == 0, r
+    statuses = _statuses(root)
+    assert set(statuses.values()) == {"reused"}, statuses
+    assert "REUSE" in r.out and "reused" in r.out.splitlines()[-1]
+    # the tables are still there, with their rows
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(4,)]
+
+
+def test_changed_seed_rebuilds_it_and_what_depends_on_it_only(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    with open(root / "seeds/raw_orders.csv", "a") as f:
+        f.write("5,2,2018-01-06,placed,3.00\n")
+    assert run(capsys, root, "build").code == 0
+    s = _statuses(root)
+    assert s["raw_orders"] == "success" and s["orders"] == "success" and s["customers"] == "success"
+    assert s["raw_customers"] == "reused" and s["stg_payments"] == "reused"
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(5,)]
+
+
+def test_changed_var_rebuilds_the_models_that_read_it(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    assert run(capsys, root, "build", "--vars", "{min_amount: 6}").code == 0
+    s = _statuses(root)
+    assert s["stg_orders"] == "success" and s["orders"] == "success"
+    assert s["stg_payments"] == "reused"
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(3,)]
+
+
+def test_changed_macro_rebuilds_its_users(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    (root / "sql/macros/money.sql").write_text(
+        "{% macro cents_to_dollars(col) %}({{ col }} / 1000)::decimal(16, 2){% endmacro %}\n")
+    assert run(capsys, root, "build").code == 0
+    s = _statuses(root)
+    assert s["stg_payments"] == "success" and s["stg_orders"] == "reused"
+
+
+def test_full_refresh_rebuilds_everything(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    assert run(capsys, root, "build", "--full-refresh").code == 0
+    assert "reused" not in set(_statuses(root).values())
+
+
+def test_dropped_table_is_rebuilt_even_with_an_equal_fingerprint(tmp_path, tmp_path_factory, capsys):
+    import duckdb
+
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    con = duckdb.connect(str(warehouse(root)))
+    con.execute("drop table marts.customers")
+    con.close()
+    assert run(capsys, root, "build").code == 0
+    assert _statuses(root)["customers"] == "success"
+    assert query(warehouse(root), "select count(*) from marts.customers") == [(3,)]
+
+
+def test_failed_node_is_not_reused_next_time(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    good = (root / "sql/marts/customers.sql").read_text()
+    (root / "sql/marts/customers.sql").write_text(good.replace("count(o.order_id)", "count(o.no_such_column)"))
+    assert run(capsys, root, "build").code == 1
+    (root / "sql/marts/customers.sql").write_text(good)
+    assert run(capsys, root, "build").code == 0
+    assert _statuses(root)["customers"] == "success"
+
+
+def test_state_modified_selects_changed_models_and_their_children(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    path = root / "sql/staging/stg_customers.sql"
+    path.write_text(path.read_text().replace("first_name,", "upper(first_name) as first_name,"))
+    r = run(capsys, root, "ls", "--resource-type", "model", "-s", "state:modified")
+    assert r.code == 0, r
+    assert r.out.split() == ["staging.stg_customers"]
+    r = run(capsys, root, "ls", "--resource-type", "model", "-s", "state:modified+")
+    assert set(r.out.split()) == {"staging.stg_customers", "marts.customers", "main.customer_summary"}, r.out
