@@ -113,7 +113,10 @@ create table if not exists _duckrec.node_runs (
 def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: bool = False) -> None:
     if not exists:
         con.execute(HISTORY_DDL)
-    con.execute("insert into _duckrec.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+    # columns named: later versions add columns (data_watermark) to existing warehouses
+    con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
+                "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
         run["n_skipped"], __version__])

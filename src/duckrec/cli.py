@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
+    sp.add_argument("action", choices=["freshness"])
+    common(sp, select=False)
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -123,6 +126,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .runner import compile_all
 
         return compile_all(project, options, print)
+    if args.command == "source":
+        from .freshness import run_freshness
+
+        return run_freshness(project, args.target, print)
     if args.command == "ls":
         return _ls(project, options, args)
     if args.command == "show":

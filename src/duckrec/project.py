@@ -31,6 +31,7 @@ CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
     "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs",
+    "loaded_at_field", "freshness",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
@@ -92,6 +93,8 @@ class Source:
     identifier: str
     path: str
     description: str = ""
+    loaded_at_field: str | None = None
+    freshness: dict[str, Any] | None = None
 
     @property
     def relation(self) -> str:
@@ -597,8 +600,11 @@ def _read_source(project: Project, src: Any, rel: str) -> None:
         if not isinstance(table, dict) or "name" not in table:
             raise ProjectError(f"source {src['name']}: each table needs a name", path=rel, line=_line(table))
         key = (str(src["name"]), str(table["name"]))
+        # dbt's freshness: a table's own settings over its source's
         project.sources[key] = Source(key[0], key[1], schema, str(table.get("identifier") or table["name"]), rel,
-                                      str(table.get("description") or ""))
+                                      str(table.get("description") or ""),
+                                      table.get("loaded_at_field", src.get("loaded_at_field")),
+                                      _strip_lines(table.get("freshness", src.get("freshness"))))
 
 
 def _add_generic_test(project: Project, spec: dict, rel: str) -> None:

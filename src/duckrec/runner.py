@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, fingerprint, graph, materialize, warehouse
+from . import artifacts, data_tests, fingerprint, freshness, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .project import Node, Project
@@ -193,6 +193,7 @@ class Runner:
                             "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
                             "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
                             exists=("_duckrec", "node_runs") in self.catalog.relations)
+                        freshness.record_watermark(con, run_id, freshness.watermark(con, project))
                         con.execute("checkpoint")
                     finally:
                         con.close()
