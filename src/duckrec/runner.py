@@ -265,8 +265,12 @@ class Runner:
         compiled = None
         try:
             if node.kind == "seed":
+                from .seed_files import is_glob, load_glob_seed
                 from .seeds import load_seed
 
+                if is_glob(node.path):
+                    return done("success", load_glob_seed(con, project, node, self.opt.full_refresh,
+                                                          lambda m: self.report.log(node, m)))
                 return done("success", load_seed(con, project, node))
             if node.kind == "test":
                 sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \
