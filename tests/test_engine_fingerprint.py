@@ -88,3 +88,20 @@ def test_state_modified_selects_changed_models_and_their_children(tmp_path, tmp_
     assert r.out.split() == ["staging.stg_customers"]
     r = run(capsys, root, "ls", "--resource-type", "model", "-s", "state:modified+")
     assert set(r.out.split()) == {"staging.stg_customers", "marts.customers", "main.customer_summary"}, r.out
+
+
+def test_a_history_model_appends_every_build_and_survives_full_refresh(tmp_path, capsys):
+    from engine_fixtures import project
+
+    root = project(tmp_path, {
+        "seeds/n.csv": "id\n1\n2\n",
+        "sql/history.sql": "{{ config(materialized='incremental', full_refresh=False) }}\n"
+                           "select '{{ invocation_id }}' as run_id, '{{ run_started_at }}'::timestamp as built_at, "
+                           "count(*) as n from {{ ref('n') }}",
+    })
+    for args in (["build"], ["build"], ["build", "--full-refresh"]):
+        assert run(capsys, root, *args).code == 0
+    rows = query(warehouse(root), "select count(distinct run_id), count(*), min(n) from main.history")
+    assert rows == [(3, 3, 2)]
+    # its run_id is the build's, as _duckrec.runs records it
+    assert query(warehouse(root), "select count(*) from main.history join _duckrec.runs using (run_id)") == [(3,)]

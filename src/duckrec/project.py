@@ -31,7 +31,7 @@ CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
     "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs",
-    "loaded_at_field", "freshness",
+    "loaded_at_field", "freshness", "full_refresh",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")

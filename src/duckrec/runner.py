@@ -281,21 +281,21 @@ class Runner:
                     return done("pass", 0)
                 status = "warn" if node.config.get("severity") == "warn" else "fail"
                 return done(status, n, data_tests.describe_failures(node, n, cols, rows))
-            incremental = materialize.is_incremental_run(self.catalog, node, self.opt.full_refresh)
+            # dbt's full_refresh: false keeps a model (an appended history) through --full-refresh
+            full_refresh = self.opt.full_refresh and node.config.get("full_refresh") is not False
+            incremental = materialize.is_incremental_run(self.catalog, node, full_refresh)
             if node.language == "python":
                 from .pymodels import release, run_python_model
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
                     sql = _typed(node, sql)
-                    return done("success", materialize.materialize(con, self.catalog, node, sql,
-                                                                  self.opt.full_refresh))
+                    return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
                 finally:
                     release(con)
             sql = self.renderer.compile(node, incremental)
             compiled = self.compiled.write(node, sql)
-            return done("success", materialize.materialize(con, self.catalog, node, sql,
-                                                                  self.opt.full_refresh))
+            return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
         except DuckrecError as e:
             return done("error", message=str(e))
         except duckdb.Error as e:
