@@ -31,13 +31,17 @@ class ModelConfig:
 
 
 class DbtContext:
-    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]):
+    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                 full_refresh: bool = False):
         self._con = con
         self._project = project
         self._node = node
         self.config = ModelConfig(dict(node.config))
         self.this = node.relation
         self.is_incremental = incremental
+        # duckrec extension: a table model that carries state over builds (a warm-started
+        # model) starts afresh under --full-refresh
+        self.full_refresh = full_refresh
         self.log = log
 
     def ref(self, *names: str):
@@ -72,7 +76,8 @@ def _import_paths(project: Project) -> None:
             sys.path.insert(0, p)
 
 
-def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]) -> str:
+def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                     full_refresh: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -82,7 +87,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log)
+        dbt = DbtContext(con, project, node, incremental, log, full_refresh)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

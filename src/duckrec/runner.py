@@ -288,7 +288,8 @@ class Runner:
                 from .pymodels import release, run_python_model
 
                 try:
-                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
+                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
+                                           full_refresh)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
                 finally:
