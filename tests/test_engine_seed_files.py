@@ -54,7 +54,7 @@ def test_malformed_rows_are_kept_as_nulls_and_counted(tmp_path, capsys):
     (root / "events/day2.csv").write_text("user,item,value\n5,10,good\n6,10,2.0\n7,10,1.0,extra,fields\n8\n")
     r = run(capsys, root, "build")
     assert r.code == 0, r
-    assert "3 malformed (lines 2, 4, 5)" in r.out, r.out
+    assert "3 malformed row(s) (lines 2, 4, 5)" in r.out and "WARN" in r.out, r.out
     assert ("events/day2.csv", 4, 3) in _files(root)
     # the bad value is NULL (user and item kept); a line with too many or too few fields is all NULL
     assert query(warehouse(root), "select user, item, value from raw.ratings where user > 2 or user is null "

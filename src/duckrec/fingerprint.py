@@ -362,6 +362,8 @@ class Reuse:
     def record(self, node: Node, status: str, rows: int | None, when) -> None:
         uid = node.unique_id
         old = self.stored.get(uid)
+        if status == "warn" and node.kind != "test":
+            status = "success"  # built, with a warning already reported (a seed's malformed rows)
         if status in ("success", "pass"):
             fp = self.fingerprint(node)
             if fp is None:

@@ -269,8 +269,9 @@ class Runner:
                 from .seeds import load_seed
 
                 if is_glob(node.path):
-                    return done("success", load_glob_seed(con, project, node, self.opt.full_refresh,
-                                                          lambda m: self.report.log(node, m)))
+                    rows, warning = load_glob_seed(con, project, node, self.opt.full_refresh,
+                                                   lambda m: self.report.log(node, m))
+                    return done("warn" if warning else "success", rows, warning)
                 return done("success", load_seed(con, project, node))
             if node.kind == "test":
                 sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \

@@ -48,8 +48,10 @@ def _exists(con, node: Node) -> bool:
                             [node.schema, node.config.get("alias") or node.name]).fetchone()[0])
 
 
-def load_glob_seed(con, project: Project, node: Node, full_refresh: bool, log: Callable[[str], None]) -> int:
-    """Load the files of a glob seed that are new since the last build; returns the table's rows."""
+def load_glob_seed(con, project: Project, node: Node, full_refresh: bool,
+                   log: Callable[[str], None]) -> tuple[int, str]:
+    """Load the files of a glob seed that are new since the last build; returns the table's
+    rows and a warning naming the files with malformed rows ('' when there are none)."""
     from .fingerprint import file_hash
 
     files = seed_files(project, node)
@@ -79,6 +81,7 @@ def load_glob_seed(con, project: Project, node: Node, full_refresh: bool, log: C
                         "one by one: restore the file(s), or run `duckrec build --full-refresh` to reload every "
                         "file that matches now. The published tables are unchanged.", path=node.path)
     new = [rel for rel in sorted(current) if rel not in loaded]
+    warnings = []
     con.execute(f'create schema if not exists "{node.schema}"')
     con.execute("begin transaction")
     try:
@@ -90,15 +93,20 @@ def load_glob_seed(con, project: Project, node: Node, full_refresh: bool, log: C
             rows, malformed, detail = _append(con, node, f, rel)
             con.execute("insert into _duckrec.seed_files values (?, ?, ?, ?, ?, ?, now()::timestamp)",
                         [node.name, rel, size, hashes.get(rel) or file_hash(f), rows, malformed])
-            log(f"loaded {rel}: {rows} rows" + (f", {malformed} malformed ({detail}): their unparsable fields "
-                                                  "are NULL, so they are rejected downstream" if malformed else ""))
+            log(f"loaded {rel}: {rows} rows" + (f", {malformed} malformed ({detail})" if malformed else ""))
+            if malformed:
+                warnings.append(f"{rel}: {malformed} malformed row(s) ({detail})")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     if not new:
         log(f"no new file among {len(current)} (all loaded before)")
-    return con.execute(f"select count(*) from {node.relation}").fetchone()[0]
+    warning = ""
+    if warnings:
+        warning = (f"seed {node.name}: " + "; ".join(warnings) + ". Their unparsable fields are NULL, so "
+                   "the models downstream reject and count them (staging.rejected_events).")
+    return con.execute(f"select count(*) from {node.relation}").fetchone()[0], warning
 
 
 def _rel(project: Project, f: Path) -> str:
