@@ -144,6 +144,35 @@ def _diff(con, name: str, left: str, right: str) -> tuple[str, int, int, int]:
     return name, n, only_left, only_right
 
 
+def list_drift(project: Path, k: int = 10) -> str:
+    """How many served lm lists of users with no new event change when the newest (warm)
+    checkpoint replaces its parent: whether recomputing only changed users would be correct."""
+    import numpy as np
+
+    from duckrec.ml import TrainedLM, top_k, user_sequences
+
+    con = duckdb.connect(str(project / "warehouse.duckdb"), read_only=True)
+    try:
+        ckpts = con.execute("select checkpoint_id, parent_checkpoint_id, state, trained_on ->> 'data_watermark' "
+                            "from ml.lm_checkpoints order by trained_at desc limit 2").fetchall()
+        if len(ckpts) < 2 or ckpts[0][1] != ckpts[1][0]:
+            return "no warm-started checkpoint with its parent kept"
+        events = con.execute("select user_id, item_id, position, event_time from features.event_splits").pl()
+        mark = con.execute("select ?::timestamp", [ckpts[1][3]]).fetchone()[0]
+    finally:
+        con.close()
+    new, old = TrainedLM.from_bytes(ckpts[0][2]), TrainedLM.from_bytes(ckpts[1][2])
+    users, seqs = user_sequences(events["user_id"].to_numpy(), new.catalogue.index(events["item_id"].to_numpy()),
+                                 events["position"].to_numpy())
+    changed_users = set(events.filter(events["event_time"] > mark)["user_id"].to_list())
+    keep = np.array([u not in changed_users for u in users.tolist()])
+    a, _ = top_k(new, seqs, k, bigram_sequences=seqs)
+    b, _ = top_k(old, seqs, k, bigram_sequences=seqs)
+    same = (a == b).all(1)[keep]
+    return (f"{int(keep.sum())} users without new events: {int((~same).sum())} ({100 * (~same).mean():.0f}%) "
+            f"have a different lm top-{k} under the warm-started model")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--nights", type=int, default=5)
@@ -232,6 +261,7 @@ def main() -> int:
     print(f"  eval.metrics_history: {n_hist} rows = {n_builds} builds x {per_build} (strategy x K)")
     if kill_report:
         print(f"  kill -9: {kill_report}")
+    print(f"  lists: {list_drift(nightly)}")
     if not args.workdir:
         shutil.rmtree(base)
     return 0
