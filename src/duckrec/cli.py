@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", help="target from project.yml (default: its `target:`)")
         sp.add_argument("--vars", help="YAML/JSON mapping overriding project vars, e.g. '{k: 20}'")
         if select:
-            sp.add_argument("-s", "--select", nargs="+", default=[], help="name, +name, name+, tag:x, path:x")
+            sp.add_argument("-s", "--select", nargs="+", default=[], help="dbt selectors: name, folder, +name, name+N, @name, tag:x, path:x, config.k:v, result:error; a comma intersects")
             sp.add_argument("--exclude", nargs="+", default=[], help="same syntax as --select")
 
     def running(sp: argparse.ArgumentParser) -> None:
