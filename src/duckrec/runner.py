@@ -184,7 +184,7 @@ class Runner:
                         finished = datetime.now()
                         artifacts.record_history(con, {
                             "run_id": run_id, "command": self.opt.command, "target": self.target,
-                            "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
+                            "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
                             "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
                             exists=("_duckrec", "node_runs") in self.catalog.relations)
                         con.execute("checkpoint")
@@ -295,6 +295,11 @@ def _typed(node: Node, sql: str) -> str:
     if not casts:
         return sql
     return f"select * replace ({', '.join(casts)}) from ({sql})"
+
+
+def _selector(opt: Options) -> str | None:
+    text = " ".join(opt.select) + (" --exclude " + " ".join(opt.exclude) if opt.exclude else "")
+    return text.strip() or None
 
 
 def _counts(results: list[NodeResult]) -> dict[str, int]:
