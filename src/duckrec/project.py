@@ -30,7 +30,7 @@ ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
 CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
-    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs",
+    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs", "summary",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
@@ -489,12 +489,10 @@ def sql_dependencies(code: str, rel: str) -> tuple[list[str], list[tuple[str, st
     sources = list(dict.fromkeys((m.group(2), m.group(4)) for m in _SOURCE_RE.finditer(code)))
     config: dict[str, Any] = {}
     for m in _CONFIG_RE.finditer(code):
-        line = code.count("\n", 0, m.start()) + 1
         try:
             call = ast.parse(f"f({m.group(1)})", mode="eval").body
         except SyntaxError:
-            raise ProjectError("config(...) is not a valid call, e.g. config(materialized='table')",
-                               path=rel, line=line) from None
+            continue  # Jinja, not Python (`~`, filters): rendering the model at parse time reads it
         assert isinstance(call, ast.Call)
         for kw in call.keywords:
             try:

@@ -16,6 +16,7 @@ from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .project import Node, Project
 from .render import Renderer
+from .summaries import summary_lines
 
 KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",),
                     "compile": ("model", "test")}
@@ -85,6 +86,13 @@ class Reporter:
         if not self.quiet:
             self._emit(f"    {node.name} | {text}", event="log", node=node.unique_id, message=text)
 
+    def notes(self, notes: list[tuple[Node, str]]) -> None:
+        """Lines that nodes' `summary` queries returned, shown with the build's summary."""
+        if not self.json and notes:
+            self._write("\n" + "".join(f"{text}\n" for _, text in notes))
+        for node, text in notes if self.json else ():
+            self._emit(text, event="node_summary", node=node.unique_id, message=text)
+
     def summary(self, text: str, errors: list[tuple[Node, str]], **event: Any) -> None:
         if self.json:
             for node, message in errors:
@@ -112,6 +120,7 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
@@ -207,6 +216,7 @@ class Runner:
         for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
             if counts[key]:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
+        self.report.notes(self.notes)
         self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
                             run_id=run_id, seconds=round(elapsed, 3), **counts)
         return 1 if counts["n_errors"] else 0
@@ -228,6 +238,8 @@ class Runner:
                 blocked[uid] = cause or node.name
             else:
                 result = self._execute(con, node, started, t)
+                if result.status == "success" and node.config.get("summary"):
+                    self.notes += [(node, line) for line in summary_lines(con, self.renderer, node)]
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
                     errors.append((node, result.message))
