@@ -187,8 +187,11 @@ class Fingerprints:
             variables = self.project.vars if read is None else {k: self.project.vars.get(k) for k in read}
             modules = {m: _module_code(self.project, m, self._modules) for m in _imports(node.raw_code)}
             return [node.raw_code, variables, modules]
-        # the raw code too: the is_incremental() branch is not in the full-refresh rendering
-        return [node.raw_code, self.renderer.compile(node, False)]
+        # an incremental model: both renderings, so the vars and refs of its is_incremental()
+        # branch count (a ref the parser could not see fails here, and the model then runs
+        # and fails with the engine's message instead of being reused)
+        branches = (False, True) if node.materialized == "incremental" else (False,)
+        return [node.raw_code] + [self.renderer.compile(node, b) for b in branches]
 
     def data(self, node: Node, con) -> Any:
         """Data fingerprint of a seed (its file contents) or of an external source."""
@@ -251,41 +254,9 @@ def modified(project: Project, renderer, stored: dict[str, Stored]) -> set[str]:
     return out
 
 
-def expand_state_terms(terms: list[str], modified_ids: set[str]) -> list[str]:
-    """Rewrite `state:modified` / `state:modified+` / `+state:modified` into unique ids, which
-    the selector already understands; other terms pass through."""
-    out: list[str] = []
-    for t in terms:
-        for term in t.replace(",", " ").split():
-            core = term.strip("+")
-            if not core.startswith("state:"):
-                out.append(term)
-                continue
-            if core != "state:modified":
-                from .errors import ProjectError
-
-                raise ProjectError(f"selector {term}: the state method knows only 'state:modified' "
-                                   "(with + before or after, as in dbt)")
-            pre = "+" if term.startswith("+") else ""
-            post = "+" if term.endswith("+") else ""
-            out.extend(f"{pre}{u}{post}" for u in sorted(modified_ids))
-    return out
-
-
-def state_selection(project: Project, renderer, warehouse: Path, select: list[str],
-                    exclude: list[str]) -> tuple[list[str], list[str], bool]:
-    """--select/--exclude with `state:` terms resolved against the published warehouse's
-    node_state; the flag says the selection became empty (nothing modified)."""
-    if not uses_state(select + exclude):
-        return select, exclude, False
-    stored = read_published_state(warehouse)
-    changed = modified(project, renderer, stored)
-    new_select = expand_state_terms(select, changed)
-    return new_select, expand_state_terms(exclude, changed), bool(select) and not new_select
-
-
-def uses_state(terms: list[str]) -> bool:
-    return any("state:" in t for t in terms)
+def modified_since_last_build(project: Project, renderer, warehouse: Path) -> set[str]:
+    """`state:modified` against the published warehouse's node_state."""
+    return modified(project, renderer, read_published_state(warehouse))
 
 
 class StateWriter:
