@@ -31,7 +31,8 @@ class ModelConfig:
 
 
 class DbtContext:
-    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]):
+    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                 progress: Callable[..., None] | None = None):
         self._con = con
         self._project = project
         self._node = node
@@ -39,6 +40,9 @@ class DbtContext:
         self.this = node.relation
         self.is_incremental = incremental
         self.log = log
+        # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
+        # terminal, a line every few seconds in logs; pass it to long library calls
+        self.progress = progress or (lambda *args, **kwargs: None)
 
     def ref(self, *names: str):
         name = names[-1]
@@ -72,7 +76,8 @@ def _import_paths(project: Project) -> None:
             sys.path.insert(0, p)
 
 
-def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]) -> str:
+def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                     progress: Callable[..., None] | None = None) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -82,7 +87,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log)
+        dbt = DbtContext(con, project, node, incremental, log, progress)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)
