@@ -34,7 +34,7 @@ class NodeProgress:
     def __init__(self, reporter, node, clock=time.monotonic):
         self.reporter, self.node, self.clock = reporter, node, clock
         self.task: str | None = None
-        self.started = 0.0
+        self.started, self.first_done = 0.0, 0
         self.last_line = float("-inf")
         self.bar = None
 
@@ -49,7 +49,8 @@ class NodeProgress:
         now = self.clock()
         if task != self.task:
             self.close()
-            self.task, self.started = task, now
+            # the first report comes after the first unit of work: rates count from there
+            self.task, self.started, self.first_done = task, now, done
         figures = figures or {}
         if self.live:
             self._bar(task, done, total, figures, unit, final)
@@ -59,7 +60,7 @@ class NodeProgress:
             return
         self.last_line = now
         elapsed = now - self.started
-        remaining = elapsed / done * (total - done) if total and done else None
+        remaining = elapsed / (done - self.first_done) * (total - done) if total and done > self.first_done else None
         if self.reporter.json:
             self.reporter._emit("", event="progress", node=self.node.unique_id, task=task, done=done, total=total,
                                 unit=unit, elapsed=round(elapsed, 2),
