@@ -75,12 +75,17 @@ class NodeProgress:
         self.reporter._emit(f"    {self.node.name} | {task}: " + ", ".join(parts), event="progress")
 
     def _bar(self, task, done, total, figures, unit, final) -> None:
+        import shutil
+
         from tqdm import tqdm
 
         if self.bar is None:
             NodeProgress._active = self
+            # a terminal that reports no size (0 x 0, e.g. under `script`) would hide the bar
+            size = shutil.get_terminal_size((100, 20))
             self.bar = tqdm(total=total, desc=f"    {self.node.name} | {task}", unit=unit, file=self.reporter.out,
-                            leave=True, dynamic_ncols=True, mininterval=0.2, smoothing=0.1)
+                            initial=done, leave=True, ncols=size.columns, nrows=size.lines, mininterval=0.2,
+                            smoothing=0.1)
         self.bar.n = done
         if figures:
             self.bar.set_postfix({k: _fmt(v) for k, v in figures.items()}, refresh=False)
