@@ -67,7 +67,8 @@ def test_json_logs_get_progress_events():
     assert first["figures"] == {"loss": 4.99}
 
 
-def test_a_terminal_gets_a_live_bar_with_the_figures():
+def test_a_terminal_gets_a_live_bar_with_the_figures(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
     out, clock = Terminal(), Clock()
     reporter = Reporter(out=out)
     progress = NodeProgress(reporter, NODE, clock)
