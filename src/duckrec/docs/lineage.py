@@ -11,8 +11,8 @@ from html import escape
 
 from ..project import Node
 
-MODEL_W, MODEL_H, TEST_W, TEST_H = 200, 26, 170, 16
-COL_GAP, ROW_GAP, MARGIN = 60, 8, 20
+MODEL_W, MODEL_H, TEST_W, TEST_H = 200, 26, 170, 14
+COL_GAP, ROW_GAP, TEST_GAP, MARGIN = 60, 10, 3, 20
 
 
 @dataclass
@@ -83,19 +83,10 @@ def layout(nodes: dict[str, Node]) -> tuple[dict[str, Box], list[tuple[str, str]
         y = MARGIN
         for uid in columns[layer]:
             boxes[uid] = Box(uid, layer, x, y, w, h)
-            y += h + ROW_GAP
+            y += h + (TEST_GAP if is_test else ROW_GAP)
         height = max(height, y)
         x += w + COL_GAP
-    _centre_columns(boxes, columns, height)
     return boxes, edges, x - COL_GAP + MARGIN, height + MARGIN
-
-
-def _centre_columns(boxes: dict[str, Box], columns: dict[int, list[str]], height: float) -> None:
-    for col in columns.values():
-        used = boxes[col[-1]].y + boxes[col[-1]].h - boxes[col[0]].y
-        shift = (height - MARGIN - used) / 2 - (boxes[col[0]].y - MARGIN)
-        for uid in col:
-            boxes[uid].y += max(shift, 0)
 
 
 def _label(node: Node, width: float) -> str:

@@ -84,5 +84,17 @@
   document.getElementById("lineage-tests").addEventListener("change", function (ev) {
     svg.classList.toggle("hide-tests", !ev.target.checked);
   });
-  window.duckrecLineage = { select: select, nodes: function () { return Object.keys(nodes); } };
+  var width = parseFloat(svg.getAttribute("width")), height = parseFloat(svg.getAttribute("height")), zoom = 1;
+  function setZoom(z) {
+    zoom = Math.max(0.1, Math.min(z, 3));
+    svg.setAttribute("width", (width * zoom).toFixed(0));
+    svg.setAttribute("height", (height * zoom).toFixed(0));
+  }
+  document.getElementById("zoom-in").addEventListener("click", function () { setZoom(zoom * 1.25); });
+  document.getElementById("zoom-out").addEventListener("click", function () { setZoom(zoom / 1.25); });
+  document.getElementById("zoom-fit").addEventListener("click", function () {
+    var box = document.getElementById("graph");
+    setZoom(Math.min(box.clientWidth / width, box.clientHeight / height));
+  });
+  window.duckrecLineage = { zoom: setZoom, select: select, nodes: function () { return Object.keys(nodes); } };
 })();
