@@ -159,3 +159,27 @@ def test_the_site_in_headless_chromium(site):
         browser.close()
     assert problems == []
     assert {f.name for f in shots.iterdir()} == {"lineage.png", "model.png", "overview.png", "runs.png"}
+
+
+def test_docs_serve_serves_the_site_on_localhost(site):
+    import subprocess
+    import sys
+    import urllib.request
+
+    root, index = site
+    proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "docs", "serve", "--port", "0", "--project-dir",
+                             str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://\S+/", line).group(0)
+        with urllib.request.urlopen(url + "index.html", timeout=10) as response:
+            assert response.read().decode() == index.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_docs_serve_without_a_site_says_to_generate(tmp_path, capsys):
+    root = write_project(tmp_path / "p", TINY)
+    result = run(capsys, root, "docs", "serve", "--port", "0")
+    assert result.code == 2 and "run `duckrec docs generate` first" in result.err
