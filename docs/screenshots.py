@@ -1,4 +1,5 @@
-"""Redraw the README's pictures of the docs site (docs/img/*.png) from a built project.
+"""Redraw the README's pictures of the docs site (docs/img/*.png, also kept in
+target/docs/screenshots/) from a built project.
 
     .venv/bin/duckrec build && .venv/bin/duckrec docs generate && .venv/bin/python docs/screenshots.py
 
@@ -37,16 +38,18 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (docs / "screenshots").mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 760})
         for name, rel, select in SHOTS:
             page.goto((docs / rel).resolve().as_uri())
             if select:
-                page.evaluate("id => { const r = window.duckrecLineage.select(id); "
+                page.evaluate("id => { window.duckrecLineage.zoom(0.6); const r = window.duckrecLineage.select(id); "
                               "document.querySelector(`#lineage g.node[data-id='${id}']`)"
                               ".scrollIntoView({block: 'center', inline: 'center'}); return r; }", select)
-            page.screenshot(path=str(out / name))
+            page.screenshot(path=str(docs / "screenshots" / name))
+            shutil.copyfile(docs / "screenshots" / name, out / name)
             print(out / name)
         browser.close()
     return 0
