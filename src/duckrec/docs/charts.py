@@ -57,7 +57,7 @@ def render(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
         if col and col not in index:
             raise ValueError(f"chart {spec.title!r}: column {col!r} is not in the query's result {columns}")
     plt = _pyplot()
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
     try:
@@ -81,6 +81,8 @@ def render(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
         ax.set_ylabel(y_label)
         if spec.y_format == "percent":
             value_axis.set_major_formatter(PercentFormatter(1.0))
+        elif all(isinstance(v, int) for _, _, ys, _ in groups for v in ys if v is not None):
+            value_axis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 ticks
         if spec.x_format == "percent" and spec.kind in ("line", "scatter"):
             category_axis.set_major_formatter(PercentFormatter(1.0))
         if len(groups) > 1 or (spec.kind in ("bar", "barh") and len(spec.y) > 1):
