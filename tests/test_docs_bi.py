@@ -77,6 +77,7 @@ def test_descriptions_are_comments_and_never_null_columns_are_not_null(con):
                                  where not internal"""))
     assert comments["eval.metrics"].startswith("The protocol's measures per strategy and K")
     assert comments["recs.served_recommendations"].startswith("For dashboards:")
+    assert comments["raw.movies"].startswith("Raw catalogue") and comments["_duckrec.runs"].startswith("One row per")
     columns = {(t, c): (comment, nullable) for t, c, comment, nullable in rows(con, """
         select schema_name || '.' || table_name, column_name, comment, is_nullable from duckdb_columns()""")}
     assert "= hit_rate / K" in columns[("eval.metrics", "precision")][0]
