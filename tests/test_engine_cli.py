@@ -68,10 +68,11 @@ def test_unknown_select_term_suggests_the_closest_name(jaffle, capsys):
 
 
 def test_build_with_selection_builds_only_that(jaffle, capsys):
-    result = run(capsys, jaffle, "build", "-s", "+stg_orders")
+    result = run(capsys, jaffle, "build", "-s", "+stg_orders", "+stg_customers")
     assert result.code == 0, result
-    assert _built_relations(jaffle) == {"raw.raw_orders", "staging.stg_orders"}
-    assert "not_null_stg_orders_order_id" in result.out
+    assert _built_relations(jaffle) == {"raw.raw_customers", "raw.raw_orders", "staging.stg_orders",
+                                       "staging.stg_customers"}
+    assert "not_null_stg_orders_order_id" in result.out and "relationships_stg_orders" in result.out
 
 
 # ----------------------------------------------------------------- commands

@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", help="target from project.yml (default: its `target:`)")
         sp.add_argument("--vars", help="YAML/JSON mapping overriding project vars, e.g. '{k: 20}'")
         if select:
-            sp.add_argument("-s", "--select", nargs="+", default=[], help="name, +name, name+, tag:x, path:x")
+            sp.add_argument("-s", "--select", nargs="+", default=[], help="dbt selectors: name, folder, +name, name+N, @name, tag:x, path:x, config.k:v, result:error; a comma intersects")
             sp.add_argument("--exclude", nargs="+", default=[], help="same syntax as --select")
 
     def running(sp: argparse.ArgumentParser) -> None:
@@ -77,23 +77,36 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        # `duckrec ls | head`: the reader has what it wanted; stop quietly, as head expects
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DuckrecError as e:
         if getattr(args, "log_format", "text") == "json":
             import json
 
             print(json.dumps({"event": "error", "message": str(e), "path": e.path, "line": e.line}), flush=True)
         print(f"error: {e}", file=sys.stderr)
-        return 2 if not isinstance(e, _node_errors()) else 1
+        return _exit_code(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _node_errors():
+EXIT_LOCKED = 3  # another build holds the warehouse
+
+
+def _exit_code(e: DuckrecError) -> int:
     from .errors import LockedError, NodeError
 
-    return (NodeError, LockedError)
+    if isinstance(e, LockedError):
+        return EXIT_LOCKED
+    return 1 if isinstance(e, NodeError) else 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from .errors import DuckrecError, NodeError
 from .progress import NodeProgress, close_live_bar, end_summary
 from .project import Node, Project
 from .render import Renderer
+from .summaries import summary_lines
 
 KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",),
                     "compile": ("model", "test")}
@@ -87,6 +88,13 @@ class Reporter:
         if not self.quiet:
             self._emit(f"    {node.name} | {text}", event="log", node=node.unique_id, message=text)
 
+    def notes(self, notes: list[tuple[Node, str]]) -> None:
+        """Lines that nodes' `summary` queries returned, shown with the build's summary."""
+        if not self.json and notes:
+            self._write("\n" + "".join(f"{text}\n" for _, text in notes))
+        for node, text in notes if self.json else ():
+            self._emit(text, event="node_summary", node=node.unique_id, message=text)
+
     def summary(self, text: str, errors: list[tuple[Node, str]], **event: Any) -> None:
         if self.json:
             for node, message in errors:
@@ -114,6 +122,7 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
@@ -186,7 +195,7 @@ class Runner:
                         finished = datetime.now()
                         artifacts.record_history(con, {
                             "run_id": run_id, "command": self.opt.command, "target": self.target,
-                            "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
+                            "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
                             "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
                             exists=("_duckrec", "node_runs") in self.catalog.relations)
                         con.execute("checkpoint")
@@ -209,6 +218,7 @@ class Runner:
         for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
             if counts[key]:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
+        self.report.notes(self.notes)
         lines, detail = end_summary(results)
         self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
                                        *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
@@ -231,6 +241,8 @@ class Runner:
                 blocked[uid] = cause or node.name
             else:
                 result = self._execute(con, node, started, t)
+                if result.status == "success" and node.config.get("summary"):
+                    self.notes += [(node, line) for line in summary_lines(con, self.renderer, node)]
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
                     errors.append((node, result.message))
@@ -299,6 +311,11 @@ def _typed(node: Node, sql: str) -> str:
     if not casts:
         return sql
     return f"select * replace ({', '.join(casts)}) from ({sql})"
+
+
+def _selector(opt: Options) -> str | None:
+    text = " ".join(opt.select) + (" --exclude " + " ".join(opt.exclude) if opt.exclude else "")
+    return text.strip() or None
 
 
 def _counts(results: list[NodeResult]) -> dict[str, int]:
