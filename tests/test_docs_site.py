@@ -183,3 +183,16 @@ def test_docs_serve_without_a_site_says_to_generate(tmp_path, capsys):
     root = write_project(tmp_path / "p", TINY)
     result = run(capsys, root, "docs", "serve", "--port", "0")
     assert result.code == 2 and "run `duckrec docs generate` first" in result.err
+
+
+def test_the_projects_result_pages_read_models_it_has():
+    from duckrec.docs.reports import load_pages
+
+    project = load_project(Path(__file__).resolve().parents[1])
+    pages = load_pages(project)
+    assert [p.title for p in pages] == ["Strategies", "Exploration trade-off", "RFM segments", "Training",
+                                        "Quality over time"]
+    refs = {r for p in pages for b in p.blocks for r in b.refs}
+    # metrics_history is drawn once the project has it; every other page reads existing models
+    assert {r for r in refs if project.by_name(r) is None} <= {"metrics_history"}
+    assert {"metrics", "tradeoff", "metrics_by_segment", "user_rfm", "lm_training_log"} <= refs
