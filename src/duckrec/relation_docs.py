@@ -27,7 +27,8 @@ def persist_docs(con, node: Node, kind: str) -> None:
         statements += [f'comment on column {node.relation}."{c.name}" is {_literal(c.description)}'
                        for c in described if c.name in present]
     if statements:
-        con.execute(";\n".join(statements))
+        # one transaction: a commit per statement costs a catalogue write each
+        con.execute("begin transaction;\n" + ";\n".join(statements) + ";\ncommit")
 
 
 def declare_not_null(con, node: Node) -> None:
