@@ -204,7 +204,8 @@ def _runs_chart(runs: list[dict[str, Any]], problems: list[str]) -> str | None:
     if len(builds) < 1:
         return None
     rows = [(i + 1, r["seconds"], r["status"]) for i, r in enumerate(builds)]
-    spec = charts.ChartSpec(title="Duration of the last run" if len(rows) == 1 else f"Duration of the last {len(rows)} runs", kind="bar", x="run", y=["seconds"],
+    title = "Duration of the last run" if len(rows) == 1 else f"Duration of the last {len(rows)} runs"
+    spec = charts.ChartSpec(title=title, kind="bar", x="run", y=["seconds"],
                             series="status", x_label="run (oldest first)", y_label="duration (seconds)")
     try:
         return charts.render(spec, ["run", "seconds", "status"], rows)
