@@ -100,12 +100,13 @@ def model(dbt, session):
         init = carry_weights(parent_lm, catalogue, counts > 0, config.seed)
         run_config = replace(config, epochs=int(nightly["warm_epochs"]), lr=config.lr * float(nightly["warm_lr_scale"]))
         result = train_lm(catalogue, train_seqs, valid_histories, index[valid], run_config, log=dbt.log,
-                          init=init, windows=windows)
+                          progress=dbt.progress, init=init, windows=windows)
         trained_on.update(mode="warm", builds_since_full=since_full, new_windows=n_fresh, replay_windows=n_replay)
     else:
         dbt.log(f"full training ({reason}) on {int(train.sum())} train events of {len(train_seqs)} users, "
                 f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                          progress=dbt.progress)
         trained_on.update(mode="full", builds_since_full=0, reason=reason)
 
     lm = result.lm

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
     sp.add_argument("action", choices=["freshness"])
     common(sp, select=False)
+    from .docs import add_parser as add_docs_parser
+
+    add_docs_parser(sub, common)
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -147,6 +150,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ls(project, options, args)
     if args.command == "show":
         return _show(project, args)
+    if args.command == "docs":
+        from .docs import run as run_docs
+
+        return run_docs(project, args)
     return 2
 
 

@@ -32,7 +32,7 @@ class ModelConfig:
 
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                 full_refresh: bool = False):
+                 progress: Callable[..., None] | None = None, full_refresh: bool = False):
         self._con = con
         self._project = project
         self._node = node
@@ -43,6 +43,9 @@ class DbtContext:
         # model) starts afresh under --full-refresh
         self.full_refresh = full_refresh
         self.log = log
+        # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
+        # terminal, a line every few seconds in logs; pass it to long library calls
+        self.progress = progress or (lambda *args, **kwargs: None)
         self._resolver = runtime(project, node)
 
     def ref(self, *args: str, **kwargs: Any):
@@ -64,7 +67,7 @@ def _import_paths(project: Project) -> None:
 
 
 def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                     full_refresh: bool = False) -> str:
+                     progress: Callable[..., None] | None = None, full_refresh: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -74,7 +77,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log, full_refresh)
+        dbt = DbtContext(con, project, node, incremental, log, progress, full_refresh)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

@@ -14,6 +14,7 @@ from typing import Any
 from . import artifacts, data_tests, fingerprint, freshness, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
+from .progress import NodeProgress, close_live_bar, end_summary
 from .project import Node, Project
 from .render import Renderer
 from .summaries import summary_lines
@@ -54,6 +55,7 @@ class Reporter:
         # A closed pipe (`duckrec build | head`) must not abort the build: stop printing instead.
         if self.out is None:
             return
+        close_live_bar()
         try:
             self.out.write(text)
             self.out.flush()
@@ -226,8 +228,9 @@ class Runner:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word not in ("skipped", "reused")
                                                     else ""))
         self.report.notes(self.notes)
-        self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
-                            run_id=run_id, seconds=round(elapsed, 3), **counts)
+        lines, detail = end_summary(results)
+        self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
+                                       *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
         return 1 if counts["n_errors"] else 0
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
@@ -302,7 +305,7 @@ class Runner:
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           full_refresh)
+                                           NodeProgress(self.report, node), full_refresh)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
                 finally:
