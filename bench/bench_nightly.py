@@ -157,7 +157,7 @@ def list_drift(project: Path, k: int = 10) -> str:
                             "from ml.lm_checkpoints order by trained_at desc limit 2").fetchall()
         if len(ckpts) < 2 or ckpts[0][1] != ckpts[1][0]:
             return "no warm-started checkpoint with its parent kept"
-        events = con.execute("select user_id, item_id, position, event_time from features.event_splits").pl()
+        events = con.sql("select user_id, item_id, position, event_time from features.event_splits").pl()
         mark = con.execute("select ?::timestamp", [ckpts[1][3]]).fetchone()[0]
     finally:
         con.close()
@@ -215,8 +215,9 @@ def main() -> int:
         dest = nightly / "events" / f.name
         shutil.copy(f, dest)
         if i == args.malformed_night:
-            with open(dest, "a") as fh:
-                fh.write("not-a-user,1,4.0,1537799250\n612,1,4.0\n")
+            last_time = dest.read_text().rstrip().rsplit("\n", 1)[-1].rsplit(",", 1)[-1]
+            with open(dest, "a") as fh:  # a user id that is no number, a row one field short
+                fh.write(f"not-a-user,1,4.0,{last_time}\n612,1,4.0\n")
         if i == args.kill_night:
             after = args.kill_after or min(0.5 * initial["wall"], 60.0)
             kill_report = killed_build(nightly, after)
