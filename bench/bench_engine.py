@@ -280,6 +280,7 @@ def floor_plan(project: Path, incremental_run: bool) -> list[tuple[str, str]]:
     steps: list[tuple[str, str]] = []
     for r in results:
         n = nodes[r["unique_id"]]
+        n["relation"] = f'"{n["schema"]}"."{n["alias"]}"'  # relation_name has the database too
         if r["status"] not in ("success", "pass"):
             raise SystemExit(f"duckrec build left {r['unique_id']} as {r['status']}: {r['message']}")
         if n["resource_type"] != "test":
@@ -290,7 +291,7 @@ def floor_plan(project: Path, incremental_run: bool) -> list[tuple[str, str]]:
         if n["resource_type"] == "seed":
             types = n["config"].get("column_types") or {}
             opts = ", types = {" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in types.items()) + "}" if types else ""
-            path = project / n["path"]
+            path = project / n["original_file_path"]
             steps.append(("seed", f"create or replace table {n['relation']} as "
                                   f"select * from read_csv({_q(str(path))}, header = true{opts})"))
             continue

@@ -68,6 +68,6 @@ def test_an_unknown_method_lists_the_methods(jaffle, capsys):
 def test_tests_follow_any_selected_node_they_test(jaffle, capsys):
     # eager indirect selection: the relationships test of stg_orders also tests stg_customers
     tests = _ls(capsys, jaffle, "-s", "stg_customers", kind=("test",))
-    assert tests == ["relationships_stg_orders_customer_id__stg_customers_customer_id"]
+    assert tests == ["relationships_stg_orders_customer_id__customer_id__ref_stg_customers_"]
     # ...unless one of its nodes is excluded
     assert _ls(capsys, jaffle, "-s", "stg_customers", "--exclude", "stg_orders", kind=("test",)) == []

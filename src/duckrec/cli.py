@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def running(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
-        sp.add_argument("--fail-fast", action="store_true", help="stop at the first error; skip the rest")
+        sp.add_argument("--fail-fast", "-x", action="store_true", help="stop at the first error; skip the rest")
+        sp.add_argument("--threads", type=int, help="DuckDB threads for this build (default: the target's, "
+                                                    "else every core)")
         sp.add_argument("--wait", action="store_true", help="wait for another build on the warehouse instead of failing")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
         sp.add_argument("--log-format", choices=["text", "json"], default="text",
@@ -112,22 +114,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     root = Path(args.project_dir)
     if args.command == "clean":
         project = load_project(root)
-        target = project.path("target").resolve()
-        if target == project.root or project.root not in target.parents:
-            raise DuckrecError(f"paths.target is {project.paths['target']!r}, which is not a folder inside the "
-                               "project: clean removes only such a folder", path="project.yml")
-        if target.exists():
-            shutil.rmtree(target)
-        print(f"removed {target}")
+        for rel in project.clean_targets or [project.paths["target"]]:  # dbt's clean-targets
+            target = (project.root / rel).resolve()
+            if target == project.root or project.root not in target.parents:
+                raise DuckrecError(f"{rel!r} is not a folder inside the project: clean removes only such a folder",
+                                   path=project.config_file)
+            if target.exists():
+                shutil.rmtree(target)
+                print(f"removed {target}")
         return 0
     project = load_project(root, _vars(getattr(args, "vars", None)))
+    for warning in project.warnings:  # settings of a dbt project that duckrec does not support, once
+        print(f"warning: {warning}", file=sys.stderr)
     from .runner import Options
 
     options = Options(command=args.command, target=args.target, select=getattr(args, "select", []) or [],
                       exclude=getattr(args, "exclude", []) or [],
                       full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
                       wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
-                      log_format=getattr(args, "log_format", "text"))
+                      log_format=getattr(args, "log_format", "text"), threads=getattr(args, "threads", None))
     if args.command in ("build", "run", "seed", "test"):
         from .runner import Runner
 

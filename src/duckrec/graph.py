@@ -271,17 +271,16 @@ class _Selector:
 
     def _last_results(self, term: str) -> dict[str, str]:
         if self._results is None:
-            import json
+            from .dbt_artifacts import read_statuses
 
             path = self.project.path("target") / "run_results.json"
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ProjectError(f"--select {term}: result: reads the last run's {self.project.paths['target']}"
-                                   "/run_results.json, and there is none yet") from None
-            except (OSError, ValueError) as e:
+                self._results = read_statuses(self.project)
+            except (OSError, ValueError, KeyError, TypeError) as e:
                 raise ProjectError(f"--select {term}: cannot read {path}: {e}") from None
-            self._results = {r["unique_id"]: r["status"] for r in data.get("results", [])}
+            if self._results is None:
+                raise ProjectError(f"--select {term}: result: reads the last run's {self.project.paths['target']}"
+                                   "/run_results.json, and there is none yet")
         return self._results
 
 

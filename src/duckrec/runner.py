@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .project import Node, Project
@@ -33,6 +33,8 @@ class Options:
     wait: bool = False
     quiet: bool = False
     log_format: str = "text"
+    threads: int | None = None
+    empty: bool = False
 
 
 class Reporter:
@@ -181,6 +183,7 @@ class Runner:
                     # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
                     con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                     try:
+                        connection.configure(con, project, self.target, self.opt.threads)
                         self.catalog = materialize.Catalog(con)
                         self.compiled = artifacts.CompiledWriter(project)
                         try:

@@ -71,6 +71,8 @@ def load_seed(con, project: Project, node: Node) -> int:
             raise NodeError(f"seed {node.name}: {total} row(s) do not parse ({details}). "
                             f"Fix the file or its column_types; nothing downstream was built.",
                             path=rel, line=int(first[0]))
+        if project.config_file != "project.yml":
+            _dbt_types(con, node, declared)
         con.execute("commit")
     except duckdb.Error as e:
         con.execute("rollback")
@@ -78,3 +80,17 @@ def load_seed(con, project: Project, node: Node) -> int:
     finally:
         con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
     return n_rows
+
+
+def _dbt_types(con, node: Node, declared: dict[str, str]) -> None:
+    """dbt-duckdb's seed types: a whole-number column is INTEGER (DuckDB's reader says BIGINT),
+    unless a value does not fit, where dbt would fail and duckrec keeps BIGINT."""
+    cols = con.execute("select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
+                       "and data_type = 'BIGINT'", [node.schema, node.config.get("alias") or node.name]).fetchall()
+    for (col,) in cols:
+        if col in declared:
+            continue
+        q = '"' + col.replace('"', '""') + '"'
+        lo, hi = con.execute(f"select min({q}), max({q}) from {node.relation}").fetchone()
+        if lo is None or (-2**31 <= lo and hi < 2**31):
+            con.execute(f"alter table {node.relation} alter {q} type integer")
