@@ -155,7 +155,10 @@ def _ls(project, options, args) -> int:
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    chosen = graph.select(project, options.select, options.exclude, kinds)
+    warnings: list[str] = []
+    chosen = graph.select(project, options.select, options.exclude, kinds, warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for uid in graph.order(project.nodes):
         if uid not in chosen:
             continue

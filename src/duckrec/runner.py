@@ -128,7 +128,8 @@ class Runner:
     def plan(self) -> list[str]:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds)
+        self.selection_warnings: list[str] = []
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings)
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
         return [u for u in full if u in chosen]
@@ -167,6 +168,11 @@ class Runner:
         plan = self.plan()
         project = self.project
         path = project.warehouse_path(self.target)
+        for warning in self.selection_warnings:
+            self.report.info(f"warning: {warning}")
+        if not plan and self.selection_warnings:
+            self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
+            return 0
         run_id = uuid.uuid4().hex[:12]
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
