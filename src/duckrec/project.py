@@ -341,15 +341,69 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     return project
 
 
+_CALL_RE = {name: re.compile(rf"\b{name}\s*\(") for name in ("ref", "source", "config")}
+_MACRO_DEF_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\((.*?)\{%-?\s*endmacro", re.S)
+
+
+def _macros_that_ref(project: Project) -> set[str]:
+    """Names of the project's macros that call ref(), source() or config(), or call such a macro."""
+    bodies: dict[str, str] = {}
+    for rel in project.macro_files:
+        for m in _MACRO_DEF_RE.finditer((project.root / rel).read_text(encoding="utf-8")):
+            bodies[m.group(1)] = m.group(2)
+    hiding = {n for n, body in bodies.items() if any(r.search(body) for r in _CALL_RE.values())}
+    changed = True
+    while changed:
+        changed = False
+        for n, body in bodies.items():
+            if n not in hiding and any(re.search(rf"\b{h}\s*\(", body) for h in hiding):
+                hiding.add(n)
+                changed = True
+    return hiding
+
+
+def _needs_render(code: str, hiding: set[str]) -> bool:
+    """Whether reading the file's literal calls could miss a dependency or a config(): it calls
+    a macro that makes them, or makes one with a non-literal argument."""
+    if "{" not in code:
+        return False
+    if len(_CALL_RE["ref"].findall(code)) != len(_REF_RE.findall(code)):
+        return True
+    if len(_CALL_RE["source"].findall(code)) != len(_SOURCE_RE.findall(code)):
+        return True
+    if _CALL_RE["config"].search(code) and not _static_config_complete(code):
+        return True
+    return any(re.search(rf"\b{h}\s*\(", code) for h in hiding)
+
+
+def _static_config_complete(code: str) -> bool:
+    calls = _CONFIG_RE.findall(code)
+    if len(calls) != len(_CALL_RE["config"].findall(code)):
+        return False
+    for args in calls:
+        try:
+            call = ast.parse(f"f({args})", mode="eval").body
+            if call.args or any(k.arg is None for k in call.keywords):
+                return False
+            for k in call.keywords:
+                ast.literal_eval(k.value)
+        except (SyntaxError, ValueError):
+            return False
+    return True
+
+
 def _rendered_dependencies(project: Project) -> None:
     """dbt's parse: render each SQL model and singular test (is_incremental() false) and add
     the refs, sources and config() it makes, inside macros too, to what was read statically."""
     from .render import Renderer  # rendering is part of parsing, as in dbt
 
     renderer = Renderer(project, project.default_target)
+    hiding = _macros_that_ref(project)
     for node in list(project.nodes.values()):
         if node.language != "sql" or (node.kind == "test" and (node.test or {}).get("type") != "singular"):
             continue
+        if not _needs_render(node.raw_code, hiding):
+            continue  # every ref/source/config() is a literal call in the file: read statically
         found = renderer.parse(node)
         if found is None:
             continue  # cannot render without the warehouse; its run-time render says why
