@@ -122,6 +122,7 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.renderer.empty = options.empty
         self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
@@ -286,7 +287,8 @@ class Runner:
                 from .pymodels import release, run_python_model
 
                 try:
-                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
+                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
+                                           self.opt.empty)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
