@@ -94,3 +94,17 @@ def test_clean_removes_the_clean_targets(shop, capsys):
     assert run(capsys, shop, "clean").code == 0
     assert not (shop / "target").exists() and not (shop / "logs").exists()
     assert (shop / "jaffle_shop.duckdb").exists()
+
+
+def test_packages_snapshots_custom_tests_and_unit_tests_are_warned_about(shop, capsys):
+    (shop / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.1.1\n")
+    (shop / "snapshots").mkdir()
+    (shop / "snapshots/orders_snapshot.sql").write_text("{% snapshot orders_snapshot %}select 1{% endsnapshot %}")
+    (shop / "macros/is_positive.sql").write_text("{% test is_positive(model, column_name) %}"
+                                                 "select * from {{ model }} where {{ column_name }} < 0{% endtest %}")
+    (shop / "models/unit.yml").write_text("unit_tests:\n  - name: t\n    model: orders\n")
+    result = run(capsys, shop, "build")
+    assert result.code == 0, result
+    for text in ("packages.yml: packages are not supported", "snapshots: snapshots are not supported",
+                 "macros/is_positive.sql: custom generic tests", "models/unit.yml: `unit_tests:` is not supported"):
+        assert text in result.err, text

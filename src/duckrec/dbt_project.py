@@ -51,6 +51,14 @@ def read(root: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         if key != "__line__" and key not in _ACCEPTED and key not in _PATH_KEYS:
             warnings.append(f"{DBT_PROJECT_FILE}: `{key}` is not supported by duckrec (ignored)")
 
+    for rel, what in (("packages.yml", "packages"), ("dependencies.yml", "packages"),
+                      (str(raw.get("snapshot-paths", ["snapshots"])[0]), "snapshots")):
+        if (root / rel).is_file() or ((root / rel).is_dir() and any((root / rel).rglob("*.sql"))):
+            warnings.append(f"{rel}: {what} are not supported by duckrec (ignored)")
+    for p in sorted((root / paths["macros"]).rglob("*.sql")) if (root / paths["macros"]).is_dir() else []:
+        if "{% test " in p.read_text(encoding="utf-8") or "{%- test " in p.read_text(encoding="utf-8"):
+            warnings.append(f"{p.relative_to(root)}: custom generic tests ({{% test %}}) are not supported "
+                            "by duckrec (ignored)")
     variables = _strip_lines(raw.get("vars") or {})
     # dbt scopes vars by project name too: `vars: {jaffle_shop: {x: 1}}`
     if isinstance(variables.get(name), dict):

@@ -732,6 +732,9 @@ def _read_properties(project: Project) -> None:
             continue
         if not isinstance(doc, dict):
             raise ProjectError("expected a mapping with models:, seeds: or sources:", path=rel)
+        for key in doc:
+            if key not in ("version", "sources", "models", "seeds", "__line__") and project.config_file != PROJECT_FILE:
+                project.warnings.append(f"{rel}: `{key}:` is not supported by duckrec (ignored)")
         for src in doc.get("sources") or []:
             _read_source(project, src, rel)
         for section, kind in (("models", "model"), ("seeds", "seed")):

@@ -22,6 +22,7 @@ _TAG_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{#(-?)(.*?)(-?)#\}", re.S)
 _IF_INCREMENTAL_RE = re.compile(
     r"\{%\s*if\s+is_incremental\(\)\s*%\}((?:(?!\{%).)*?)(?:\{%\s*else\s*%\}((?:(?!\{%).)*?))?\{%\s*endif\s*%\}", re.S)
 _MACRO_NAME_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)")
+_TEST_BLOCK_RE = re.compile(r"\{%-?\s*test\s.*?\{%-?\s*endtest\s*-?%\}", re.S)
 _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
 
 
@@ -180,9 +181,16 @@ class Renderer:
 
             root = self.project.root
 
+            macro_files = set(self.project.macro_files)
+
             def load(name: str):
                 path = root / name
-                return path.read_text(encoding="utf-8"), str(path), lambda: True
+                text = path.read_text(encoding="utf-8")
+                if name in macro_files and ("{% test" in text or "{%- test" in text):
+                    # dbt's custom generic tests are not supported (a warning says so): drop the
+                    # blocks, keeping the lines so errors elsewhere in the file keep theirs
+                    text = _TEST_BLOCK_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+                return text, str(path), lambda: True
 
             self._env = jinja2.Environment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
                                            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
