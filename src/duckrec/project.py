@@ -124,9 +124,9 @@ class Project:
         name = target or self.default_target
         if name not in self.targets:
             raise ProjectError(
-                f"unknown target {name!r}; project.yml defines {sorted(self.targets)}."
-                + did_you_mean(name, self.targets),
-                path=PROJECT_FILE,
+                f"unknown target {name!r}; {'project.yml' if self.config_file == PROJECT_FILE else 'profiles.yml'} "
+                f"defines {sorted(self.targets)}." + did_you_mean(name, self.targets),
+                path=self.config_file if self.config_file == PROJECT_FILE else "profiles.yml",
             )
         env = os.environ.get("DUCKREC_WAREHOUSE")
         raw = env or str(self.targets[name].get("warehouse") or "warehouse.duckdb")
@@ -480,7 +480,7 @@ def _check_config_tree(tree: dict, where: str, raw: Any, project: Project) -> No
             if key == "+materialized" and value not in MATERIALIZATIONS:
                 raise ProjectError(
                     f"{where}.+materialized is {value!r}; expected one of {list(MATERIALIZATIONS)}",
-                    path=PROJECT_FILE, line=_line(raw),
+                    path=project.config_file, line=_line(raw),
                 )
         elif isinstance(value, dict):
             _check_config_tree(value, f"{where}.{key}", raw.get(key) if isinstance(raw, dict) else None, project)

@@ -121,10 +121,6 @@ class Renderer:
             return None
         return resolver.refs, resolver.sources, recorded
 
-    def needs_jinja(self, code: str) -> bool:
-        """True when the fast renderer cannot render `code` (macros, loops, ...)."""
-        return self._render_fast(code, None) is None
-
     def _render_fast(self, code: str, ctx: dict[str, Any] | None) -> str | None:
         if "{%" in code:
             # the incremental idiom is common enough to spare Jinja for it
