@@ -215,7 +215,8 @@ CACHE_FILE = "partial_parse.pickle"
 def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
     """The parsed project; reuses target/partial_parse.pickle while no project file changed.
 
-    Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads.
+    Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads. Parsing
+    renders some models with the vars, so other --vars (or another $DBT_PROFILES_DIR) parse again.
     """
     import pickle
 
@@ -227,6 +228,7 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
         with open(cache, "rb") as f:
             cached = pickle.load(f)
         if (cached["version"] == __version__ and cached["cli_vars"] == (cli_vars or {})
+                and cached.get("profiles_dir") == os.environ.get("DBT_PROFILES_DIR")
                 and cached["signature"] == _signature(root, cached["dirs"])):
             return cached["project"]
     except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
@@ -245,7 +247,8 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
         tmp = cache.with_name(CACHE_FILE + f".{os.getpid()}")
         with open(tmp, "wb") as f:
             pickle.dump({"version": __version__, "dirs": dirs, "signature": signature,
-                         "cli_vars": cli_vars or {}, "project": project}, f)
+                         "cli_vars": cli_vars or {}, "profiles_dir": os.environ.get("DBT_PROFILES_DIR"),
+                         "project": project}, f)
         os.replace(tmp, cache)
     except OSError:
         pass
