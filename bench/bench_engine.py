@@ -6,8 +6,8 @@ Three projects:
 - jaffle: 3 seeds (CSV, a few hundred rows each), 5 SQL models (3 staging views, 1 table,
   1 incremental table with a unique_key), 20 generic YAML tests; written as dbt's jaffle_shop
   is, with `{#- comments -#}`, a docs block and a `{% for %}` loop over payment methods.
-- dbt_jaffle: dbt-labs' jaffle_shop_duckdb as it is (tests/dbt_jaffle_shop: dbt_project.yml,
-  profiles.yml, docs blocks, dbt 1.10 test syntax).
+- dbt_jaffle: a project modelled on dbt-labs' jaffle_shop_duckdb, laid out as dbt lays it out
+  (tests/dbt_jaffle_shop: dbt_project.yml, profiles.yml, docs blocks, dbt 1.10 test syntax).
 - chain:  N models (default 500, all tables) where model_i selects from ref(model_{i-1})
   with a trivial transformation; model_0 selects from range().
 
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 BARS = {"jaffle": 1.3, "chain": 1.5, "dbt_jaffle": 1.3}
-# dbt-labs' jaffle_shop_duckdb as it is (dbt_project.yml, profiles.yml), from the tests
+# modelled on dbt-labs' jaffle_shop_duckdb (dbt_project.yml, profiles.yml), from the tests
 DBT_JAFFLE = Path(__file__).resolve().parents[1] / "tests" / "dbt_jaffle_shop"
 
 # --------------------------------------------------------------------------- project generators
