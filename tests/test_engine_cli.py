@@ -165,7 +165,7 @@ def test_quiet_prints_only_problems_and_summary(jaffle, capsys):
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 0
     lines = [line for line in result.out.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Finished build")
+    assert len(lines) == 2 and lines[0].startswith("Finished build") and lines[1].startswith("Slowest: ")
     (jaffle / "sql/marts/customers.sql").write_text("select nope")
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 1

@@ -89,6 +89,8 @@ create table if not exists _duckrec.runs (
 create table if not exists _duckrec.node_runs (
     run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
+comment on table _duckrec.runs is 'One row per duckrec command that ran nodes (build, run, seed, test): status, times, counts.';
+comment on table _duckrec.node_runs is 'One row per node per run: status, started_at, finished_at, seconds, rows, error.';
 """
 
 

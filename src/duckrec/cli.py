@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    from .docs import add_parser as add_docs_parser
+
+    add_docs_parser(sub, common)
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -184,6 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ls(project, options, args)
     if args.command == "show":
         return _show(project, args)
+    if args.command == "docs":
+        from .docs import run as run_docs
+
+        return run_docs(project, args)
     return 2
 
 

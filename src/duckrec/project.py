@@ -23,6 +23,7 @@ DEFAULT_PATHS = {
     "macros": "sql/macros",
     "data_tests": "tests/data_tests",
     "target": "target",
+    "reports": "reports",  # result pages of the docs site (duckrec docs generate)
 }
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
@@ -44,6 +45,7 @@ class Column:
     name: str
     description: str = ""
     data_type: str | None = None
+    not_null: bool = False  # a not_null test (severity error, no where) or constraint: NOT NULL in tables
 
 
 @dataclass
@@ -762,7 +764,8 @@ def _read_properties(project: Project) -> None:
                     if not isinstance(col, dict) or "name" not in col:
                         raise ProjectError("each column needs a name", path=rel, line=_line(col))
                     node.columns[col["name"]] = Column(col["name"], str(col.get("description") or ""),
-                                                       col.get("data_type"))
+                                                       col.get("data_type"), any(
+                        isinstance(c, dict) and c.get("type") == "not_null" for c in col.get("constraints") or []))
                     for t in (col.get("data_tests") or []) + (col.get("tests") or []):
                         pending_tests.append(({"test": t, "node": node, "column": col["name"],
                                                "line": _line(col)}, rel))
@@ -844,6 +847,9 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
     while f"test.{name}" in project.nodes:
         i += 1
         name = f"{base}_{i}"
+    if test_name == "not_null" and config["severity"] == "error" and not config.get("where") \
+            and column in node.columns:
+        node.columns[column].not_null = True
     tags = list(node.tags) + list(config.get("tags") or [])
     config["tags"] = tags
     project.nodes[f"test.{name}"] = Node(

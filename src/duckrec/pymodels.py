@@ -32,7 +32,7 @@ class ModelConfig:
 
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                 empty: bool = False):
+                 progress: Callable[..., None] | None = None, empty: bool = False):
         self._con = con
         self._project = project
         self._node = node
@@ -40,6 +40,9 @@ class DbtContext:
         self.this = node.relation
         self.is_incremental = incremental
         self.log = log
+        # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
+        # terminal, a line every few seconds in logs; pass it to long library calls
+        self.progress = progress or (lambda *args, **kwargs: None)
         self._resolver = runtime(project, node)
         self._limit = " limit 0" if empty else ""  # --empty
 
@@ -62,7 +65,7 @@ def _import_paths(project: Project) -> None:
 
 
 def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                     empty: bool = False) -> str:
+                     progress: Callable[..., None] | None = None, empty: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -72,7 +75,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log, empty)
+        dbt = DbtContext(con, project, node, incremental, log, progress, empty)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

@@ -14,6 +14,7 @@ from typing import Any
 from . import artifacts, connection, data_tests, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
+from .progress import NodeProgress, close_live_bar, end_summary
 from .project import Node, Project
 from .render import Renderer
 from .summaries import summary_lines
@@ -56,6 +57,7 @@ class Reporter:
         # A closed pipe (`duckrec build | head`) must not abort the build: stop printing instead.
         if self.out is None:
             return
+        close_live_bar()
         try:
             self.out.write(text)
             self.out.flush()
@@ -227,8 +229,9 @@ class Runner:
             if counts[key]:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
         self.report.notes(self.notes)
-        self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
-                            run_id=run_id, seconds=round(elapsed, 3), **counts)
+        lines, detail = end_summary(results)
+        self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
+                                       *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
         return 1 if counts["n_errors"] else 0
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
@@ -288,7 +291,7 @@ class Runner:
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           self.opt.empty)
+                                           NodeProgress(self.report, node), self.opt.empty)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
