@@ -105,3 +105,12 @@ def test_a_history_model_appends_every_build_and_survives_full_refresh(tmp_path,
     assert rows == [(3, 3, 2)]
     # its run_id is the build's, as _duckrec.runs records it
     assert query(warehouse(root), "select count(*) from main.history join _duckrec.runs using (run_id)") == [(3,)]
+
+
+def test_an_empty_build_is_never_reused(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    assert run(capsys, root, "build", "--empty").code == 0
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(0,)]
+    assert run(capsys, root, "build").code == 0
+    assert _statuses(root)["orders"] == "success"
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(4,)]

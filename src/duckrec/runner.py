@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, fingerprint, freshness, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, fingerprint, freshness, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .progress import NodeProgress, close_live_bar, end_summary
@@ -34,6 +34,8 @@ class Options:
     wait: bool = False
     quiet: bool = False
     log_format: str = "text"
+    threads: int | None = None
+    empty: bool = False
 
 
 class Reporter:
@@ -122,13 +124,15 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.renderer.empty = options.empty
         self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds,
+        self.selection_warnings: list[str] = []
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings,
                               state_modified=lambda: fingerprint.modified_since_last_build(
                                   self.project, self.renderer, self.project.warehouse_path(self.target)))
         nodes = self.project.nodes
@@ -169,6 +173,11 @@ class Runner:
         plan = self.plan()
         project = self.project
         path = project.warehouse_path(self.target)
+        for warning in self.selection_warnings:
+            self.report.info(f"warning: {warning}")
+        if not plan and self.selection_warnings:
+            self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
+            return 0
         run_id = uuid.uuid4().hex[:12]
         self.renderer.invocation_id, self.renderer.run_started_at = run_id, started
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
@@ -186,9 +195,12 @@ class Runner:
                     # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
                     con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
                     try:
+                        connection.configure(con, project, self.target, self.opt.threads)
                         self.catalog = materialize.Catalog(con)
+                        # --empty tables are never reused, nor recorded as built
                         self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
-                                                       enabled=self.opt.command != "test" and not self.opt.full_refresh)
+                                                       enabled=self.opt.command != "test" and not self.opt.full_refresh
+                                                       and not self.opt.empty, recording=not self.opt.empty)
                         self.compiled = artifacts.CompiledWriter(project)
                         try:
                             self._walk(con, plan, results, errors)
@@ -305,7 +317,7 @@ class Runner:
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           NodeProgress(self.report, node), full_refresh)
+                                           NodeProgress(self.report, node), self.opt.empty, full_refresh)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
                 finally:
