@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
         sp.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="json: one JSON object per line, for schedulers")
+        sp.add_argument("--publish-partial", action="store_true",
+                        help="publish the nodes that succeeded even when others failed (default: all or nothing)")
 
     for name, text in (("build", "seeds, models and tests in DAG order"), ("run", "models only"),
                        ("seed", "load seeds only"), ("test", "run data tests only")):
@@ -81,16 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps({"event": "error", "message": str(e), "path": e.path, "line": e.line}), flush=True)
         print(f"error: {e}", file=sys.stderr)
-        return 2 if not isinstance(e, _node_errors()) else 1
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _node_errors():
-    from .errors import LockedError, NodeError
-
-    return (NodeError, LockedError)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -114,7 +110,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                       exclude=getattr(args, "exclude", []) or [],
                       full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
                       wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
-                      log_format=getattr(args, "log_format", "text"))
+                      log_format=getattr(args, "log_format", "text"),
+                      publish_partial=getattr(args, "publish_partial", False))
     if args.command in ("build", "run", "seed", "test"):
         from .runner import Runner
 
@@ -170,13 +167,18 @@ def _show(project, args) -> int:
                       "table to show; preview a model that refs it, or make it a view")
         sql = f"select * from {node.relation}"
     else:
-        sql = args.inline.strip().rstrip(";")
-    con = connect_read_only(project.warehouse_path(args.target))
+        sql = args.inline
+    from .warehouse import open_reader
+
+    con = open_reader(project.warehouse_path(args.target))
     import duckdb
 
     try:
+        sql = _one_query(con, sql)
         # the newline keeps a trailing `-- comment` in the user's query from eating the wrapper
         limited = f"select * from ({sql}\n) as q limit {args.limit}" if args.limit else sql
+        if len(con.extract_statements(limited)) != 1:
+            raise Err("show runs one query: the wrapper around it would run more than one statement")
         cur = con.execute(limited)
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
@@ -186,6 +188,27 @@ def _show(project, args) -> int:
         con.close()
     _print_rows(cols, rows, args.format)
     return 0
+
+
+def _one_query(con, sql: str) -> str:
+    """The text of `sql` when it is exactly one read-only query, else a refusal that says why."""
+    import duckdb
+
+    from .errors import DuckrecError as Err
+    from .materialize import clean_sql
+
+    sql = clean_sql(sql)
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise Err(f"query failed: {e}") from None
+    if len(statements) != 1:
+        raise Err(f"show runs one read-only query; found {len(statements)} statements. Run them one at a time.")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise Err(f"show is read-only: it runs a query (select, from, with, show, describe), found a "
+                  f"{kind.name} statement. Write to the warehouse through a model and `duckrec build`.")
+    return sql
 
 
 def _print_rows(cols: list[str], rows: list[tuple], fmt: str) -> None:
