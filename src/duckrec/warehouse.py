@@ -185,7 +185,7 @@ def environmental_cause(e: BaseException) -> str | None:
 
     if isinstance(e, OSError) and e.errno in _ENV_ERRNOS:
         return e.strerror or str(e)
-    if isinstance(e, (OSError, duckdb.IOException)):
+    if isinstance(e, (OSError, duckdb.Error)):
         text = str(e)
         for t in _ENV_TEXTS:
             if t in text:
@@ -194,10 +194,14 @@ def environmental_cause(e: BaseException) -> str | None:
 
 
 def disk_failure(e: BaseException) -> bool:
-    """A full disk or a file system gone read-only under a node: the whole build stops."""
+    """A full disk, a file system gone read-only or a damaged block under a node: the whole
+    build stops."""
     if isinstance(e, OSError):
         return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
-    return environmental_cause(e) is not None
+    return environmental_cause(e) is not None or _CORRUPT in str(e)
+
+
+_CORRUPT = "Corrupt database file"
 
 
 class Build:
@@ -261,6 +265,8 @@ class Build:
             self._lock = None
 
     def _raise_environmental(self, e: BaseException) -> None:
+        if _CORRUPT in str(e) and not isinstance(e, DuckrecError):
+            raise self._damaged(self._ours(e)) from None
         cause = environmental_cause(e)
         if cause is None:
             return
@@ -336,18 +342,21 @@ class Build:
 
     def _verify_copy(self) -> None:
         """A damaged warehouse is found before the build runs: DuckDB opens it, and the file
-        reaches the last block its tables use (a truncated one does not)."""
+        holds as many blocks as its header says are in use and reaches the last block its
+        tables and catalogue use (a truncated one does not)."""
         import duckdb
 
         try:
             con = duckdb.connect(str(self.work), read_only=True)
             try:
-                block_size = con.execute("select get_block_size(current_database())").fetchone()[0]
+                block_size, used = con.execute("select block_size, used_blocks from pragma_database_size() "
+                                               "where database_name = current_database()").fetchone()
                 tables = con.execute("select schema_name, table_name from duckdb_tables() "
                                      "where database_name = current_database() and not temporary").fetchall()
-                last = -1
+                last = con.execute("select coalesce(max(block_id), -1) from pragma_metadata_info()").fetchone()[0]
                 for i in range(0, len(tables), 200):
-                    parts = [f"select max(block_id) as b from pragma_storage_info({_sql_str(_quoted(s, t))})"
+                    parts = [f"select greatest(max(block_id), max(list_max(additional_block_ids))) as b "
+                             f"from pragma_storage_info({_sql_str(_quoted(s, t))})"
                              for s, t in tables[i:i + 200]]
                     found = con.execute(f"select max(b) from ({' union all '.join(parts)})").fetchone()[0]
                     last = max(last, -1 if found is None else int(found))
@@ -355,10 +364,10 @@ class Build:
                 con.close()
         except duckdb.Error as e:
             raise self._damaged(self._ours(e)) from None
-        expected = 3 * 4096 + int(block_size) * (last + 1)
+        expected = 3 * 4096 + int(block_size) * max(last + 1, int(used))
         size = self.work.stat().st_size
         if size < expected:
-            raise self._damaged(f"it is {size} bytes long but its tables use blocks up to byte {expected}: "
+            raise self._damaged(f"it is {size} bytes long but the blocks it uses need {expected}: "
                                 "the file is truncated")
 
     def _damaged(self, detail: str) -> WarehouseError:
@@ -415,6 +424,9 @@ def discard(work: Path, only_wal: bool = False) -> None:
             p.unlink()
         except FileNotFoundError:
             pass
+        except OSError:
+            if p.exists():  # a folder gone read-only: the caller reports that
+                raise
     tmp = work.with_name(work.name + ".tmp")  # DuckDB's spill folder
     if not only_wal and tmp.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
