@@ -12,7 +12,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from duckrec.warehouse import open_reader
 from engine_fixtures import TRACEBACK, project, query, run, warehouse
 from test_engine_warehouse import BASE, _set_numbers, _start_slow_build
 
@@ -199,16 +198,19 @@ def test_show_cannot_write_files_attach_or_run_more_than_one_statement(tmp_path,
     root = _built(tmp_path, capsys)
     wh = warehouse(root)
     before = wh.read_bytes()
-    result = run(capsys, root, "show", "--inline", sql.format(wh=wh, dir=root))
-    assert result.code == 2, result
-    assert "error:" in result.err and TRACEBACK not in result.text
-    assert any(w in result.err for w in ("read-only", "disabled by configuration", "one query", "syntax error"))
+    for limit in ("20", "0"):  # --limit 0 runs the text without the limit wrapper
+        result = run(capsys, root, "show", "--inline", sql.format(wh=wh, dir=root), "--limit", limit)
+        assert result.code == 2, result
+        assert "error:" in result.err and TRACEBACK not in result.text
+        assert any(w in result.err for w in ("read-only", "disabled by configuration", "one query", "syntax error"))
     assert wh.read_bytes() == before
     assert not (root / "exported").exists()
     assert query(wh, "select sum(n) from main.numbers") == [(6,)]
 
 
 def test_a_server_reconnecting_in_process_sees_new_builds_through_open_reader(tmp_path, capsys):
+    from duckrec.warehouse import open_reader
+
     root = _built(tmp_path, capsys)
     wh = warehouse(root)
     pooled = duckdb.connect(str(wh), read_only=True)  # what a pooled server keeps open
