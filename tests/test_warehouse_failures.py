@@ -48,12 +48,17 @@ def _fill(folder: Path, leave: int) -> None:
         f.write(b"\0" * max(0, free - leave))
 
 
-def test_disk_full_during_the_copy(tmp_path, capsys, small_disk, monkeypatch):
-    root = project(tmp_path / "p", {}, base=BASE)
-    monkeypatch.setenv("DUCKREC_WAREHOUSE", str(small_disk / "warehouse.duckdb"))
+def _built_on(disk: Path, tmp_path, capsys, monkeypatch, files: dict[str, str] | None = None):
+    """A project whose warehouse is on `disk`, built once: (root, warehouse, its bytes)."""
+    root = project(tmp_path / "p", files or {}, base=BASE)
+    monkeypatch.setenv("DUCKREC_WAREHOUSE", str(disk / "warehouse.duckdb"))
     assert run(capsys, root, "build").code == 0
-    wh = small_disk / "warehouse.duckdb"
-    before = wh.read_bytes()
+    wh = disk / "warehouse.duckdb"
+    return root, wh, wh.read_bytes()
+
+
+def test_disk_full_during_the_copy(tmp_path, capsys, small_disk, monkeypatch):
+    root, wh, before = _built_on(small_disk, tmp_path, capsys, monkeypatch)
     _fill(small_disk, leave=64 * 1024)
     result = run(capsys, root, "build")
     assert result.code == 4, result
@@ -67,13 +72,8 @@ def test_disk_full_during_the_copy(tmp_path, capsys, small_disk, monkeypatch):
 
 
 def test_disk_full_while_building(tmp_path, capsys, small_disk, monkeypatch):
-    root = project(tmp_path / "p", {
-        "sql/big.sql": "select range as n, repeat('x', 100) || range as s from range({{ var('rows', 1) }})",
-    }, base=BASE)
-    monkeypatch.setenv("DUCKREC_WAREHOUSE", str(small_disk / "warehouse.duckdb"))
-    assert run(capsys, root, "build").code == 0
-    wh = small_disk / "warehouse.duckdb"
-    before = wh.read_bytes()
+    root, wh, before = _built_on(small_disk, tmp_path, capsys, monkeypatch, {
+        "sql/big.sql": "select range as n, repeat('x', 100) || range as s from range({{ var('rows', 1) }})"})
     result = run(capsys, root, "build", "--vars", "{rows: 3000000}")
     assert result.code == 4, result
     assert "No space left on device while" in result.err and str(wh) in result.err
@@ -84,11 +84,7 @@ def test_disk_full_while_building(tmp_path, capsys, small_disk, monkeypatch):
 
 
 def test_read_only_folder(tmp_path, capsys, small_disk, monkeypatch):
-    root = project(tmp_path / "p", {}, base=BASE)
-    monkeypatch.setenv("DUCKREC_WAREHOUSE", str(small_disk / "warehouse.duckdb"))
-    assert run(capsys, root, "build").code == 0
-    wh = small_disk / "warehouse.duckdb"
-    before = wh.read_bytes()
+    root, wh, before = _built_on(small_disk, tmp_path, capsys, monkeypatch)
     assert subprocess.run(["mount", "-o", "remount,ro", str(small_disk)]).returncode == 0
     result = run(capsys, root, "build")
     assert result.code == 4, result
