@@ -82,6 +82,8 @@ def test_a_connected_read_write_client_is_refused_and_what_it_writes_is_kept(tmp
         assert "read-write DuckDB connection is open" in refused.err and f"pid {client.proc.pid}" in refused.err
         assert "--wait" in refused.err and TRACEBACK not in refused.text
         assert not (root / "warehouse.duckdb.building").exists()
+        blocked = run(capsys, root, "show", "numbers")  # DuckDB lets nobody else read meanwhile
+        assert blocked.code == 3 and "read-write DuckDB connection is open" in blocked.err, blocked
         assert client.sql("create table main.bi_notes as select 'kept' as note") == "[(1,)]"
         client.die()
     finally:

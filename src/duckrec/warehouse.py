@@ -462,6 +462,11 @@ def open_reader(warehouse: str | os.PathLike, *, allow_files: bool = False):
     except duckdb.Error as e:
         con.close()
         text = str(e)
+        if "Could not set lock" in text:
+            raise WriterConnectedError(
+                "a read-write DuckDB connection is open on the warehouse, and while it is open DuckDB lets no "
+                f"other process read the file ({text.splitlines()[0]}). Close it, or reconnect it read-only.",
+                path=str(warehouse)) from None
         if "WAL" in text:
             raise WarehouseError(
                 f"cannot open the warehouse: {text}. The log beside it ({path.name}.wal) was written by a "
