@@ -165,7 +165,7 @@ def test_a_stranded_log_is_explained_then_set_aside_by_the_next_build(tmp_path, 
     assert shown.code == 4 and "warehouse.duckdb.wal" in shown.err and "duckrec build" in shown.err, shown
     built = run(capsys, root, "build")
     assert built.code == 0, built
-    assert "matches no file any more" in built.out
+    assert "matches no file any more" in built.out and "Moved to warehouse.duckdb.wal.stranded-" in built.out
     aside = list(root.glob("warehouse.duckdb.wal.stranded-*"))
     assert len(aside) == 1 and aside[0].stat().st_size > 0  # kept, under a name that says why
     assert run(capsys, root, "show", "-i", "select count(*) as n from main.newer").code == 0
@@ -251,3 +251,24 @@ def test_a_symlinked_warehouse_stays_a_link_and_shares_the_real_files_lock(tmp_p
         proc.kill()
         proc.communicate()
     assert link.is_symlink()
+
+
+def test_a_publish_killed_between_retiring_the_log_and_the_rename_loses_nothing(tmp_path, capsys):
+    root = _built(tmp_path, capsys)
+    wh = warehouse(root)
+    writer = Client(wh)
+    writer.sql("create table main.crashed_note as select 7 as x")
+    writer.die()
+    log = root / "warehouse.duckdb.wal"
+    saved = log.read_bytes()
+    # killed after retiring the log, before the rename: the published file is the old one
+    os.replace(log, root / "warehouse.duckdb.wal.folded")
+    built = run(capsys, root, "build")
+    assert built.code == 0, built
+    assert query(wh, "select x from main.crashed_note") == [(7,)]
+    # killed after the rename, before removing the retired log: it is already in the file
+    (root / "warehouse.duckdb.wal.folded").write_bytes(saved)
+    again = run(capsys, root, "build")
+    assert again.code == 0 and "warning" not in again.out, again
+    assert query(wh, "select x from main.crashed_note") == [(7,)]
+    assert not list(root.glob("warehouse.duckdb.wal*"))

@@ -299,11 +299,14 @@ class Build:
         wal = wal_path(self.path)
         retired = wal.with_name(wal.name + ".folded")
         from_retired = False
-        if retired.exists() and not wal.exists():
-            # a publish was interrupted between retiring the log and the rename: the log may
-            # still be the published file's own; the fold below tells
-            os.replace(retired, wal)
-            from_retired = True
+        if retired.exists():
+            if not wal.exists():
+                # a publish was interrupted between retiring the log and the rename: the log
+                # may still be the published file's own; the fold below tells
+                os.replace(retired, wal)
+                from_retired = True
+            else:
+                self._set_aside(retired, "a log retired by an interrupted publish, with a newer log beside it")
         if self.path.exists():
             self.stage = f"copying {self.path.name} to its private build copy"
             shutil.copyfile(self.path, self.work)
@@ -322,14 +325,18 @@ class Build:
                 if from_retired:
                     wal.unlink()  # already inside the published file
                 else:
-                    aside = wal.with_name(f"{wal.name}.stranded-{time.strftime('%Y%m%d-%H%M%S')}")
-                    os.replace(wal, aside)
-                    self.warn(f"warning: {wal} was written by a read-write client against an older build of the "
-                              f"warehouse and matches no file any more ({self._ours(e)}); it made every reader "
-                              f"fail. Moved to {aside.name}; what it holds is not in the warehouse.")
+                    self._set_aside(wal, f"it was written by a read-write client against an older build of the "
+                                         f"warehouse and matches no file any more ({self._ours(e)}); it made "
+                                         "every reader fail")
         self.stage = "building"
         if self.con is None:
             self.con = self._connect()
+
+    def _set_aside(self, log: Path, why: str) -> None:
+        wal = wal_path(self.path)
+        aside = wal.with_name(f"{wal.name}.stranded-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(log, aside)
+        self.warn(f"warning: {log}: {why}. Moved to {aside.name}; what it holds is not in the warehouse.")
 
     def _connect(self):
         import duckdb
