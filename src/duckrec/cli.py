@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     def running(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
         sp.add_argument("--fail-fast", action="store_true", help="stop at the first error; skip the rest")
-        sp.add_argument("--wait", action="store_true", help="wait for another build (or a read-write client) to release the warehouse instead of failing")
+        sp.add_argument("--wait", action="store_true",
+                        help="wait for another build (or a read-write client) to release the warehouse instead of failing")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
         sp.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="json: one JSON object per line, for schedulers")
