@@ -63,12 +63,14 @@ CHECK = textwrap.dedent("""
 CLIENT = textwrap.dedent("""
     import duckdb, os, random, sys, time
     random.seed(int(sys.argv[2]))
-    time.sleep(random.uniform(0, 1.5))
+    time.sleep(random.uniform(0, 1.5) if sys.argv[4] == "any" else 0)
     try:
         con = duckdb.connect(sys.argv[1])
     except duckdb.Error as e:
         print("refused", str(e).splitlines()[0], flush=True)
         sys.exit(0)
+    print("connected", flush=True)
+    time.sleep(random.uniform(0, 1.0))
     for i in range(int(sys.argv[3]), int(sys.argv[3]) + 3):
         con.execute(f"insert into main.bi_notes values ({i})")
         print("committed", i, flush=True)
@@ -160,14 +162,17 @@ def main() -> int:
             out, err = proc.communicate()
             code = proc.returncode
         elif kind == "client":
-            client = subprocess.Popen([PY, "-c", CLIENT, str(wh), str(rng.randrange(10**6)), str(next_note)],
+            first = rng.random() < 0.5  # connected before the build starts, or at any moment
+            client = subprocess.Popen([PY, "-c", CLIENT, str(wh), str(rng.randrange(10**6)), str(next_note),
+                                       "first" if first else "any"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             next_note += 3
+            c_lines = [client.stdout.readline()] if first else []
             proc = build(root, env, *(["--wait"] if rng.random() < 0.5 else []))
             out, err = proc.communicate(timeout=300)
             code = proc.returncode
             c_out, c_err = client.communicate(timeout=120)
-            for line in c_out.splitlines():
+            for line in c_lines + c_out.splitlines():
                 if line.startswith("committed"):
                     acknowledged.add(int(line.split()[1]))
                 elif line.startswith("refused"):
