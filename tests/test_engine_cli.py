@@ -68,10 +68,11 @@ def test_unknown_select_term_suggests_the_closest_name(jaffle, capsys):
 
 
 def test_build_with_selection_builds_only_that(jaffle, capsys):
-    result = run(capsys, jaffle, "build", "-s", "+stg_orders")
+    result = run(capsys, jaffle, "build", "-s", "+stg_orders", "+stg_customers")
     assert result.code == 0, result
-    assert _built_relations(jaffle) == {"raw.raw_orders", "staging.stg_orders"}
-    assert "not_null_stg_orders_order_id" in result.out
+    assert _built_relations(jaffle) == {"raw.raw_customers", "raw.raw_orders", "staging.stg_orders",
+                                       "staging.stg_customers"}
+    assert "not_null_stg_orders_order_id" in result.out and "relationships_stg_orders" in result.out
 
 
 # ----------------------------------------------------------------- commands
@@ -159,7 +160,7 @@ def test_quiet_prints_only_problems_and_summary(jaffle, capsys):
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 0
     lines = [line for line in result.out.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Finished build")
+    assert len(lines) == 2 and lines[0].startswith("Finished build") and lines[1].startswith("Slowest: ")
     (jaffle / "sql/marts/customers.sql").write_text("select nope")
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 1

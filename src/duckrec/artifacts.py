@@ -103,20 +103,27 @@ create schema if not exists _duckrec;
 create table if not exists _duckrec.runs (
     run_id varchar primary key, command varchar, target varchar, selector varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, n_nodes integer, n_success integer,
-    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar);
+    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar, vars varchar);
 create table if not exists _duckrec.node_runs (
     run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
+comment on table _duckrec.runs is 'One row per duckrec command that ran nodes (build, run, seed, test): status, times, counts.';
+comment on table _duckrec.node_runs is 'One row per node per run: status, started_at, finished_at, seconds, rows, error.';
 """
 
 
 def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: bool = False) -> None:
     if not exists:
         con.execute(HISTORY_DDL)
-    con.execute("insert into _duckrec.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+    else:  # a warehouse from before `vars` was recorded
+        con.execute("alter table _duckrec.runs add column if not exists vars varchar")
+    # the build's vars (project vars merged with --vars) tell apart builds of one warehouse
+    con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
+                "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version, vars) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
-        run["n_skipped"], __version__])
+        run["n_skipped"], __version__, json.dumps(run.get("vars") or {}, sort_keys=True, default=str)])
     # One multi-row insert per chunk: executemany costs milliseconds per row.
     rows = [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
              r.seconds, r.rows, r.message or None] for r in results]

@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", help="target from project.yml (default: its `target:`)")
         sp.add_argument("--vars", help="YAML/JSON mapping overriding project vars, e.g. '{k: 20}'")
         if select:
-            sp.add_argument("-s", "--select", nargs="+", default=[], help="name, +name, name+, tag:x, path:x")
+            sp.add_argument("-s", "--select", nargs="+", default=[], help="dbt selectors: name, folder, +name, name+N, @name, tag:x, path:x, config.k:v, result:error; a comma intersects")
             sp.add_argument("--exclude", nargs="+", default=[], help="same syntax as --select")
 
     def running(sp: argparse.ArgumentParser) -> None:
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    from .docs import add_parser as add_docs_parser
+
+    add_docs_parser(sub, common)
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -77,17 +80,34 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        # `duckrec ls | head`: the reader has what it wanted; stop quietly, as head expects
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DuckrecError as e:
         if getattr(args, "log_format", "text") == "json":
             import json
 
             print(json.dumps({"event": "error", "message": str(e), "path": e.path, "line": e.line}), flush=True)
         print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _exit_code(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+EXIT_LOCKED = 3  # another build, or a read-write client, holds the warehouse
+
+
+def _exit_code(e: DuckrecError) -> int:
+    """The README's table: 1 a node failed, 2 the project or invocation, 3 the warehouse is
+    busy (another build, a read-write client), 4 the warehouse file or folder cannot be used."""
+    return e.exit_code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -125,6 +145,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ls(project, options, args)
     if args.command == "show":
         return _show(project, args)
+    if args.command == "docs":
+        from .docs import run as run_docs
+
+        return run_docs(project, args)
     return 2
 
 
@@ -152,7 +176,6 @@ def _ls(project, options, args) -> int:
 
 def _show(project, args) -> int:
     from .errors import DuckrecError as Err
-    from .warehouse import connect_read_only
 
     if bool(args.model) == bool(args.inline):
         raise Err("show needs a model name or --inline 'select ...' (one of the two)")

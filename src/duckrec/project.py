@@ -23,6 +23,7 @@ DEFAULT_PATHS = {
     "macros": "sql/macros",
     "data_tests": "tests/data_tests",
     "target": "target",
+    "reports": "reports",  # result pages of the docs site (duckrec docs generate)
 }
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
@@ -30,12 +31,13 @@ ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
 CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
-    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs",
+    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs", "summary",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
 _SOURCE_RE = re.compile(r"""\bsource\(\s*(['"])([^'"]+)\1\s*,\s*(['"])([^'"]+)\3\s*\)""")
-_CONFIG_RE = re.compile(r"\{\{\s*config\((.*?)\)\s*\}\}", re.S)
+# config(...) as an expression, with or without whitespace control, or in {% do %}
+_CONFIG_RE = re.compile(r"(?:\{\{-?|\{%-?\s*do)\s*config\((.*?)\)\s*-?(?:\}\}|%\})", re.S)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Column:
     name: str
     description: str = ""
     data_type: str | None = None
+    not_null: bool = False  # a not_null test (severity error, no where) or constraint: NOT NULL in tables
 
 
 @dataclass
@@ -232,32 +235,29 @@ def _load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None
     try:
         with open(cache, "rb") as f:
             cached = pickle.load(f)
-        if cached["version"] == __version__ and cached["signature"] == _signature(root, cached["dirs"]):
-            project = cached["project"]
-            project.vars = merge_vars(project.vars, cli_vars)
-            return project
+        if (cached["version"] == __version__ and cached["cli_vars"] == (cli_vars or {})
+                and cached["signature"] == _signature(root, cached["dirs"])):
+            return cached["project"]
     except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
         pass
     import time
 
     started = time.time_ns()
-    project = _parse_project(root, None)
+    project = _parse_project(root, cli_vars)
     dirs = sorted({project.paths[k] for k in ("sql", "python_models", "models", "seeds", "macros", "data_tests")})
     signature = _signature(root, dirs)
     if any(mtime >= started - 2_000_000_000 for _, mtime, _ in signature):
         # a file saved while we parsed could be cached with a stale parse: skip caching this time
-        project.vars = merge_vars(project.vars, cli_vars)
         return project
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(CACHE_FILE + f".{os.getpid()}")
         with open(tmp, "wb") as f:
             pickle.dump({"version": __version__, "dirs": dirs, "signature": signature,
-                         "project": project}, f)
+                         "cli_vars": cli_vars or {}, "project": project}, f)
         os.replace(tmp, cache)
     except OSError:
         pass
-    project.vars = merge_vars(project.vars, cli_vars)
     return project
 
 
@@ -332,7 +332,36 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     macros = project.path("macros")
     if macros.is_dir():
         project.macro_files = sorted(str(p.relative_to(root)) for p in macros.rglob("*.sql"))
+    _rendered_dependencies(project)
     return project
+
+
+def _rendered_dependencies(project: Project) -> None:
+    """dbt's parse: render each SQL model and singular test (is_incremental() false) and add
+    the refs, sources and config() it makes, inside macros too, to what was read statically."""
+    from .render import Renderer  # rendering is part of parsing, as in dbt
+
+    renderer = Renderer(project, project.default_target)
+    for node in list(project.nodes.values()):
+        if node.language != "sql" or (node.kind == "test" and (node.test or {}).get("type") != "singular"):
+            continue
+        found = renderer.parse(node)
+        if found is None:
+            continue  # cannot render without the warehouse; its run-time render says why
+        refs, sources, config = found
+        node.refs = list(dict.fromkeys(node.refs + refs))
+        node.sources = list(dict.fromkeys(node.sources + sources))
+        if any(node.inline_config.get(k, object()) != v for k, v in config.items()):
+            node.inline_config = {**node.inline_config, **config}
+            node.config = _merge(node.config, config)
+            if node.kind == "model":
+                _check_model_config(node)
+            else:
+                node.config["severity"] = _severity(node.config.get("severity", "error"), node.path, None)
+            if node.config.get("enabled") is False:
+                for uid in [u for u, n in project.nodes.items() if u == node.unique_id
+                            or n.attached_to == node.unique_id]:
+                    del project.nodes[uid]
 
 
 def _check_config_tree(tree: dict, where: str, raw: Any) -> None:
@@ -479,14 +508,17 @@ def sql_dependencies(code: str, rel: str) -> tuple[list[str], list[tuple[str, st
     sources = list(dict.fromkeys((m.group(2), m.group(4)) for m in _SOURCE_RE.finditer(code)))
     config: dict[str, Any] = {}
     for m in _CONFIG_RE.finditer(code):
-        line = code.count("\n", 0, m.start()) + 1
         try:
             call = ast.parse(f"f({m.group(1)})", mode="eval").body
-            assert isinstance(call, ast.Call)
-            config.update({kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg})
-        except (SyntaxError, ValueError, AssertionError):
-            raise ProjectError("config(...) takes literal keyword arguments, e.g. config(materialized='table')",
-                               path=rel, line=line) from None
+        except SyntaxError:
+            continue  # Jinja, not Python (`~`, filters): rendering the model at parse time reads it
+        assert isinstance(call, ast.Call)
+        for kw in call.keywords:
+            try:
+                if kw.arg:
+                    config[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                pass  # an expression (var(), a macro): rendering the model at parse time reads it
     return refs, sources, config
 
 
@@ -543,7 +575,7 @@ def _discover_singular_tests(project: Project) -> None:
         config = {"severity": "error", **config}
         config["severity"] = _severity(config["severity"], rel, None)
         _add(project, Node(unique_id=f"test.{p.stem}", kind="test", name=p.stem, path=rel, raw_code=code,
-                           config=config, refs=refs, sources=sources, test={"type": "singular"},
+                           config=config, inline_config=dict(config), refs=refs, sources=sources, test={"type": "singular"},
                            fqn=[p.stem]))
 
 
@@ -589,7 +621,8 @@ def _read_properties(project: Project) -> None:
                     if not isinstance(col, dict) or "name" not in col:
                         raise ProjectError("each column needs a name", path=rel, line=_line(col))
                     node.columns[col["name"]] = Column(col["name"], str(col.get("description") or ""),
-                                                       col.get("data_type"))
+                                                       col.get("data_type"), any(
+                        isinstance(c, dict) and c.get("type") == "not_null" for c in col.get("constraints") or []))
                     for t in (col.get("data_tests") or []) + (col.get("tests") or []):
                         pending_tests.append(({"test": t, "node": node, "column": col["name"],
                                                "line": _line(col)}, rel))
@@ -657,6 +690,7 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
         m = _REF_RE.search(str(kwargs["to"]))
         if m:
             refs.append(m.group(4) or m.group(2))
+        sources = [(m.group(2), m.group(4)) for m in _SOURCE_RE.finditer(str(kwargs["to"]))]
     suffix = ""
     if test_name == "accepted_values":
         suffix = "__" + "__".join(re.sub(r"\W+", "_", str(v)) for v in kwargs["values"])[:40]
@@ -667,10 +701,14 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
     while f"test.{name}" in project.nodes:
         i += 1
         name = f"{base}_{i}"
+    if test_name == "not_null" and config["severity"] == "error" and not config.get("where") \
+            and column in node.columns:
+        node.columns[column].not_null = True
     tags = list(node.tags) + list(config.get("tags") or [])
     config["tags"] = tags
     project.nodes[f"test.{name}"] = Node(
         unique_id=f"test.{name}", kind="test", name=name, path=rel, config=config, refs=refs,
+        sources=sources if test_name == "relationships" else [],
         test={"type": test_name, "column": column, "kwargs": kwargs, "model": node.name},
         attached_to=node.unique_id, fqn=node.fqn[:-1] + [name],
     )

@@ -5,6 +5,7 @@ import csv
 from pathlib import Path
 
 from .errors import NodeError
+from .relation_docs import declare_not_null, persist_docs
 from .project import Node, Project
 
 
@@ -116,4 +117,6 @@ def load_seed(con, project: Project, node: Node) -> int:
         raise NodeError(f"seed {node.name}: cannot load: {_first_lines(str(e))}", path=rel) from None
     finally:
         con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
+    declare_not_null(con, node)
+    persist_docs(con, node, "table")
     return n_rows
