@@ -31,7 +31,13 @@ def site(tmp_path_factory):
 
 
 def manifest(root: Path) -> dict:
-    return json.loads((root / "target/manifest.json").read_text())
+    """The manifest with duckrec's ids ("model.name", as the site's pages are named) for dbt's
+    ("model.<project>.<name>[.<hash>]"), and depends_on as the list of those."""
+    raw = json.loads((root / "target/manifest.json").read_text())
+    short = {uid: f"{n['resource_type']}.{n['name']}" for uid, n in raw["nodes"].items()}
+    nodes = {short[uid]: {**n, "depends_on": [short[d] for d in n["depends_on"].get("nodes", []) if d in short]}
+             for uid, n in raw["nodes"].items()}
+    return {**raw, "nodes": nodes}
 
 
 def test_generate_writes_a_page_per_node_and_the_declared_result_pages(site):

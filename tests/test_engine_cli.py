@@ -56,15 +56,20 @@ def test_select_by_tag_path_and_exclude(jaffle, capsys):
         "marts.order_payments"]
 
 
-def test_unknown_select_term_suggests_the_closest_name(jaffle, capsys):
+def test_a_selector_matching_nothing_warns_suggests_the_closest_name_and_exits_0(jaffle, capsys):
+    # dbt's rule: a warning, nothing to do, exit 0
     for cmd in ("build", "ls"):
         result = run(capsys, jaffle, cmd, "-s", "custmers")
-        assert result.code == 2
-        assert "custmers" in result.err and "Did you mean 'customers'" in result.err
+        assert result.code == 0
+        assert "warning: --select custmers" in result.text and "Did you mean 'customers'" in result.text
         assert TRACEBACK not in result.text
     result = run(capsys, jaffle, "build", "-s", "tag:stagign")
-    assert result.code == 2 and "'staging'" in result.err
+    assert result.code == 0 and "'staging'" in result.text and "Nothing to do" in result.out
     assert not warehouse(jaffle).exists()
+    # one term matching nothing does not stop the others
+    result = run(capsys, jaffle, "build", "-s", "custmers", "raw_orders")
+    assert result.code == 0 and "warning: --select custmers" in result.out
+    assert query(warehouse(jaffle), "select count(*) from raw.raw_orders") == [(4,)]
 
 
 def test_build_with_selection_builds_only_that(jaffle, capsys):

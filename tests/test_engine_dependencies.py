@@ -152,3 +152,15 @@ def test_python_models_resolve_like_sql_models(tmp_path, capsys):
     result = run(capsys, root, "build")
     assert result.code == 2
     assert "ref('z_scr')" in result.err and "Did you mean 'z_src'" in result.err
+
+
+def test_a_ref_built_in_a_loop_of_the_model_is_a_dependency(tmp_path, capsys):
+    root = project(tmp_path, {
+        "sql/a_loop.sql": "{% for m in ['z_src'] %}select v from {{ ref(m) }}{% endfor %}",
+        "sql/a_plain.sql": "-- no Jinja needed: {{ ref('z_src') }} is literal\nselect v from {{ ref('z_src') }}",
+    }, base=BASE)
+    result = run(capsys, root, "build")
+    assert result.code == 0, result
+    assert query(warehouse(root), "select v from main.a_loop") == [(1,)]
+    listed = run(capsys, root, "ls", "-s", "+a_loop", "--resource-type", "model")
+    assert listed.out.split() == ["main.z_src", "main.a_loop"]

@@ -68,6 +68,23 @@ def test_an_unknown_method_lists_the_methods(jaffle, capsys):
 def test_tests_follow_any_selected_node_they_test(jaffle, capsys):
     # eager indirect selection: the relationships test of stg_orders also tests stg_customers
     tests = _ls(capsys, jaffle, "-s", "stg_customers", kind=("test",))
-    assert tests == ["relationships_stg_orders_customer_id__stg_customers_customer_id"]
+    assert tests == ["relationships_stg_orders_customer_id__customer_id__ref_stg_customers_"]
     # ...unless one of its nodes is excluded
     assert _ls(capsys, jaffle, "-s", "stg_customers", "--exclude", "stg_orders", kind=("test",)) == []
+
+
+def test_folder_names_resource_and_test_types_and_sources(jaffle, capsys):
+    # a bare folder name selects the folder, as dbt's fqn method does
+    assert _ls(capsys, jaffle, "-s", "staging") == ["staging.stg_customers", "staging.stg_orders",
+                                                    "staging.stg_payments"]
+    assert _ls(capsys, jaffle, "-s", "jaffle.marts.orders") == ["marts.orders"]
+    assert _ls(capsys, jaffle, "-s", "resource_type:seed", kind=("seed", "model")) == [
+        "raw.raw_customers", "raw.raw_orders", "raw.raw_payments"]
+    assert _ls(capsys, jaffle, "-s", "test_type:singular", kind=("test",)) == ["no_negative_value"]
+    assert "no_negative_value" not in _ls(capsys, jaffle, "-s", "test_type:generic", kind=("test",))
+    assert _ls(capsys, jaffle, "-s", "test_name:accepted_values", kind=("test",)) == [
+        "accepted_values_stg_orders_status__placed__shipped__completed__returned"]
+    # source: what reads the source (and the seed behind it); source:x+ its descendants
+    assert _ls(capsys, jaffle, "-s", "source:shop", kind=("seed", "model")) == ["raw.raw_customers",
+                                                                             "staging.stg_customers"]
+    assert "main.customer_summary" in _ls(capsys, jaffle, "-s", "source:shop.raw_customers+")

@@ -27,7 +27,8 @@ class NodeResult:
 
 
 def compiled_path(project: Project, node: Node) -> Path:
-    rel = node.path if node.kind != "test" or node.test.get("type") == "singular" else f"tests/{node.name}.sql"
+    rel = node.path if node.kind != "test" or node.test.get("type") == "singular" else \
+        f"tests/{node.test.get('alias') or node.name}.sql"
     rel = rel[:-3] + ".sql" if rel.endswith(".py") else rel
     return project.path("target") / "compiled" / rel
 
@@ -68,34 +69,15 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def write_manifest(project: Project, target: str) -> None:
-    nodes = {}
-    for uid, n in project.nodes.items():
-        nodes[uid] = {
-            "name": n.name, "resource_type": n.kind, "path": n.path, "language": n.language,
-            "relation": None if n.kind == "test" or n.materialized == "ephemeral" else n.relation,
-            "config": n.config, "tags": n.tags, "depends_on": n.depends_on, "description": n.description,
-            "columns": {c.name: {"description": c.description, "data_type": c.data_type} for c in n.columns.values()},
-            "compiled_path": str(compiled_path(project, n).relative_to(project.root)) if n.language != "csv" else None,
-            "test": n.test, "attached_to": n.attached_to,
-        }
-    sources = {f"source.{a}.{b}": {"relation": s.relation, "path": s.path, "description": s.description}
-               for (a, b), s in project.sources.items()}
-    _write_json(project.path("target") / "manifest.json", {
-        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(),
-                     "project_name": project.name, "target": target},
-        "nodes": nodes, "sources": sources, "vars": project.vars,
-    })
+    from .dbt_artifacts import manifest
+
+    _write_json(project.path("target") / "manifest.json", manifest(project, target, compiled_path))
 
 
 def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult]) -> None:
-    _write_json(project.path("target") / "run_results.json", {
-        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(), "run_id": run_id,
-                     "command": command},
-        "elapsed_time": elapsed,
-        "results": [{"unique_id": r.unique_id, "status": r.status, "execution_time": r.seconds, "rows": r.rows,
-                     "message": r.message, "relation": r.relation, "started_at": r.started_at.isoformat(),
-                     "finished_at": r.finished_at.isoformat()} for r in results],
-    })
+    from .dbt_artifacts import run_results
+
+    _write_json(project.path("target") / "run_results.json", run_results(project, run_id, command, elapsed, results))
 
 
 HISTORY_DDL = """

@@ -134,7 +134,7 @@ class NoMatch(ProjectError):
 
 
 def select(project: Project, select_terms: list[str] | None, exclude_terms: list[str] | None,
-           kinds: tuple[str, ...] = ("seed", "model", "test")) -> set[str]:
+           kinds: tuple[str, ...] = ("seed", "model", "test"), warnings: list[str] | None = None) -> set[str]:
     """dbt's node selection.
 
     Terms separated by spaces (or given as several arguments) are a union; a comma inside a
@@ -143,10 +143,11 @@ def select(project: Project, select_terms: list[str] | None, exclude_terms: list
     generations, `@name` the descendants and every ancestor of those. Without a method, a
     value with a `/` or a file suffix is a path, anything else a name or folder (dbt's fqn).
     Tests come with any selected node they test (dbt's eager indirect selection); a test of
-    an excluded node is excluded with it.
+    an excluded node is excluded with it. With `warnings`, a selector that matches nothing is a
+    warning there (dbt's rule) instead of an error.
     """
     nodes = project.nodes
-    sel = _Selector(project)
+    sel = _Selector(project, warnings)
     if select_terms:
         chosen: set[str] = set()
         for term in _split(select_terms):
@@ -170,8 +171,9 @@ def _split(terms: list[str]) -> list[str]:
 
 
 class _Selector:
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, warnings: list[str] | None = None):
         self.project = project
+        self.warnings = warnings
         self.nodes = project.nodes
         self.parents = {u: [d for d in n.depends_on if d in self.nodes] for u, n in self.nodes.items()}
         self.children = children_map(self.nodes)
@@ -182,7 +184,13 @@ class _Selector:
         for atom in term.split(","):
             if not atom:
                 raise ProjectError(f"--select {term}: an empty selector around ','")
-            found = self.atom(atom, term)
+            try:
+                found = self.atom(atom, term)
+            except NoMatch as e:
+                if self.warnings is None:
+                    raise
+                self.warnings.append(str(e) + " It matches nothing.")
+                found = set()
             out = found if out is None else out & found
         return out or set()
 
@@ -271,17 +279,16 @@ class _Selector:
 
     def _last_results(self, term: str) -> dict[str, str]:
         if self._results is None:
-            import json
+            from .dbt_artifacts import read_statuses
 
             path = self.project.path("target") / "run_results.json"
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ProjectError(f"--select {term}: result: reads the last run's {self.project.paths['target']}"
-                                   "/run_results.json, and there is none yet") from None
-            except (OSError, ValueError) as e:
+                self._results = read_statuses(self.project)
+            except (OSError, ValueError, KeyError, TypeError) as e:
                 raise ProjectError(f"--select {term}: cannot read {path}: {e}") from None
-            self._results = {r["unique_id"]: r["status"] for r in data.get("results", [])}
+            if self._results is None:
+                raise ProjectError(f"--select {term}: result: reads the last run's {self.project.paths['target']}"
+                                   "/run_results.json, and there is none yet")
         return self._results
 
 

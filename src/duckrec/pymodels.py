@@ -32,7 +32,7 @@ class ModelConfig:
 
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                 progress: Callable[..., None] | None = None):
+                 progress: Callable[..., None] | None = None, empty: bool = False):
         self._con = con
         self._project = project
         self._node = node
@@ -44,12 +44,13 @@ class DbtContext:
         # terminal, a line every few seconds in logs; pass it to long library calls
         self.progress = progress or (lambda *args, **kwargs: None)
         self._resolver = runtime(project, node)
+        self._limit = " limit 0" if empty else ""  # --empty
 
     def ref(self, *args: str, **kwargs: Any):
-        return self._con.sql(f"select * from {self._resolver.ref(*args, **kwargs).relation}")
+        return self._con.sql(f"select * from {self._resolver.ref(*args, **kwargs).relation}{self._limit}")
 
     def source(self, source_name: str, table: str):
-        return self._con.sql(f"select * from {self._resolver.source(source_name, table).relation}")
+        return self._con.sql(f"select * from {self._resolver.source(source_name, table).relation}{self._limit}")
 
     def var(self, name: str, default: Any = MISSING) -> Any:
         return self._resolver.var(name, default)
@@ -64,7 +65,7 @@ def _import_paths(project: Project) -> None:
 
 
 def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                     progress: Callable[..., None] | None = None) -> str:
+                     progress: Callable[..., None] | None = None, empty: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -74,7 +75,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log, progress)
+        dbt = DbtContext(con, project, node, incremental, log, progress, empty)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

@@ -6,6 +6,7 @@ a 500-model build from paying Jinja's compile cost per file. Anything else goes 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import traceback
@@ -20,6 +21,8 @@ _MISSING = object()
 _TAG_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{#(-?)(.*?)(-?)#\}", re.S)
 _IF_INCREMENTAL_RE = re.compile(
     r"\{%\s*if\s+is_incremental\(\)\s*%\}((?:(?!\{%).)*?)(?:\{%\s*else\s*%\}((?:(?!\{%).)*?))?\{%\s*endif\s*%\}", re.S)
+_MACRO_NAME_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)")
+_TEST_BLOCK_RE = re.compile(r"\{%-?\s*test\s.*?\{%-?\s*endtest\s*-?%\}", re.S)
 _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
 
 
@@ -57,6 +60,7 @@ class Renderer:
         self.target = target
         self._env = None
         self._macro_templates: list[Any] | None = None
+        self.empty = False  # --empty: every ref()/source() reads zero rows (dbt's --empty)
 
     # ---------------------------------------------------------------- context
     def context(self, node: Node, incremental: bool, ephemerals: list[str],
@@ -69,10 +73,10 @@ class Renderer:
                 if target.unique_id not in ephemerals:
                     ephemerals.append(target.unique_id)
                 return f"__dbt__cte__{target.name}"
-            return target.relation
+            return self._read(target.relation)
 
         def source(source_name: str, table: str) -> str:
-            return res.source(source_name, table).relation
+            return self._read(res.source(source_name, table).relation)
 
         def env_var(name: str, default: Any = _MISSING) -> Any:
             value = os.environ.get(name)
@@ -88,6 +92,9 @@ class Renderer:
             "this": node.relation, "target": {"name": self.target, "schema": "main", "type": "duckdb"},
             "project_name": self.project.name, "log": lambda *a, **k: "",
         }
+
+    def _read(self, relation: str) -> str:
+        return f"(select * from {relation} limit 0)" if self.empty else relation
 
     # ---------------------------------------------------------------- render
     def render(self, node: Node, incremental: bool = False) -> tuple[str, list[str]]:
@@ -113,10 +120,6 @@ class Renderer:
         except DuckrecError:
             return None
         return resolver.refs, resolver.sources, recorded
-
-    def needs_jinja(self, code: str) -> bool:
-        """True when the fast renderer cannot render `code` (macros, loops, ...)."""
-        return self._render_fast(code, None) is None
 
     def _render_fast(self, code: str, ctx: dict[str, Any] | None) -> str | None:
         if "{%" in code:
@@ -174,9 +177,16 @@ class Renderer:
 
             root = self.project.root
 
+            macro_files = set(self.project.macro_files)
+
             def load(name: str):
                 path = root / name
-                return path.read_text(encoding="utf-8"), str(path), lambda: True
+                text = path.read_text(encoding="utf-8")
+                if name in macro_files and ("{% test" in text or "{%- test" in text):
+                    # dbt's custom generic tests are not supported (a warning says so): drop the
+                    # blocks, keeping the lines so errors elsewhere in the file keep theirs
+                    text = _TEST_BLOCK_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+                return text, str(path), lambda: True
 
             self._env = jinja2.Environment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
                                            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
@@ -199,16 +209,7 @@ class Renderer:
     def _render_jinja(self, node: Node, ctx: dict[str, Any]) -> str:
         env = self._jinja_env()
         try:
-            # Macros see this model's ref/var/this, so each model gets its own macro modules. They
-            # share one namespace (`shared=True` keeps ctx itself, not a copy), filled before any
-            # macro runs: a macro calls a macro of any file, whatever the files' order.
-            for key, value in env.globals.items():
-                ctx.setdefault(key, value)
-            for tmpl in self._macros():
-                module = tmpl.make_module(vars=ctx, shared=True)
-                for name in dir(module):
-                    if not name.startswith("_"):
-                        ctx[name] = getattr(module, name)
+            self._load_macros(ctx)
             own = self.project.nodes.get(node.unique_id)
             from_file = node.path.endswith(".sql") and own is not None and own.raw_code is node.raw_code
             tmpl = self._compile(env, node.path) if from_file else env.from_string(node.raw_code)
@@ -230,6 +231,32 @@ class Renderer:
             path, line, via = self._location(e, node)
             raise NodeError(f"Jinja error in {node.name}: {type(e).__name__}: {e}{via}", path=path,
                             line=line) from None
+
+    def _load_macros(self, ctx: dict[str, Any]) -> None:
+        """Macros see this model's ref/var/this, so each model gets its own macro modules. They
+        share one namespace (`shared=True` keeps ctx itself, not a copy), filled before any
+        macro runs: a macro calls a macro of any file, whatever the files' order."""
+        for key, value in self._jinja_env().globals.items():
+            ctx.setdefault(key, value)
+        for tmpl in self._macros():
+            module = tmpl.make_module(vars=ctx, shared=True)
+            for name in dir(module):
+                if not name.startswith("_"):
+                    ctx[name] = getattr(module, name)
+
+    def call_macro(self, node: Node, macro: str, args: dict[str, Any], extra: dict[str, Any]) -> str:
+        """`macro(**args)` with the project's macros loaded, as dbt's run-operation calls it."""
+        from .errors import did_you_mean
+
+        ctx = self.context(node, False, [])
+        ctx.update(extra)
+        code = "{{ " + macro + "(**__args) }}"
+        known = sorted(m.group(1) for rel in self.project.macro_files
+                       for m in _MACRO_NAME_RE.finditer((self.project.root / rel).read_text(encoding="utf-8")))
+        if macro not in known:
+            raise ProjectError(f"no macro named {macro!r} in {self.project.paths['macros']}/"
+                               + did_you_mean(macro, known))
+        return self._render_jinja(dataclasses.replace(node, raw_code=code), {**ctx, "__args": args})
 
     def _location(self, exc: BaseException, node: Node) -> tuple[str, int | None, str]:
         """(file, line, " (called from ...)") of the innermost template frame of `exc`."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .progress import NodeProgress, close_live_bar, end_summary
@@ -35,6 +35,8 @@ class Options:
     quiet: bool = False
     log_format: str = "text"
     publish_partial: bool = False
+    threads: int | None = None
+    empty: bool = False
 
 
 class Reporter:
@@ -123,13 +125,15 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.renderer.empty = options.empty
         self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds)
+        self.selection_warnings: list[str] = []
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings)
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
         return [u for u in full if u in chosen]
@@ -168,6 +172,11 @@ class Runner:
         plan = self.plan()
         project = self.project
         path = project.warehouse_path(self.target)
+        for warning in self.selection_warnings:
+            self.report.info(f"warning: {warning}")
+        if not plan and self.selection_warnings:
+            self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
+            return 0
         run_id = uuid.uuid4().hex[:12]
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
@@ -179,6 +188,7 @@ class Runner:
         try:
             with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
                 con = build.con
+                connection.configure(con, project, self.target, self.opt.threads)
                 self.catalog = materialize.Catalog(con)
                 self.compiled = artifacts.CompiledWriter(project)
                 try:
@@ -192,6 +202,7 @@ class Runner:
                 if not publishes:
                     build.restart()  # all or nothing: only this run's history goes into the warehouse
                     con = build.con
+                    connection.configure(con, project, self.target, self.opt.threads)
                 finished = datetime.now()
                 artifacts.record_history(con, {
                     "run_id": run_id, "command": self.opt.command, "target": self.target,
@@ -278,7 +289,7 @@ class Runner:
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           NodeProgress(self.report, node))
+                                           NodeProgress(self.report, node), self.opt.empty)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
