@@ -216,7 +216,7 @@ class Runner:
         finally:
             signal.signal(signal.SIGTERM, old_handler)
         elapsed = time.perf_counter() - t0
-        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
+        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results, {"published": publishes})
         artifacts.write_manifest(project, self.target)
         parts = [f"{counts['n_success']} ok"]
         for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
