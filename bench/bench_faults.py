@@ -236,8 +236,9 @@ def main() -> int:
 
 
 def disk_full_round(root: Path, env: dict, rng: random.Random) -> tuple[int | None, str, str]:
-    """Mount a tmpfs, put a copy of the warehouse there, fill the disk so the copy (or the
-    build) runs out of room, build, check the outcome, copy the warehouse back if it changed."""
+    """Mount a tmpfs, put a copy of the warehouse (and its log) there, fill the disk so the
+    copy (or the build) runs out of room, build, check the outcome, copy the warehouse back
+    if a build was published."""
     mnt = root.parent / "disk"
     mnt.mkdir(exist_ok=True)
     wh = root / "warehouse.duckdb"
@@ -245,8 +246,11 @@ def disk_full_round(root: Path, env: dict, rng: random.Random) -> tuple[int | No
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size * 3 + (1 << 20)}", "tmpfs", str(mnt)],
                       capture_output=True).returncode:
         return None, "mount failed", ""
+    log = root / "warehouse.duckdb.wal"  # what a crashed client left travels with the file
     try:
         shutil.copyfile(wh, mnt / "warehouse.duckdb")
+        if log.exists():
+            shutil.copyfile(log, mnt / "warehouse.duckdb.wal")
         free = shutil.disk_usage(mnt).free
         with open(mnt / "filler", "wb") as f:
             f.write(b"\0" * max(0, free - rng.randint(size // 4, size + size // 2)))
@@ -258,8 +262,9 @@ def disk_full_round(root: Path, env: dict, rng: random.Random) -> tuple[int | No
             return None, "exit 4 but the published warehouse changed", ""
         if proc.returncode == 4 and any(p.name.endswith(".building") for p in mnt.iterdir()):
             return None, "private copy left on the full disk", ""
-        if proc.returncode == 0:
+        if proc.returncode == 0:  # the build folded the log in: back to the project folder, as one file
             shutil.copyfile(mnt / "warehouse.duckdb", wh)
+            log.unlink(missing_ok=True)
         return proc.returncode, out, err
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
