@@ -13,7 +13,8 @@ each round a fresh process checks the published warehouse:
   one; every row a read-write client was told it committed is still there);
 - clean exits (exit codes from the README's table, no traceback, no private copy left
   behind by a build that was not killed).
-Prints trials, failures and rows lost per fault kind.
+Prints trials, failures (checks that failed; a round can fail several) and what was lost
+(published builds, plus client rows, each counted once) per fault kind.
 """
 from __future__ import annotations
 
@@ -144,6 +145,7 @@ def main() -> int:
     published = gen   # generation of the last build that exited 0
     acknowledged: set[int] = set()
     outcomes: Counter = Counter()
+    lost_rows: set[int] = set()
     next_note = 0
     can_mount = os.geteuid() == 0 and shutil.which("mount") is not None
     started = time.time()
@@ -207,7 +209,7 @@ def main() -> int:
             tally.fail(kind, f"round {r}: a mix of builds {state['gens']}")
         elif gens.pop() < published:
             tally.fail(kind, f"round {r}: generation {published} was published, found {state['gens']}")
-            tally.lost[kind] += 1
+            tally.lost[kind] += 1  # a published build lost
         missing = acknowledged - set(state["notes"])
         if missing:
             # the client's last rows can sit in its log until the next build folds it in
@@ -219,7 +221,8 @@ def main() -> int:
             missing = acknowledged - set(state["notes"]) if state else acknowledged
             if missing:
                 tally.fail(kind, f"round {r}: client rows lost {sorted(missing)}")
-                tally.lost[kind] += len(missing)
+                tally.lost[kind] += len(missing - lost_rows)  # each lost row counted once
+                lost_rows |= missing
     elapsed = time.time() - started
     print(f"{args.rounds} rounds in {elapsed:.0f}s (seed {args.seed}); client rows acknowledged: {len(acknowledged)}")
     print(f"{'fault':<8} {'trials':>6} {'failures':>8} {'lost':>5}")
