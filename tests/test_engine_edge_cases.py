@@ -22,7 +22,7 @@ def test_a_python_model_whose_lazy_frame_fails_is_one_failed_node(tmp_path, caps
                 return dbt.ref("a").pl().lazy().with_columns(pl.col("name").cast(pl.Int64))
         """,
     }, base=BASE)
-    result = run(capsys, root, "build")
+    result = run(capsys, root, "build", "--publish-partial")
     assert result.code == 1
     assert "Python model lazy raised" in result.out and TRACEBACK not in result.out.split("lazy raised")[0]
     assert query(warehouse(root), "select count(*) from main.a") == [(2,)]  # the rest was published

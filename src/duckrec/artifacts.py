@@ -74,10 +74,12 @@ def write_manifest(project: Project, target: str) -> None:
     _write_json(project.path("target") / "manifest.json", manifest(project, target, compiled_path))
 
 
-def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult]) -> None:
+def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult],
+                      args: dict[str, Any] | None = None) -> None:
     from .dbt_artifacts import run_results
 
-    _write_json(project.path("target") / "run_results.json", run_results(project, run_id, command, elapsed, results))
+    _write_json(project.path("target") / "run_results.json",
+                run_results(project, run_id, command, elapsed, results, args))
 
 
 HISTORY_DDL = """

@@ -34,6 +34,7 @@ class Options:
     wait: bool = False
     quiet: bool = False
     log_format: str = "text"
+    publish_partial: bool = False
     threads: int | None = None
     empty: bool = False
 
@@ -186,52 +187,46 @@ class Runner:
         results: list[NodeResult] = []
         errors: list[tuple[Node, str]] = []
         old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+        publishes = True
         try:
-            with warehouse.BuildLock(path, wait=self.opt.wait):
-                work = warehouse.start_build(path)
+            with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
+                con = build.con
+                connection.configure(con, project, self.target, self.opt.threads)
+                self.catalog = materialize.Catalog(con)
+                self.compiled = artifacts.CompiledWriter(project)
                 try:
-                    import duckdb
-
-                    # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
-                    con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
-                    try:
-                        connection.configure(con, project, self.target, self.opt.threads)
-                        self.catalog = materialize.Catalog(con)
-                        # --empty tables are never reused, nor recorded as built
-                        self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
-                                                       enabled=self.opt.command != "test" and not self.opt.full_refresh
-                                                       and not self.opt.empty, recording=not self.opt.empty)
-                        self.compiled = artifacts.CompiledWriter(project)
-                        try:
-                            self._walk(con, plan, results, errors)
-                            self.reuse.flush(con)
-                        finally:
-                            for problem in self.compiled.close():
-                                self.report.info(f"warning: {problem}")
-                        counts = _counts(results)
-                        status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
-                        finished = datetime.now()
-                        artifacts.record_history(con, {
-                            "run_id": run_id, "command": self.opt.command, "target": self.target,
-                            "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
-                            "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
-                            exists=("_duckrec", "node_runs") in self.catalog.relations)
-                        freshness.record_watermark(con, run_id, freshness.watermark(con, project))
-                        con.execute("checkpoint")
-                    finally:
-                        con.close()
-                    warehouse.publish(work, path)
-                except (KeyboardInterrupt, Interrupted):
-                    # discarded under the lock, so a waiting build's fresh copy is never touched
-                    warehouse.discard(work)
-                    raise
+                    # --empty tables are never reused, nor recorded as built
+                    self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
+                                                   enabled=self.opt.command != "test" and not self.opt.full_refresh
+                                                   and not self.opt.empty, recording=not self.opt.empty)
+                    self._walk(con, plan, results, errors)
+                finally:
+                    for problem in self.compiled.close():
+                        self.report.info(f"warning: {problem}")
+                counts = _counts(results)
+                status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
+                publishes = not counts["n_errors"] or self.opt.publish_partial
+                if publishes:
+                    self.reuse.flush(con)
+                else:
+                    build.restart()  # all or nothing: only this run's history goes into the warehouse
+                    con = build.con
+                    connection.configure(con, project, self.target, self.opt.threads)
+                finished = datetime.now()
+                artifacts.record_history(con, {
+                    "run_id": run_id, "command": self.opt.command, "target": self.target,
+                    "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
+                    "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
+                    exists=("_duckrec", "node_runs") in (self.catalog if publishes else materialize.Catalog(con)).relations)
+                freshness.record_watermark(con, run_id, freshness.watermark(con, project))
+                build.publish()
         except (KeyboardInterrupt, Interrupted):
             self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])
             return 130
         finally:
             signal.signal(signal.SIGTERM, old_handler)
         elapsed = time.perf_counter() - t0
-        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
+        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results, {"published": publishes})
         artifacts.write_manifest(project, self.target)
         parts = [f"{counts['n_success']} ok"]
         for key, word in (("n_reused", "reused"), ("n_errors", "error"), ("n_warnings", "warning"),
@@ -239,10 +234,14 @@ class Runner:
             if counts[key]:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word not in ("skipped", "reused")
                                                     else ""))
+        kept = [] if publishes else ["Nothing was published (all or nothing): the warehouse keeps the last good "
+                                     "build's tables, plus this run in _duckrec.runs; --publish-partial publishes "
+                                     "what succeeded."]
         self.report.notes(self.notes)
         lines, detail = end_summary(results)
         self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
-                                       *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
+                                       *kept, *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts,
+                            **detail)
         return 1 if counts["n_errors"] else 0
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
@@ -328,14 +327,22 @@ class Runner:
         except DuckrecError as e:
             return done("error", message=str(e))
         except duckdb.Error as e:
-            where = f" (compiled SQL: {compiled.relative_to(project.root)})" if compiled else ""
-            kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
-            return done("error", message=f"SQL error in {kind}{where}: {e}")
+            if warehouse.disk_failure(e):
+                raise  # the disk, not this node: the whole build stops, nothing is published
+            return self._sql_error(done, node, compiled, e)
         except Exception as e:  # noqa: BLE001 - one node's surprise must not throw away the whole build
             import traceback
 
+            if warehouse.disk_failure(e):
+                raise
+
             return done("error", message=f"internal error while building {node.name}: {type(e).__name__}: {e}\n"
                                          + traceback.format_exc(limit=-3).rstrip())
+
+    def _sql_error(self, done, node: Node, compiled, e: Exception) -> NodeResult:
+        where = f" (compiled SQL: {compiled.relative_to(self.project.root)})" if compiled else ""
+        kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
+        return done("error", message=f"SQL error in {kind}{where}: {e}")
 
 
 def _typed(node: Node, sql: str) -> str:
