@@ -73,10 +73,22 @@ def test_failed_node_is_not_reused_next_time(tmp_path, tmp_path_factory, capsys)
     root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
     good = (root / "sql/marts/customers.sql").read_text()
     (root / "sql/marts/customers.sql").write_text(good.replace("count(o.order_id)", "count(o.no_such_column)"))
-    assert run(capsys, root, "build").code == 1
+    assert run(capsys, root, "build", "--publish-partial").code == 1
     (root / "sql/marts/customers.sql").write_text(good)
     assert run(capsys, root, "build").code == 0
     assert _statuses(root)["customers"] == "success"
+
+
+def test_a_failed_build_publishes_no_state_so_reverting_the_code_reuses_the_published_table(
+        tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    good = (root / "sql/marts/customers.sql").read_text()
+    (root / "sql/marts/customers.sql").write_text(good.replace("count(o.order_id)", "count(o.no_such_column)"))
+    assert run(capsys, root, "build").code == 1  # all or nothing: the good build's tables and state stay
+    (root / "sql/marts/customers.sql").write_text(good)
+    assert run(capsys, root, "build").code == 0
+    assert _statuses(root)["customers"] == "reused"
+    assert query(warehouse(root), "select count(*) from marts.customers") == [(3,)]
 
 
 def test_state_modified_selects_changed_models_and_their_children(tmp_path, tmp_path_factory, capsys):

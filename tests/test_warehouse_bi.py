@@ -104,7 +104,8 @@ def test_wait_builds_once_the_read_write_client_closes(tmp_path, capsys):
     root = _built(tmp_path, capsys)
     client = Client(warehouse(root))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "build", "--wait", "--project-dir", str(root)],
+        proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "build", "--wait", "--full-refresh",
+                                 "--project-dir", str(root)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
         assert proc.poll() is None  # waiting, not failing
@@ -115,7 +116,7 @@ def test_wait_builds_once_the_read_write_client_closes(tmp_path, capsys):
         assert proc.returncode == 0, out + err
     finally:
         client.close()
-    # the client's insert was replaced by the rebuilt table, as a build rebuilds its models;
+    # the client's insert was replaced by the rebuilt table, as a full-refresh build rebuilds its models;
     # but nothing it wrote was lost to a stranded log: the warehouse reads fine
     assert query(warehouse(root), "select sum(n) from main.numbers") == [(6,)]
 
