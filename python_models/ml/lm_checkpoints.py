@@ -1,4 +1,8 @@
-"""Train the item language model on the train split; one row: config, history, weights."""
+"""Train the item language model on the train split; one row: config, history, weights.
+
+It learns only from what the holdout lists may see (features.fit_events and features.fit_tags,
+purpose 'holdout'): train events to fit, valid events to stop early and fit the mixture, and the
+content tokens of genres and visible tags, so no holdout list can depend on a test event."""
 import json
 from datetime import datetime, timezone
 
@@ -12,9 +16,9 @@ NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    events = dbt.ref("event_splits").pl()
+    events = dbt.ref("fit_events").pl().filter(pl.col("purpose") == "holdout")
     items = dbt.ref("items").pl()
-    tags = dbt.ref("item_tags").pl()
+    tags = dbt.ref("fit_tags").pl().filter(pl.col("purpose") == "holdout").select("item_id", "tag").unique()
     settings = {k: v for k, v in dict(dbt.var("lm", {}) or {}).items() if k not in NOT_TRAINING_SETTINGS}
     settings.setdefault("seed", dbt.var("seed", 42))
     config = TrainConfig.from_vars(settings)
@@ -26,7 +30,7 @@ def model(dbt, session):
     ])
     catalogue = build_catalogue(items["item_id"].to_numpy(), tokens["item_id"].to_numpy(),
                                 tokens["token"].to_numpy())
-    index = catalogue.index(events["item_id"].to_numpy(), where="event_splits.item_id")
+    index = catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
     users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
     train = split == "train"
     train_users, train_seqs = user_sequences(users[train], index[train], positions[train])

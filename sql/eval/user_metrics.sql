@@ -1,15 +1,16 @@
 -- Every measure of the evaluation protocol per strategy x evaluated user x K, from the
 -- holdout lists (eval.holdout_recommendations) and the users' test events, with the user's
--- RFM segment. eval.metrics and eval.metrics_by_segment average these rows, so any figure
+-- RFM segment from the events the holdout lists see (features.user_rfm_by_purpose, 'holdout'),
+-- the segment that set the user's exploration share. eval.metrics and eval.metrics_by_segment average these rows, so any figure
 -- there can be traced to users here. The measures and their rules: user_measures in
 -- sql/macros/measures.sql (eval.tradeoff measures its lists with the same macro).
--- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('user_interests_holdout') }} {{ ref('item_stats') }}
+-- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('fit_interests') }} {{ ref('item_popularity') }}
 with measured as (
     {{ user_measures(ref('holdout_recommendations'), ['strategy'], var('ks', [10])) }}
 ),
 
 segments as (
-    select user_id, rfm_segment from {{ ref('user_rfm') }}
+    select user_id, rfm_segment from {{ ref('user_rfm_by_purpose') }} where purpose = 'holdout'
 )
 
 select
