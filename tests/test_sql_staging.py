@@ -131,11 +131,13 @@ def test_a_rejected_share_above_the_threshold_warns_and_the_build_succeeds(tmp_p
     ratings = ratings + [(2, 99_998, 3.0, T0)]
     n_rows = len(ratings)
     project = make_project(tmp_path, ratings, movies, tags, vars={"max_rejected_share": 1.5 / n_rows})
-    result = build(project, "-s", "+rejected_events", "rejected_events_share")
+    result = build(project)
     assert result.code == 0, result
     warned = [line for line in result.out.splitlines() if "rejected_events_share" in line]
     assert warned and "WARN" in warned[0], result
+    # the build summary says how many rows were rejected and why
+    assert f"staging.rejected_events: 2 of {n_rows:,} ratings" in result.out and "unknown_item 2" in result.out, result
     project = make_project(tmp_path, ratings, movies, tags, vars={"max_rejected_share": 2.5 / n_rows})
-    result = build(project, "-s", "+rejected_events", "rejected_events_share")
+    result = build(project)
     passed = [line for line in result.out.splitlines() if "rejected_events_share" in line]
     assert result.code == 0 and passed and "WARN" not in passed[0], result

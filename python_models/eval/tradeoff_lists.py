@@ -32,6 +32,8 @@ def model(dbt, session):
         dbt.ref("lm_candidates").pl().filter(pl.col("purpose") == PURPOSE), histories
     )
     frames = []
+    n_settings = 1 + sum(map(len, (settings.tradeoff_mmr_lambdas, settings.tradeoff_calibration_lambdas,
+                                   settings.tradeoff_explore_shares))) + 1
 
     def add(strategy, parameter, value, lists, is_default):
         if parameter is None:
@@ -50,6 +52,8 @@ def model(dbt, session):
                 "user_id", "rank", "item_id", "is_exploration",
             )
         )
+        dbt.progress("re-ranking settings", len(frames), n_settings, {"last": f"{strategy} {setting}"}, unit="setting",
+                     final=len(frames) == n_settings)
 
     add("lm", None, None, rerank.exploit_lists(candidates, list_length), True)
 

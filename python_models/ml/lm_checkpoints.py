@@ -40,7 +40,8 @@ def model(dbt, session):
 
     dbt.log(f"training the LM on {int(train.sum())} train events of {len(train_seqs)} users, "
             f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-    result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+    result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                      progress=dbt.progress)
     lm = result.lm
     full_config = {
         "train": json.loads(config.to_json()),

@@ -23,7 +23,7 @@ def model(dbt, session):
         ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
         seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
         # the n-gram half counts over exactly the histories scored here
-        items, scores = top_k(lm, seqs, n)
+        items, scores = top_k(lm, seqs, n, progress=_named(dbt, purpose))
         found = np.isfinite(scores)
         rows, ranks = np.nonzero(found)
         frames.append(pl.DataFrame({
@@ -35,3 +35,7 @@ def model(dbt, session):
         }))
         dbt.log(f"{purpose}: top {n} LM candidates for {len(ids)} users")
     return pl.concat(frames)
+
+
+def _named(dbt, purpose):
+    return lambda task, *args, **kwargs: dbt.progress(f"{purpose} {task}", *args, **kwargs)

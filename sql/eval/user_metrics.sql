@@ -4,7 +4,6 @@
 -- the segment that set the user's exploration share. eval.metrics and eval.metrics_by_segment average these rows, so any figure
 -- there can be traced to users here. The measures and their rules: user_measures in
 -- sql/macros/measures.sql (eval.tradeoff measures its lists with the same macro).
--- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('fit_interests') }} {{ ref('item_popularity') }}
 with measured as (
     {{ user_measures(ref('holdout_recommendations'), ['strategy'], var('ks', [10])) }}
 ),

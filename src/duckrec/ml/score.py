@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -132,13 +133,15 @@ def top_k(
     exclude: list[np.ndarray] | None = None,
     bigram_sequences: list[np.ndarray] | None = None,
     chunk_size: int = 1024,
+    progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` items per user: (1-based item indices [U, k], scores [U, k]), best first.
 
     ``exclude`` (default: the histories) are never returned; where fewer than ``k`` items
     remain the tail holds index 0 and score -inf. The bigram half of the mixture is
     counted over ``bigram_sequences`` (default: the histories themselves), i.e. over the
-    events that are history at scoring time.
+    events that are history at scoring time. ``progress(task, done, total, unit=...)`` hears
+    of each chunk of users scored.
     """
     if k < 1:
         raise ValueError(f"top_k: expected k >= 1, found {k}")
@@ -158,6 +161,8 @@ def top_k(
         val, idx = torch.topk(s, kk, dim=1)
         items[start:stop, :kk] = (idx + 1).numpy()
         scores[start:stop, :kk] = val.double().numpy()
+        if progress is not None:
+            progress("scoring", stop, len(histories), unit="user", final=stop == len(histories))
     items[~np.isfinite(scores)] = 0
     return items, scores
 
@@ -185,6 +190,7 @@ def score_candidates_mc(
     bigram_sequences: list[np.ndarray] | None = None,
     threads: int = 1,
     batch_size: int = 512,
+    progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std [U, C] of the mixed probability of each (user, candidate) over
     ``passes`` forward passes with dropout on (MC dropout): an uncertainty the
@@ -206,6 +212,7 @@ def score_candidates_mc(
       not collapse under load.
 
     The global torch RNG, thread count and the model's train/eval mode are left as they were.
+    ``progress(task, done, total, unit=...)`` hears of each pass.
     """
     cand = np.asarray(candidates, dtype=np.int64)
     if cand.ndim != 2 or cand.shape[0] != len(histories):
@@ -253,7 +260,7 @@ def score_candidates_mc(
         try:
             vectors = model.item_vectors()
             initial = model.initial_state()
-            for _ in range(passes):
+            for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
                     out, _ = model(inputs, vectors)
@@ -264,6 +271,8 @@ def score_candidates_mc(
                     draw = draw + fixed
                 total += draw
                 total_sq += draw * draw
+                if progress is not None:
+                    progress("MC dropout", done, passes, unit="pass", final=done == passes)
         finally:
             model.train(was_training)
     mean = total / passes
