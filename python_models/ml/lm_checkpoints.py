@@ -5,6 +5,10 @@ events arrived, training starts from its weights (new items from their content t
 runs lm.warm_epochs epochs over the windows with new events plus a replay sample of older
 ones, early stopping on the current validation split. A full retrain happens on the first
 build, on --full-refresh, when a setting changed, and every lm.full_retrain_every builds.
+
+It learns only from what the holdout lists may see (features.fit_events and features.fit_tags,
+purpose 'holdout'): train events to fit, valid events to stop early and fit the mixture, and the
+content tokens of genres and visible tags, so no holdout list can depend on a test event.
 """
 import hashlib
 import json
@@ -40,9 +44,9 @@ def _previous(dbt, session):
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    events = dbt.ref("event_splits").pl()
+    events = dbt.ref("fit_events").pl().filter(pl.col("purpose") == "holdout")
     items = dbt.ref("items").pl()
-    tags = dbt.ref("item_tags").pl()
+    tags = dbt.ref("fit_tags").pl().filter(pl.col("purpose") == "holdout").select("item_id", "tag").unique()
     lm_vars = dict(dbt.var("lm", {}) or {})
     nightly = {k: lm_vars.pop(k, v) for k, v in NIGHTLY_SETTINGS.items()}
     settings = {k: v for k, v in lm_vars.items() if k not in NOT_TRAINING_SETTINGS}
@@ -56,7 +60,7 @@ def model(dbt, session):
     ])
     catalogue = build_catalogue(items["item_id"].to_numpy(), tokens["item_id"].to_numpy(),
                                 tokens["token"].to_numpy())
-    index = catalogue.index(events["item_id"].to_numpy(), where="event_splits.item_id")
+    index = catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
     users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
     train = split == "train"
     train_users, train_seqs = user_sequences(users[train], index[train], positions[train])
