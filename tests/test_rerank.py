@@ -539,8 +539,10 @@ def test_explore_lists_probe_outside_with_readable_reasons_and_follow_the_slots(
     assert lists.filter(~pl.col("is_exploration"))["reason"].is_null().all()
     # probed_interest: the genre each probe opens, NULL on exploit slots; beside the list columns
     assert dict(lists.schema) == rerank.EXPLORE_LIST_SCHEMA
-    assert list(lists.columns) == [*list(rerank.LIST_SCHEMA)[:-1], "probed_interest", "reason"]
+    assert list(lists.columns) == [*list(rerank.LIST_SCHEMA)[:-1], "probed_interest", "propensity", "reason"]
     assert holdout_10["probed_interest"].to_list() == [None, None, None, "Western"]
+    # deterministic UCB: every slot was chosen with probability 1
+    assert holdout_10["propensity"].to_list() == [1.0, 1.0, 1.0, 1.0]
     assert lists.filter(~pl.col("is_exploration"))["probed_interest"].is_null().all()
     assert lists.filter(pl.col("is_exploration"))["probed_interest"].is_not_null().all()
     # like_reasons fills the exploit reasons and keeps the column where it is

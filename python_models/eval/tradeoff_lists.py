@@ -75,12 +75,13 @@ def model(dbt, session):
         candidates, dbt.ref("lm_candidate_interests").pl().filter(pl.col("purpose") == PURPOSE)
     )
 
+    popularity = rerank.popularity_of(
+        candidates, dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
+    )
+
     def explore(slots):
-        return rerank.explore_lists(candidates, mean, std, outside, probes, slots, list_length,
-                                    rule=settings.explore_rule, beta=settings.explore_beta, seed=seed,
-                                    placement=settings.explore_placement,
-                                    distinct_interests=settings.explore_distinct_interests,
-                                    repeat_penalty=settings.explore_repeat_penalty)
+        return rerank.explore_lists(candidates, mean, std, outside, probes, slots, list_length, seed=seed,
+                                    popularity=popularity, **settings.explore_options())
 
     for share in settings.tradeoff_explore_shares:
         uniform = rerank.exploration_slots(None, {}, list_length, default_share=share)

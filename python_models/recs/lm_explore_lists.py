@@ -2,8 +2,11 @@
 the purpose, var rerank.explore_shares) given to candidates that are a new interest for the
 user (recs.lm_candidate_interests, the rule eval's new_interest_hit_rate uses), chosen by the
 model's uncertainty (recs.lm_candidate_uncertainty: MC-dropout mean and spread), then UCB
-or a Thompson draw (var rerank.explore_rule). Seeded by var seed: the same build gives the
-same lists. probed_interest names the genre each exploration slot probes."""
+or a Thompson draw (var rerank.explore_rule), divided by the item's popularity (features.item_popularity)
+to the power var rerank.explore_novelty_weight (long tail), items other users already probe
+pushed down (explore_repeat_penalty), probes drawn at explore_temperature. Seeded by var seed:
+the same build gives the same lists. probed_interest names the genre each exploration slot
+probes, propensity the probability with which the policy chose the slot's item."""
 from duckrec.ml import rerank
 
 
@@ -21,11 +24,9 @@ def model(dbt, session):
         candidates.groups, dbt.ref("user_rfm_by_purpose").pl(), settings.explore_shares, lengths,
         settings.explore_default_share,
     )
-    lists = rerank.explore_lists(
-        candidates, mean, std, outside, probes, slots, lengths,
-        rule=settings.explore_rule, beta=settings.explore_beta, seed=seed, placement=settings.explore_placement,
-        distinct_interests=settings.explore_distinct_interests, repeat_penalty=settings.explore_repeat_penalty,
-    )
+    popularity = rerank.popularity_of(candidates, dbt.ref("item_popularity").pl())
+    lists = rerank.explore_lists(candidates, mean, std, outside, probes, slots, lengths, seed=seed,
+                                 popularity=popularity, **settings.explore_options())
     dbt.log(f"lm_explore: {candidates.groups.height} lists (lengths {lengths}), "
             f"{int(lists['is_exploration'].sum())} exploration slots ({settings.explore_rule})")
     return rerank.like_reasons(lists, histories, dbt.ref("item_embeddings").pl(), items)

@@ -2,10 +2,11 @@
   The rows of one purpose ('served' or 'holdout') from each strategy's list model, in the
   public list columns. Call it with literal refs so the DAG sees them:
     {{ union_lists([ref('popularity_lists'), ref('item_knn_lists')], 'served') }}
-  A new strategy is one more ref in that list.
+  A new strategy is one more ref in that list. The models are united by column name, so the
+  columns only some models log (lm_explore's probed_interest and propensity) come through,
+  NULL for the others.
 #}
 {% macro union_lists(list_models, purpose) -%}
-{%- for list_model in list_models %}
 select
     strategy::varchar as strategy,
     user_id::bigint as user_id,
@@ -13,13 +14,17 @@ select
     item_id::bigint as item_id,
     score::double as score,
     is_exploration::boolean as is_exploration,
-    reason::varchar as reason
-from {{ list_model }}
-where purpose = '{{ purpose }}'
+    reason::varchar as reason,
+    probed_interest::varchar as probed_interest,
+    propensity::double as propensity
+from (
+{%- for list_model in list_models %}
+    select * exclude (purpose) from {{ list_model }} where purpose = '{{ purpose }}'
 {%- if not loop.last %}
-union all
+    union all by name
 {%- endif %}
 {%- endfor %}
+)
 {%- endmacro %}
 
 

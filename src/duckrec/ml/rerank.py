@@ -41,6 +41,7 @@ __all__ = [
     "exploration_slots",
     "explore",
     "explore_batch",
+    "explore_with_propensity",
     "EXPLORE_LIST_SCHEMA",
     "explore_lists",
     "ExploreRule",
@@ -60,6 +61,7 @@ __all__ = [
     "mmr_lists",
     "most_similar_rows",
     "Placement",
+    "popularity_of",
     "purpose_histories",
     "RankedRows",
     "RerankSettings",
@@ -84,13 +86,15 @@ class RankedRows:
 
     ``rows[j]`` is a row number into the candidate table, ``group[j]`` its group and
     ``rank[j]`` its 1-based position in that group's list; ``is_exploration[j]`` marks
-    exploration slots (all False for MMR and calibration).
+    exploration slots (all False for MMR and calibration); ``propensity[j]``, where the
+    re-ranker logs one (exploration), the probability with which the policy chose the row.
     """
 
     rows: np.ndarray
     group: np.ndarray
     rank: np.ndarray
     is_exploration: np.ndarray
+    propensity: np.ndarray | None = None
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -366,6 +370,9 @@ def explore(
     placement: Placement = "spread",
     interests: np.ndarray | None = None,
     rank_penalty: np.ndarray | None = None,
+    popularity: np.ndarray | None = None,
+    novelty_weight: float = 0.0,
+    temperature: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One user's list with ``n_slots`` of its ``k`` slots given to exploration.
 
@@ -382,8 +389,48 @@ def explore(
     ``rank_penalty`` (per candidate) is added to each eligible candidate's place in the
     value order (0 = best) before the probes are chosen; :func:`explore_batch` uses it to
     push down items other users already probe.
+
+    Long tail: with ``novelty_weight`` w > 0 (needs ``popularity``, per candidate the share
+    of users who know the item, > 0) the value is ``log(ucb) - w * log(popularity)``, i.e.
+    the bound divided by popularity**w: w = 1 ranks by lift over the average user, so an
+    item only this user is likely to like beats one everybody likes.
+    Sampling: with ``temperature`` T > 0 (needs ``rng``) each probe is drawn, without
+    replacement, from the remaining eligible candidates with probability proportional to
+    ``exp(-place / T)``, ``place`` its 0-based place in the probe order above; T = 0 takes
+    the order as it is. :func:`explore_with_propensity` also returns each probe's
+    probability.
     Returns (candidate positions, is_exploration flags), both of the list's length.
     """
+    order, flags, _ = explore_with_propensity(
+        mean, std, outside_top_interests, k, n_slots, rule=rule, beta=beta, rng=rng,
+        exploit_scores=exploit_scores, placement=placement, interests=interests, rank_penalty=rank_penalty,
+        popularity=popularity, novelty_weight=novelty_weight, temperature=temperature,
+    )
+    return order, flags
+
+
+def explore_with_propensity(
+    mean: np.ndarray,
+    std: np.ndarray,
+    outside_top_interests: np.ndarray,
+    k: int,
+    n_slots: int,
+    rule: ExploreRule = "ucb",
+    beta: float = 1.0,
+    rng: np.random.Generator | None = None,
+    exploit_scores: np.ndarray | None = None,
+    placement: Placement = "spread",
+    interests: np.ndarray | None = None,
+    rank_penalty: np.ndarray | None = None,
+    popularity: np.ndarray | None = None,
+    novelty_weight: float = 0.0,
+    temperature: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`explore`, plus per slot the probability with which the policy put that item
+    there: for a probe, the probability of drawing it given the probes drawn before it
+    (1.0 when ``temperature`` is 0, the policy then being deterministic); for an exploit
+    slot 1.0 (the exploit slots follow from the scores alone). Thompson draws have no
+    closed-form probability: their probes carry NaN."""
     mean = _as_vector("mean", mean)
     n = mean.size
     std = _as_vector("std", std, size=n)
@@ -398,6 +445,14 @@ def explore(
         raise ValueError("explore: std must be >= 0, found a negative spread")
     if rule == "thompson" and rng is None:
         raise ValueError("explore: rule='thompson' needs a seeded numpy Generator as rng, found None")
+    if novelty_weight < 0 or math.isnan(novelty_weight):
+        raise ValueError(f"explore: novelty_weight must be >= 0, found {novelty_weight}")
+    if novelty_weight > 0 and popularity is None:
+        raise ValueError("explore: novelty_weight > 0 needs popularity (per candidate), found None")
+    if temperature < 0 or math.isnan(temperature):
+        raise ValueError(f"explore: temperature must be >= 0, found {temperature}")
+    if temperature > 0 and rng is None:
+        raise ValueError("explore: temperature > 0 needs a seeded numpy Generator as rng, found None")
 
     length = min(k, n)
     n_slots = min(n_slots, length)
@@ -410,6 +465,11 @@ def explore(
         value = mean[candidates] + beta * std[candidates]
     else:
         value = rng.normal(mean[candidates], std[candidates])
+    if novelty_weight > 0:
+        share = _as_vector("popularity", popularity, size=n)[candidates].astype(np.float64)
+        if (share <= 0).any():
+            raise ValueError("explore: popularity must be > 0 for every candidate, found a share <= 0")
+        value = np.log(np.maximum(value, 1e-300)) - novelty_weight * np.log(share)
     by_value = candidates[np.argsort(-value, kind="stable")]
     if rank_penalty is not None:
         penalty = _as_vector("rank_penalty", rank_penalty, size=n)[by_value]
@@ -420,7 +480,11 @@ def explore(
         firsts = np.zeros(by_value.size, dtype=bool)
         firsts[first_of_each] = True
         by_value = np.concatenate([by_value[firsts], by_value[~firsts]])
-    probes = by_value[:n_slots]
+    if temperature > 0:
+        probes, chance = _draw_in_order(by_value, n_slots, temperature, rng)
+    else:
+        probes = by_value[:n_slots]
+        chance = np.full(probes.size, np.nan if rule == "thompson" else 1.0)
 
     exploit_fill = exploit_order[~np.isin(exploit_order, probes)][: length - probes.size]
     order = np.empty(length, dtype=np.int64)
@@ -429,7 +493,25 @@ def explore(
     flags[positions] = True
     order[positions] = probes
     order[~flags] = exploit_fill
-    return order, flags
+    propensity = np.ones(length)
+    propensity[positions] = chance
+    return order, flags, propensity
+
+
+def _draw_in_order(order: np.ndarray, n: int, temperature: float, rng: np.random.Generator):
+    """``n`` draws without replacement from ``order``, place p weighted ``exp(-p / T)``;
+    returns the drawn entries and each one's probability at its draw."""
+    weights = np.exp(-np.arange(order.size) / temperature)
+    left = np.ones(order.size, dtype=bool)
+    picked, chance = [], []
+    for _ in range(min(n, order.size)):
+        w = np.where(left, weights, 0.0)
+        p = w / w.sum()
+        j = int(rng.choice(order.size, p=p))
+        picked.append(order[j])
+        chance.append(float(p[j]))
+        left[j] = False
+    return np.asarray(picked, dtype=np.int64), np.asarray(chance, dtype=np.float64)
 
 
 def explore_batch(
@@ -448,6 +530,9 @@ def explore_batch(
     interests: np.ndarray | None = None,
     item_keys: np.ndarray | None = None,
     repeat_penalty: float = 0.0,
+    popularity: np.ndarray | None = None,
+    novelty_weight: float = 0.0,
+    temperature: float = 0.0,
 ) -> RankedRows:
     """:func:`explore` for every group; ``n_slots`` is one count per group (or one for all).
 
@@ -476,16 +561,17 @@ def explore_batch(
     items = None if item_keys is None else _as_vector("item_keys", item_keys, size=mean.size)
     times_probed: dict = {}
 
-    rows, ranks, groups, flags = [], [], [], []
+    share = None if popularity is None else _as_vector("popularity", popularity, size=mean.size)
+    rows, ranks, groups, flags, chances = [], [], [], [], []
     for g in range(n_groups):
         start, stop = int(offsets[g]), int(offsets[g + 1])
-        rng = np.random.default_rng([seed, *keys[g]]) if rule == "thompson" else None
+        rng = np.random.default_rng([seed, *keys[g]]) if rule == "thompson" or temperature > 0 else None
         penalty = None
         if repeat_penalty > 0:
             penalty = repeat_penalty * np.array(
                 [times_probed.get(i, 0) for i in items[start:stop].tolist()], dtype=np.float64
             )
-        order, is_probe = explore(
+        order, is_probe, chance = explore_with_propensity(
             mean[start:stop],
             std[start:stop],
             outside[start:stop],
@@ -498,6 +584,9 @@ def explore_batch(
             placement=placement,
             interests=None if interests is None else interests[start:stop],
             rank_penalty=penalty,
+            popularity=None if share is None else share[start:stop],
+            novelty_weight=novelty_weight,
+            temperature=temperature,
         )
         if repeat_penalty > 0:
             for i in items[start:stop][order[is_probe]].tolist():
@@ -506,7 +595,10 @@ def explore_batch(
         ranks.append(np.arange(1, order.size + 1))
         groups.append(np.full(order.size, g))
         flags.append(is_probe)
-    return _ranked_rows(rows, groups, ranks, flags)
+        chances.append(chance)
+    ranked = _ranked_rows(rows, groups, ranks, flags)
+    propensity = np.concatenate(chances).astype(np.float64) if chances else np.zeros(0)
+    return RankedRows(ranked.rows, ranked.group, ranked.rank, ranked.is_exploration, propensity)
 
 
 def exploration_reason(interest: str, mean: float, spread: float) -> str:
@@ -732,10 +824,12 @@ LIST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-# lm_explore_lists: the list columns plus the genre each exploration slot probes
+# lm_explore_lists: the list columns plus the genre each exploration slot probes and the
+# probability with which the policy chose the slot's item (1.0 on exploit slots)
 EXPLORE_LIST_SCHEMA: dict[str, pl.DataType] = {
     **{name: dtype for name, dtype in LIST_SCHEMA.items() if name != "reason"},
     "probed_interest": pl.Utf8,
+    "propensity": pl.Float64,
     "reason": pl.Utf8,
 }
 
@@ -770,10 +864,21 @@ class RerankSettings:
     explore_placement: Placement = "spread"
     explore_distinct_interests: bool = True
     explore_repeat_penalty: float = 0.0
+    explore_novelty_weight: float = 0.0
+    explore_temperature: float = 0.0
     tradeoff_k: int = 10
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
     tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
     tradeoff_explore_shares: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+    def explore_options(self) -> dict:
+        """The keyword arguments of :func:`explore_lists` these settings fix (the served lists
+        and eval.tradeoff_lists pass the same ones)."""
+        return {
+            "rule": self.explore_rule, "beta": self.explore_beta, "placement": self.explore_placement,
+            "distinct_interests": self.explore_distinct_interests, "repeat_penalty": self.explore_repeat_penalty,
+            "novelty_weight": self.explore_novelty_weight, "temperature": self.explore_temperature,
+        }
 
     @classmethod
     def from_vars(cls, values: Mapping | None) -> RerankSettings:
@@ -792,6 +897,9 @@ class RerankSettings:
         _check_lambda("rerank.calibration_lambda", settings.calibration_lambda)
         if settings.explore_rule not in ("ucb", "thompson"):
             raise ValueError(f"rerank.explore_rule: expected 'ucb' or 'thompson', found {settings.explore_rule!r}")
+        for key in ("explore_repeat_penalty", "explore_novelty_weight", "explore_temperature"):
+            if not getattr(settings, key) >= 0:
+                raise ValueError(f"rerank.{key}: expected a number >= 0, found {getattr(settings, key)!r}")
         if settings.explore_placement not in ("spread", "tail"):
             raise ValueError(
                 f"rerank.explore_placement: expected 'spread' or 'tail', found {settings.explore_placement!r}"
@@ -1040,13 +1148,19 @@ def explore_lists(
     distinct_interests: bool = True,
     repeat_penalty: float = 0.0,
     strategy: str = "lm_explore",
+    popularity: np.ndarray | None = None,
+    novelty_weight: float = 0.0,
+    temperature: float = 0.0,
 ) -> pl.DataFrame:
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
     ``distinct_interests``), each with its reason and the genre it probes in
     ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``k`` is the
     list length, one for all or per purpose (:func:`list_lengths`). ``repeat_penalty`` (see
-    :func:`explore_batch`) counts the probes of each purpose apart, users in id order."""
+    :func:`explore_batch`) counts the probes of each purpose apart, users in id order.
+    ``popularity`` (per candidate row, :func:`popularity_of`), ``novelty_weight`` and
+    ``temperature`` are :func:`explore`'s; ``propensity`` is each slot's probability
+    (:func:`explore_with_propensity`)."""
     users = candidates.groups["user_id"].to_numpy()
     purposes = candidates.groups["purpose"].to_list()
     purpose_keys = np.array([zlib.crc32(p.encode()) for p in purposes], dtype=np.int64)
@@ -1075,20 +1189,43 @@ def explore_lists(
             interests=None if interest_ids is None else interest_ids[row0:row1],
             item_keys=item_ids[row0:row1],
             repeat_penalty=repeat_penalty,
+            popularity=None if popularity is None else popularity[row0:row1],
+            novelty_weight=novelty_weight,
+            temperature=temperature,
         )
-        parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration))
+        parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration, part.propensity))
     ranked = _ranked_rows(
         [p.rows for p in parts], [p.group for p in parts], [p.rank for p in parts], [p.is_exploration for p in parts]
     )
+    propensity = np.concatenate([p.propensity for p in parts]) if parts else np.zeros(0)
     probed = [probes[r] if flag else None for r, flag in zip(ranked.rows.tolist(), ranked.is_exploration.tolist())]
     reasons = [
         exploration_reason(p or "another interest", float(mean[r]), float(std[r])) if flag else None
         for r, flag, p in zip(ranked.rows.tolist(), ranked.is_exploration.tolist(), probed)
     ]
     lists = lists_frame(candidates, ranked, strategy, reasons)
-    return lists.insert_column(
-        lists.get_column_index("reason"), pl.Series("probed_interest", probed, dtype=pl.Utf8)
+    at = lists.get_column_index("reason")
+    return lists.insert_column(at, pl.Series("propensity", propensity, dtype=pl.Float64)).insert_column(
+        at, pl.Series("probed_interest", probed, dtype=pl.Utf8)
     )
+
+
+def popularity_of(candidates: Candidates, item_popularity: pl.DataFrame) -> np.ndarray:
+    """Per candidate row, the share of its purpose's users who know the item, from
+    ``features.item_popularity`` (purpose, item_id, novelty_bits): ``2 ** -novelty_bits``, so an
+    item nobody touched counts as known to one user, as novelty does. Always > 0."""
+    keys = ["purpose", "item_id"]
+    bits = item_popularity.select("purpose", pl.col("item_id").cast(pl.Int64), pl.col("novelty_bits").cast(pl.Float64))
+    joined = candidates.frame.select(keys).join(bits.unique(keys, keep="first"), on=keys, how="left",
+                                                maintain_order="left")
+    missing = joined.filter(pl.col("novelty_bits").is_null())
+    if missing.height:
+        purpose, item = missing.row(0)[:2]
+        raise ValueError(
+            f"popularity_of: {missing.height} of {joined.height} candidates have no novelty_bits in item_popularity "
+            f"(e.g. purpose {purpose!r}, item {item}); rebuild it after lm_candidates"
+        )
+    return np.exp2(-joined["novelty_bits"].to_numpy())
 
 
 def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:

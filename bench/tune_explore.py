@@ -1,0 +1,165 @@
+"""Choose lm_explore's settings on the VALIDATION split, never on test.
+
+Reads a built warehouse (read only): the trained LM (ml.lm_checkpoints), the splits
+(features.event_splits), the holdout interests and popularity. Every user's history is
+their TRAIN events; the target is their VALID event. The LM's top-N candidates and their
+MC-dropout uncertainty are scored from those train histories exactly as recs.lm_candidates /
+recs.lm_candidate_uncertainty do, the lists are built with the code of the served lists
+(rerank.explore_lists), and NDCG@K, coverage, novelty and the new-interest hit rate are
+measured against the valid events, as eval.tradeoff measures holdout lists against test.
+
+Two shortcuts, both favouring no setting over another: interests and popularity are the
+'holdout' ones (train + valid events: one event per user more than the train histories),
+and the new-interest rule is mirrored here in Python (new_interests in
+sql/macros/interests.sql is the definition).
+
+    .venv/bin/python bench/tune_explore.py [warehouse.duckdb] [--candidates 100 200]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from duckrec.ml import TrainedLM, top_k, user_sequences
+from duckrec.ml import rerank
+
+K = 10
+GRID_WEIGHTS = (0.0, 1.0, 2.0)
+GRID_REPEATS = (0.0, 10.0, 100.0)
+GRID_TEMPERATURES = (0.0, 3.0)
+PURPOSE = "holdout"
+
+
+def load(path: str):
+    con = duckdb.connect(path, read_only=True)
+    q = lambda sql: pl.from_arrow(con.sql(sql).arrow())  # noqa: E731
+    lm = TrainedLM.from_bytes(q("select state from ml.lm_checkpoints")["state"][0])
+    splits = q("select user_id, item_id, position, split from features.event_splits")
+    interests = q("select user_id, interest as genre, weight, is_top from features.user_interests_holdout "
+                  "where interest_type = 'genre'")
+    items = q("select item_id, genres from staging.items")
+    popularity = q(f"select purpose, item_id, novelty_bits from features.item_popularity where purpose = '{PURPOSE}'")
+    try:  # a view in some builds
+        segments = q(f"select purpose, user_id, rfm_segment from features.user_rfm_by_purpose where purpose = '{PURPOSE}'")
+    except duckdb.Error:
+        segments = q(f"select '{PURPOSE}' as purpose, user_id, rfm_segment from features.user_rfm")
+    return lm, splits, interests, items, popularity, segments
+
+
+def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """(user_id, item_id) -> is_new_interest, probed_interest: the rule of new_interests."""
+    top = interests.filter(pl.col("is_top")).group_by("user_id").agg(pl.col("genre").alias("top"))
+    g = (pairs.join(items, on="item_id", how="left").explode("genres").rename({"genres": "genre"})
+         .join(interests.select("user_id", "genre", "weight"), on=["user_id", "genre"], how="left")
+         .with_columns(pl.col("weight").fill_null(0.0)))
+    g = g.join(top, on="user_id", how="left")
+    per = g.filter(pl.col("genre").is_not_null()).group_by("user_id", "item_id").agg(
+        (~pl.col("genre").is_in(pl.col("top").first()).any()).alias("outside"),
+        pl.col("genre").sort_by(["weight", "genre"]).first().alias("least"),
+        pl.col("top").first().is_not_null().alias("has_top"),
+    )
+    out = pairs.join(per, on=["user_id", "item_id"], how="left").with_columns(
+        (pl.col("outside").fill_null(False) & pl.col("has_top").fill_null(False)).alias("is_new_interest"))
+    return out.with_columns(pl.when(pl.col("is_new_interest")).then(pl.col("least")).alias("probed_interest")) \
+        .select("user_id", "item_id", "is_new_interest", "probed_interest")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("warehouse", nargs="?", default="warehouse.duckdb")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[100])
+    parser.add_argument("--passes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    print(f"load average at start: {open('/proc/loadavg').read().split()[:3]}")
+    lm, splits, interests, items, popularity, segments = load(args.warehouse)
+    train = splits.filter(pl.col("split") == "train")
+    valid = splits.filter(pl.col("split") == "valid").select("user_id", "item_id")
+    users = np.sort(valid["user_id"].unique().to_numpy())
+    index = lm.catalogue.index(train["item_id"].to_numpy(), where="train item_id")
+    with_history, seqs = user_sequences(train["user_id"].to_numpy(), index, train["position"].to_numpy())
+    history_of = dict(zip(with_history.tolist(), seqs))
+    user_seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in users.tolist()]
+    histories = rerank.purpose_histories(train.with_columns(pl.lit(PURPOSE).alias("purpose")))
+    n_items = items.height
+    bits = dict(zip(popularity["item_id"].to_list(), popularity["novelty_bits"].to_list()))
+    valid_flags = new_interest_flags(valid, interests, items)
+    new_users = valid_flags.filter("is_new_interest")
+    target = dict(zip(valid["user_id"].to_list(), valid["item_id"].to_list()))
+    new_target = set(zip(new_users["user_id"].to_list(), new_users["item_id"].to_list()))
+    print(f"{users.size} validation users, {len(new_target)} with a new-interest valid item")
+
+    for n in args.candidates:
+        started = time.perf_counter()
+        cand_items, scores = top_k(lm, user_seqs, n)
+        found = np.isfinite(scores)
+        rows, ranks = np.nonzero(found)
+        frame = pl.DataFrame({
+            "purpose": [PURPOSE] * len(rows), "user_id": users[rows], "rank": ranks + 1,
+            "item_id": lm.catalogue.item_ids[cand_items[found] - 1], "score": scores[found]})
+        candidates = rerank.Candidates.from_frame(frame, histories)
+        mean, std = rerank.candidate_uncertainty(lm, candidates, histories, passes=args.passes, seed=args.seed)
+        flags = new_interest_flags(candidates.frame.select("user_id", "item_id"), interests, items)
+        flags = flags.with_columns(pl.lit(PURPOSE).alias("purpose"))
+        outside, probes = rerank.interest_flags_of(candidates, flags)
+        pop = rerank.popularity_of(candidates, popularity)
+        reach = candidates.frame.filter(pl.Series(outside))["item_id"].n_unique()
+        print(f"\nN={n}: scored in {time.perf_counter() - started:.0f} s; pool reaches {candidates.frame['item_id'].n_unique()} "
+              f"items ({reach} as new-interest probes) of {n_items}; median probe-pool novelty "
+              f"{np.median(-np.log2(pop[outside])):.2f} bits")
+
+        def measure(lists: pl.DataFrame) -> dict:
+            top = lists.filter(pl.col("rank") <= K)
+            hits = [target.get(u) == i for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list())]
+            gain = np.where(hits, 1.0 / np.log2(top["rank"].to_numpy() + 1), 0.0)
+            new_hits = {(u, i) for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list()) if (u, i) in new_target}
+            return {"ndcg": gain.sum() / users.size, "coverage": top["item_id"].n_unique() / n_items,
+                    "novelty": float(np.mean([bits.get(i, 0.0) for i in top["item_id"].to_list()])),
+                    "new_hit": len(new_hits) / max(len(new_target), 1)}
+
+        base = measure(rerank.exploit_lists(candidates, K))
+        print(f"lm: {fmt(base)}")
+        seg_slots = rerank.slots_per_group(candidates.groups, segments, rerank.RerankSettings().explore_shares, K, 0.2)
+        grid = itertools.product(GRID_WEIGHTS, GRID_REPEATS, GRID_TEMPERATURES)
+        results = []
+        for w, rp, t in grid:
+            options = dict(rule="ucb", beta=1.0, placement="spread", distinct_interests=True,
+                           repeat_penalty=rp, novelty_weight=w, temperature=t)
+            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, seg_slots, K, seed=args.seed,
+                                             popularity=pop, **options))
+            results.append((w, rp, t, m))
+            print(f"segments w={w:g} repeat={rp:g} T={t:g}: {fmt(m)}  {bars(m, base)}")
+        ok = [r for r in results if r[3]["ndcg"] >= 0.95 * base["ndcg"]]
+        best = max(ok or results, key=lambda r: (r[3]["coverage"] / base["coverage"]
+                                                 + (r[3]["novelty"] - base["novelty"]) / 0.3 * 0.3
+                                                 + r[3]["new_hit"] / max(base["new_hit"], 1e-9) * 0.3))
+        w, rp, t, _ = best
+        print(f"chosen (NDCG >= 0.95 x lm first): w={w:g} repeat={rp:g} T={t:g}; its share curve:")
+        for share in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
+            slots = rerank.exploration_slots(None, {}, K, default_share=share)
+            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, K, seed=args.seed,
+                                             popularity=pop, rule="ucb", beta=1.0, placement="spread",
+                                             distinct_interests=True, repeat_penalty=rp, novelty_weight=w,
+                                             temperature=t))
+            print(f"  share={share:g}: {fmt(m)}")
+    print(f"load average at end: {open('/proc/loadavg').read().split()[:3]}")
+
+
+def fmt(m: dict) -> str:
+    return (f"ndcg {m['ndcg']:.4f} coverage {m['coverage']:.4f} novelty {m['novelty']:.3f} "
+            f"new-interest hit {m['new_hit']:.3f}")
+
+
+def bars(m: dict, base: dict) -> str:
+    checks = [m["ndcg"] >= 0.95 * base["ndcg"], m["coverage"] >= 1.3 * base["coverage"],
+              m["novelty"] >= base["novelty"] + 0.3, m["new_hit"] >= 1.5 * base["new_hit"]]
+    return "bars " + "".join("Y" if c else "n" for c in checks)
+
+
+if __name__ == "__main__":
+    main()
