@@ -223,6 +223,55 @@ def test_repeat_penalty_spreads_probes_over_items_across_users():
         rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1, repeat_penalty=1.0)
 
 
+def test_novelty_weight_probes_the_long_tail():
+    # 0 is the exploit item; among the probes 1 has the best bound but everyone knows it
+    mean = np.array([0.9, 0.4, 0.3, 0.1])
+    outside = np.array([False, True, True, True])
+    popularity = np.array([0.5, 0.5, 0.05, 0.01])
+    order, flags = rerank.explore(mean, np.zeros(4), outside, k=2, n_slots=1, popularity=popularity)
+    assert order[flags].tolist() == [1]  # weight 0: the bound alone
+    # weight 1 ranks by lift: 0.4 / 0.5 = 0.8, 0.3 / 0.05 = 6, 0.1 / 0.01 = 10 -> item 3
+    order, flags = rerank.explore(mean, np.zeros(4), outside, k=2, n_slots=1, popularity=popularity,
+                                  novelty_weight=1.0)
+    assert order[flags].tolist() == [3]
+    # weight 0.5: 0.4 / 0.71 = 0.57, 0.3 / 0.22 = 1.34, 0.1 / 0.1 = 1.0 -> item 2
+    order, flags = rerank.explore(mean, np.zeros(4), outside, k=2, n_slots=1, popularity=popularity,
+                                  novelty_weight=0.5)
+    assert order[flags].tolist() == [2]
+    with pytest.raises(ValueError, match="novelty_weight > 0 needs popularity"):
+        rerank.explore(mean, np.zeros(4), outside, k=2, n_slots=1, novelty_weight=1.0)
+    with pytest.raises(ValueError, match="popularity must be > 0"):
+        rerank.explore(mean, np.zeros(4), outside, k=2, n_slots=1, novelty_weight=1.0,
+                       popularity=np.array([0.5, 0.0, 0.1, 0.1]))
+
+
+def test_sampled_probes_log_the_probability_of_each_draw():
+    mean = np.array([0.9, 0.5, 0.4, 0.3])
+    outside = np.array([False, True, True, True])
+    draw = lambda seed: rerank.explore_with_propensity(  # noqa: E731
+        mean, np.zeros(4), outside, k=3, n_slots=2, temperature=1.0, rng=np.random.default_rng(seed),
+        placement="tail")
+    order, flags, propensity = draw(7)
+    # the same seed, the same list and probabilities
+    again = draw(7)
+    assert order.tolist() == again[0].tolist() and propensity.tolist() == again[2].tolist()
+    # exploit slot: 1.0; places 0, 1, 2 weigh 1, e^-1, e^-2: the first probe's probability is
+    # its weight over all three, the second's its weight over the two left
+    weights = {1: 1.0, 2: np.exp(-1.0), 3: np.exp(-2.0)}
+    first, second = order[flags].tolist()
+    assert propensity[~flags].tolist() == [1.0]
+    assert propensity[flags][0] == pytest.approx(weights[first] / sum(weights.values()))
+    assert propensity[flags][1] == pytest.approx(weights[second] / (sum(weights.values()) - weights[first]))
+    # over many seeds the best-placed probe comes first about 1 / (1 + e^-1 + e^-2) = 0.67 of the time
+    firsts = [draw(seed)[0][1] for seed in range(400)]
+    assert np.mean(np.array(firsts) == 1) == pytest.approx(1 / sum(weights.values()), abs=0.07)
+    # temperature 0: deterministic, probability 1 everywhere
+    _, _, certain = rerank.explore_with_propensity(mean, np.zeros(4), outside, k=3, n_slots=2)
+    assert certain.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="temperature > 0 needs a seeded numpy Generator"):
+        rerank.explore(mean, np.zeros(4), outside, k=3, n_slots=2, temperature=1.0)
+
+
 def test_explore_with_no_slots_is_the_exploit_order():
     mean = np.array([0.1, 0.5, 0.5, 0.2])
     order, flags = rerank.explore(mean, np.ones(4), np.ones(4, bool), k=3, n_slots=0)

@@ -28,9 +28,10 @@ def model(dbt, session):
     seed = int(dbt.var("seed", 42))
     items = dbt.ref("items").pl()
     histories = rerank.purpose_histories(dbt.ref("fit_events").pl().filter(pl.col("purpose") == PURPOSE))
-    candidates = rerank.Candidates.from_frame(
-        dbt.ref("lm_candidates").pl().filter(pl.col("purpose") == PURPOSE), histories
-    )
+    pool = dbt.ref("lm_candidates").pl().filter(pl.col("purpose") == PURPOSE)
+    # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
+    explore_candidates = rerank.Candidates.from_frame(pool, histories)
+    candidates = rerank.Candidates.from_frame(pool, histories, max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100))
     frames = []
     n_settings = 1 + sum(map(len, (settings.tradeoff_mmr_lambdas, settings.tradeoff_calibration_lambdas,
                                    settings.tradeoff_explore_shares))) + 1
@@ -70,24 +71,24 @@ def model(dbt, session):
             lam == settings.calibration_lambda)
 
     uncertainty = dbt.ref("lm_candidate_uncertainty").pl().filter(pl.col("purpose") == PURPOSE)
-    mean, std = rerank.uncertainty_of(candidates, uncertainty)
+    mean, std = rerank.uncertainty_of(explore_candidates, uncertainty)
     outside, probes = rerank.interest_flags_of(
-        candidates, dbt.ref("lm_candidate_interests").pl().filter(pl.col("purpose") == PURPOSE)
+        explore_candidates, dbt.ref("lm_candidate_interests").pl().filter(pl.col("purpose") == PURPOSE)
     )
 
     popularity = rerank.popularity_of(
-        candidates, dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
+        explore_candidates, dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
     )
 
     def explore(slots):
-        return rerank.explore_lists(candidates, mean, std, outside, probes, slots, list_length, seed=seed,
+        return rerank.explore_lists(explore_candidates, mean, std, outside, probes, slots, list_length, seed=seed,
                                     popularity=popularity, **settings.explore_options())
 
     for share in settings.tradeoff_explore_shares:
         uniform = rerank.exploration_slots(None, {}, list_length, default_share=share)
         add("lm_explore", "share", share, explore(uniform), False)
     segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
-    segment_slots = rerank.slots_per_group(candidates.groups, segments, settings.explore_shares,
+    segment_slots = rerank.slots_per_group(explore_candidates.groups, segments, settings.explore_shares,
                                            list_length, settings.explore_default_share)
     add("lm_explore", "share", None, explore(segment_slots), True)
 

@@ -11,7 +11,8 @@ def model(dbt, session):
     k = max(lengths.values())
     items = dbt.ref("items").pl()
     histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
-    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories)
+    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories,
+                                              max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100))
     item_genres, _ = rerank.genre_matrix(candidates.item_ids(), items)
     target_mixes = rerank.history_genre_mix(candidates.groups, histories, items)
     # the greedy calibration: a list cut at a purpose's length is the list built at that length

@@ -12,7 +12,11 @@ def model(dbt, session):
     lm = TrainedLM.from_bytes(dbt.ref("lm_checkpoints").pl()["state"][0])
     fit = dbt.ref("fit_events").pl()
     list_users = dbt.ref("list_users").pl()
-    n = max(int((dbt.var("lm", {}) or {}).get("candidates", 100)), max(dbt.var("ks", [10])), int(dbt.var("k", 10)))
+    # exploration reaches further down the LM's ranking (var rerank.explore_candidates) than
+    # the other re-rankers (var lm.candidates), which cut the pool back with Candidates' max_rank
+    pool = max(int((dbt.var("lm", {}) or {}).get("candidates", 100)),
+               int((dbt.var("rerank", {}) or {}).get("explore_candidates", 100)))
+    n = max(pool, max(dbt.var("ks", [10])), int(dbt.var("k", 10)))
     frames = []
     for purpose in sorted(list_users["purpose"].unique().to_list()):
         events = fit.filter(pl.col("purpose") == purpose)

@@ -10,7 +10,8 @@ def model(dbt, session):
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     k = max(lengths.values())
     histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
-    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories)
+    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories,
+                                              max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100))
     embeddings = dbt.ref("item_embeddings").pl()
     vectors = rerank.embedding_matrix(candidates.item_ids(), embeddings)
     # MMR is greedy: a list cut at a purpose's length is the list built at that length

@@ -866,6 +866,7 @@ class RerankSettings:
     explore_repeat_penalty: float = 0.0
     explore_novelty_weight: float = 0.0
     explore_temperature: float = 0.0
+    explore_candidates: int = 100
     tradeoff_k: int = 10
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
     tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
@@ -920,16 +921,21 @@ class Candidates:
     groups: pl.DataFrame
 
     @classmethod
-    def from_frame(cls, candidates: pl.DataFrame, histories: pl.DataFrame | None = None) -> Candidates:
+    def from_frame(cls, candidates: pl.DataFrame, histories: pl.DataFrame | None = None,
+                   max_rank: int | None = None) -> Candidates:
         """Sorts the candidates; drops rows without an item or a finite score (the LM pads
         short lists with them), repeats of an item and, given ``histories`` (purpose, user_id,
-        item_id), items the user already has, so no list can show them."""
+        item_id), items the user already has, so no list can show them. ``max_rank`` keeps
+        only the LM's first ``max_rank`` candidates of each user (the re-rankers other than
+        exploration read var lm.candidates of a pool that exploration makes larger)."""
         required = {"purpose", "user_id", "rank", "item_id", "score"}
         missing = sorted(required - set(candidates.columns))
         if missing:
             raise ValueError(
                 f"Candidates: expected columns {sorted(required)}, found {candidates.columns} (missing {missing})"
             )
+        if max_rank is not None:
+            candidates = candidates.filter(pl.col("rank") <= max_rank)
         frame = candidates.filter(
             pl.col("item_id").is_not_null() & pl.col("score").cast(pl.Float64).is_finite()
         ).sort("purpose", "user_id", "rank", "item_id").unique(
