@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from duckrec.ml import TrainConfig, build_catalogue, train_lm, user_sequences
+from duckrec.ml.distributed import train_distributed
 
 NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
 
@@ -17,6 +18,8 @@ def model(dbt, session):
     tags = dbt.ref("item_tags").pl()
     settings = {k: v for k, v in dict(dbt.var("lm", {}) or {}).items() if k not in NOT_TRAINING_SETTINGS}
     settings.setdefault("seed", dbt.var("seed", 42))
+    # no more torch threads than the build target gives DuckDB
+    settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchone()[0]))
     config = TrainConfig.from_vars(settings)
 
     genres = items.select("item_id", pl.col("genres").alias("token")).explode("token").drop_nulls()
@@ -36,7 +39,9 @@ def model(dbt, session):
 
     dbt.log(f"training the LM on {int(train.sum())} train events of {len(train_seqs)} users, "
             f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-    result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+    # lm.distributed: the same training on several processes (duckrec.ml.distributed)
+    train = train_distributed if config.distributed else train_lm
+    result = train(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
     lm = result.lm
     full_config = {
         "train": json.loads(config.to_json()),

@@ -162,6 +162,8 @@ class Runner:
                          f"target {self.target} ({path.name})", run_id=run_id)
         results: list[NodeResult] = []
         errors: list[tuple[Node, str]] = []
+        target_name = self.target or project.default_target
+        settings = warehouse.connection_config(target_name, project.targets.get(target_name) or {})
         old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             with warehouse.BuildLock(path, wait=self.opt.wait):
@@ -170,7 +172,12 @@ class Runner:
                     import duckdb
 
                     # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
-                    con = duckdb.connect(str(work), config={"fsync_mode": "NONE"})
+                    try:
+                        con = duckdb.connect(str(work), config={"fsync_mode": "NONE", **settings})
+                    except duckdb.Error as e:  # a bad memory_limit or temp_directory in project.yml
+                        warehouse.discard(work)
+                        raise DuckrecError(f"targets.{target_name}: DuckDB rejected the settings {settings}: {e}",
+                                           path="project.yml") from None
                     try:
                         self.catalog = materialize.Catalog(con)
                         self.compiled = artifacts.CompiledWriter(project)

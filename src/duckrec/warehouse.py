@@ -116,6 +116,25 @@ def discard(work: Path) -> None:
             pass
 
 
+CONNECTION_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
+
+
+def connection_config(target_name: str, target: dict) -> dict:
+    """DuckDB settings a target in project.yml sets for its builds: ``memory_limit`` (beyond
+    it DuckDB spills to ``temp_directory``, by default ``<warehouse>.tmp``), ``threads``,
+    ``max_temp_directory_size``."""
+    config = {}
+    for key in CONNECTION_SETTINGS:
+        value = target.get(key)
+        if value is None:
+            continue
+        if key == "threads" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise DuckrecError(f"targets.{target_name}.threads: expected a whole number >= 1, found {value!r}",
+                               path="project.yml")
+        config[key] = value if key == "threads" else str(value)
+    return config
+
+
 def connect_read_only(warehouse: Path):
     import duckdb
 
