@@ -19,7 +19,7 @@ def model(dbt, session):
     settings = {k: v for k, v in dict(dbt.var("lm", {}) or {}).items() if k not in NOT_TRAINING_SETTINGS}
     settings.setdefault("seed", dbt.var("seed", 42))
     # no more torch threads than the build target gives DuckDB
-    settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchone()[0]))
+    settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchall()[0][0]))
     config = TrainConfig.from_vars(settings)
 
     genres = items.select("item_id", pl.col("genres").alias("token")).explode("token").drop_nulls()
