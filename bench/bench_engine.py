@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """Time whole-process `duckrec build`s against a plain-DuckDB floor measured in the same run.
 
-Two generated projects:
+Three projects:
 
 - jaffle: 3 seeds (CSV, a few hundred rows each), 5 SQL models (3 staging views, 1 table,
-  1 incremental table with a unique_key), 20 generic YAML tests.
+  1 incremental table with a unique_key), 20 generic YAML tests; written as dbt's jaffle_shop
+  is, with `{#- comments -#}`, a docs block and a `{% for %}` loop over payment methods.
+- dbt_jaffle: a project modelled on dbt-labs' jaffle_shop_duckdb, laid out as dbt lays it out
+  (tests/dbt_jaffle_shop: dbt_project.yml, profiles.yml, docs blocks, dbt 1.10 test syntax).
 - chain:  N models (default 500, all tables) where model_i selects from ref(model_{i-1})
   with a trivial transformation; model_0 selects from range().
 
@@ -37,7 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BARS = {"jaffle": 1.3, "chain": 1.5}
+BARS = {"jaffle": 1.3, "chain": 1.5, "dbt_jaffle": 1.3}
+# modelled on dbt-labs' jaffle_shop_duckdb (dbt_project.yml, profiles.yml), from the tests
+DBT_JAFFLE = Path(__file__).resolve().parents[1] / "tests" / "dbt_jaffle_shop"
 
 # --------------------------------------------------------------------------- project generators
 
@@ -59,6 +64,10 @@ seeds:
 JAFFLE_MODELS = {
     "sql/staging/stg_customers.sql": """\
 with source as (
+    {#-
+    Normally we would select from the table here, but we are using seeds to load
+    our data in this project
+    #}
     select * from {{ ref('raw_customers') }}
 ),
 renamed as (
@@ -69,6 +78,10 @@ select * from renamed
 """,
     "sql/staging/stg_orders.sql": """\
 with source as (
+    {#-
+    Normally we would select from the table here, but we are using seeds to load
+    our data in this project
+    #}
     select * from {{ ref('raw_orders') }}
 ),
 renamed as (
@@ -79,6 +92,10 @@ select * from renamed
 """,
     "sql/staging/stg_payments.sql": """\
 with source as (
+    {#-
+    Normally we would select from the table here, but we are using seeds to load
+    our data in this project
+    #}
     select * from {{ ref('raw_payments') }}
 ),
 renamed as (
@@ -120,6 +137,7 @@ select * from final
 """,
     "sql/marts/orders.sql": """\
 {{ config(materialized='incremental', unique_key='order_id') }}
+{% set payment_methods = ['credit_card', 'coupon', 'bank_transfer', 'gift_card'] %}
 with orders as (
     select * from {{ ref('stg_orders') }}
 ),
@@ -128,10 +146,9 @@ payments as (
 ),
 order_payments as (
     select order_id,
-           sum(case when payment_method = 'credit_card' then amount else 0 end) as credit_card_amount,
-           sum(case when payment_method = 'coupon' then amount else 0 end) as coupon_amount,
-           sum(case when payment_method = 'bank_transfer' then amount else 0 end) as bank_transfer_amount,
-           sum(case when payment_method = 'gift_card' then amount else 0 end) as gift_card_amount,
+           {% for payment_method in payment_methods -%}
+           sum(case when payment_method = '{{ payment_method }}' then amount else 0 end) as {{ payment_method }}_amount,
+           {% endfor -%}
            sum(amount) as total_amount
     from payments group by order_id
 ),
@@ -165,6 +182,7 @@ models:
       - name: order_id
         data_tests: [unique, not_null]
       - name: status
+        description: '{{ doc("orders_status") }}'
         data_tests:
           - accepted_values: {values: [%(statuses)s]}
       - name: customer_id
@@ -223,6 +241,9 @@ def gen_jaffle(root: Path, customers: int = 300, orders: int = 400, payments: in
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+    (root / "models" / "docs.md").write_text(
+        "{% docs orders_status %}\n\nOrders can be one of the following statuses: "
+        + ", ".join(STATUSES) + ".\n\n{% enddocs %}\n")
     (root / "models" / "schema.yml").write_text(JAFFLE_SCHEMA % {
         "statuses": ", ".join(STATUSES), "methods": ", ".join(METHODS)})
 
@@ -280,6 +301,7 @@ def floor_plan(project: Path, incremental_run: bool) -> list[tuple[str, str]]:
     steps: list[tuple[str, str]] = []
     for r in results:
         n = nodes[r["unique_id"]]
+        n["relation"] = f'"{n["schema"]}"."{n["alias"]}"'  # relation_name has the database too
         if r["status"] not in ("success", "pass"):
             raise SystemExit(f"duckrec build left {r['unique_id']} as {r['status']}: {r['message']}")
         if n["resource_type"] != "test":
@@ -290,7 +312,7 @@ def floor_plan(project: Path, incremental_run: bool) -> list[tuple[str, str]]:
         if n["resource_type"] == "seed":
             types = n["config"].get("column_types") or {}
             opts = ", types = {" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in types.items()) + "}" if types else ""
-            path = project / n["path"]
+            path = project / n["original_file_path"]
             steps.append(("seed", f"create or replace table {n['relation']} as "
                                   f"select * from read_csv({_q(str(path))}, header = true{opts})"))
             continue
@@ -331,7 +353,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def clean_warehouse(project: Path) -> None:
     for name in os.listdir(project):
-        if name.startswith("warehouse.duckdb"):
+        if ".duckdb" in name:  # warehouse.duckdb, or a dbt profile's path (jaffle_shop.duckdb)
             os.unlink(project / name)
     shutil.rmtree(project / "target", ignore_errors=True)
 
@@ -385,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chain-materialized", choices=["table", "view"], default="table",
                     help="materialization of the chain models (default table)")
     ap.add_argument("--keep", metavar="DIR", help="generate the projects and floor scripts in DIR and keep them")
-    ap.add_argument("--only", choices=["jaffle", "chain"], action="append", help="run only this case (repeatable)")
+    ap.add_argument("--only", choices=["jaffle", "dbt_jaffle", "chain"], action="append",
+                    help="run only this case (repeatable)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw timings to FILE")
     args = ap.parse_args(argv)
 
@@ -412,12 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         base = Path(tempfile.mkdtemp(prefix="duckrec-bench-"))
     try:
-        cases = args.only or ["jaffle", "chain"]
+        cases = args.only or ["jaffle", "dbt_jaffle", "chain"]
         out: dict[str, dict] = {}
         for case in cases:
             project = base / case
             if case == "jaffle":
                 gen_jaffle(project)
+            elif case == "dbt_jaffle":
+                shutil.copytree(DBT_JAFFLE, project)
             else:
                 gen_chain(project, args.chain, args.chain_materialized)
             print(f"running {case} ...", flush=True)

@@ -157,21 +157,28 @@ def test_manifest_and_run_results(tmp_path, capsys):
     assert run(capsys, root, "build").code == 0
     manifest = json.loads((root / "target/manifest.json").read_text())
     nodes = manifest["nodes"]
-    orders = nodes["model.orders"]
-    assert set(orders["depends_on"]) == {"model.stg_orders", "model.order_payments"}
+    orders = nodes["model.jaffle.orders"]
+    assert set(orders["depends_on"]["nodes"]) == {"model.jaffle.stg_orders", "model.jaffle.order_payments"}
     assert orders["config"]["materialized"] == "table" and orders["config"]["schema"] == "marts"
     assert orders["compiled_path"] == "target/compiled/sql/marts/orders.sql"
+    assert orders["relation_name"] == '"warehouse"."marts"."orders"' and orders["fqn"] == ["jaffle", "marts", "orders"]
     assert (root / orders["compiled_path"]).exists()
-    assert nodes["model.orders_log"]["config"]["unique_key"] == "order_id"
-    assert nodes["model.customer_summary"]["depends_on"] == ["model.customers"]
-    assert nodes["model.stg_customers"]["depends_on"] == ["seed.raw_customers"]  # through source()
-    assert nodes["model.customers"]["description"] == "one row per customer"
-    assert "test.no_negative_value" in nodes and "seed.raw_orders" in nodes
+    assert nodes["model.jaffle.orders_log"]["config"]["unique_key"] == "order_id"
+    assert nodes["model.jaffle.customer_summary"]["depends_on"]["nodes"] == ["model.jaffle.customers"]
+    # through source(): the seed behind it, and the source itself
+    assert nodes["model.jaffle.stg_customers"]["depends_on"]["nodes"] == [
+        "seed.jaffle.raw_customers", "source.jaffle.shop.raw_customers"]
+    assert nodes["model.jaffle.stg_payments"]["depends_on"]["macros"] == ["macro.jaffle.cents_to_dollars"]
+    assert nodes["model.jaffle.customers"]["description"] == "one row per customer"
+    assert "test.jaffle.no_negative_value" in nodes and "seed.jaffle.raw_orders" in nodes
+    assert manifest["child_map"]["model.jaffle.orders"] == ["model.jaffle.customers"]
 
     results = json.loads((root / "target/run_results.json").read_text())
     by_id = {r["unique_id"]: r for r in results["results"]}
-    assert by_id["model.customers"]["status"] == "success" and by_id["model.customers"]["rows"] == 3
-    assert by_id["test.unique_customers_customer_id"]["status"] == "pass"
+    assert by_id["model.jaffle.customers"]["status"] == "success"
+    assert by_id["model.jaffle.customers"]["adapter_response"]["rows_affected"] == 3
+    unique = next(k for k in by_id if k.startswith("test.jaffle.unique_customers_customer_id."))
+    assert by_id[unique]["status"] == "pass" and unique in nodes
     assert all(isinstance(r["execution_time"], float) for r in results["results"])
 
 

@@ -56,22 +56,28 @@ def test_select_by_tag_path_and_exclude(jaffle, capsys):
         "marts.order_payments"]
 
 
-def test_unknown_select_term_suggests_the_closest_name(jaffle, capsys):
+def test_a_selector_matching_nothing_warns_suggests_the_closest_name_and_exits_0(jaffle, capsys):
+    # dbt's rule: a warning, nothing to do, exit 0
     for cmd in ("build", "ls"):
         result = run(capsys, jaffle, cmd, "-s", "custmers")
-        assert result.code == 2
-        assert "custmers" in result.err and "Did you mean 'customers'" in result.err
+        assert result.code == 0
+        assert "warning: --select custmers" in result.text and "Did you mean 'customers'" in result.text
         assert TRACEBACK not in result.text
     result = run(capsys, jaffle, "build", "-s", "tag:stagign")
-    assert result.code == 2 and "'staging'" in result.err
+    assert result.code == 0 and "'staging'" in result.text and "Nothing to do" in result.out
     assert not warehouse(jaffle).exists()
+    # one term matching nothing does not stop the others
+    result = run(capsys, jaffle, "build", "-s", "custmers", "raw_orders")
+    assert result.code == 0 and "warning: --select custmers" in result.out
+    assert query(warehouse(jaffle), "select count(*) from raw.raw_orders") == [(4,)]
 
 
 def test_build_with_selection_builds_only_that(jaffle, capsys):
-    result = run(capsys, jaffle, "build", "-s", "+stg_orders")
+    result = run(capsys, jaffle, "build", "-s", "+stg_orders", "+stg_customers")
     assert result.code == 0, result
-    assert _built_relations(jaffle) == {"raw.raw_orders", "staging.stg_orders"}
-    assert "not_null_stg_orders_order_id" in result.out
+    assert _built_relations(jaffle) == {"raw.raw_customers", "raw.raw_orders", "staging.stg_orders",
+                                       "staging.stg_customers"}
+    assert "not_null_stg_orders_order_id" in result.out and "relationships_stg_orders" in result.out
 
 
 # ----------------------------------------------------------------- commands
@@ -159,7 +165,7 @@ def test_quiet_prints_only_problems_and_summary(jaffle, capsys):
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 0
     lines = [line for line in result.out.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Finished build")
+    assert len(lines) == 2 and lines[0].startswith("Finished build") and lines[1].startswith("Slowest: ")
     (jaffle / "sql/marts/customers.sql").write_text("select nope")
     result = run(capsys, jaffle, "build", "--quiet")
     assert result.code == 1

@@ -37,6 +37,8 @@ def model(dbt, session):
         .with_columns(purpose=pl.lit(PURPOSE))
     )
     frames = []
+    n_settings = 1 + sum(map(len, (settings.tradeoff_mmr_lambdas, settings.tradeoff_calibration_lambdas,
+                                   settings.tradeoff_explore_shares))) + 1
 
     def add(strategy, parameter, value, lists, is_default):
         if parameter is None:
@@ -55,6 +57,8 @@ def model(dbt, session):
                 "user_id", "rank", "item_id", "is_exploration",
             )
         )
+        dbt.progress("re-ranking settings", len(frames), n_settings, {"last": f"{strategy} {setting}"}, unit="setting",
+                     final=len(frames) == n_settings)
 
     add("lm", None, None, rerank.exploit_lists(candidates, list_length), True)
 

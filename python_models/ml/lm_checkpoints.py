@@ -39,9 +39,11 @@ def model(dbt, session):
 
     dbt.log(f"training the LM on {int(train.sum())} train events of {len(train_seqs)} users, "
             f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-    # lm.distributed: the same training on several processes (duckrec.ml.distributed)
-    train = train_distributed if config.distributed else train_lm
-    result = train(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+    if config.distributed:  # the same training on several processes (duckrec.ml.distributed)
+        result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+    else:
+        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                          progress=dbt.progress)
     lm = result.lm
     full_config = {
         "train": json.loads(config.to_json()),

@@ -17,7 +17,8 @@ def model(dbt, session):
     if not latest:
         raise ValueError("lm_candidate_uncertainty: expected a trained model in ml.lm_checkpoints, found none")
     lm = TrainedLM.from_bytes(bytes(latest[0][0]))
-    mean, std = rerank.candidate_uncertainty(lm, candidates, histories, passes, seed)
+    mean, std = rerank.candidate_uncertainty(lm, candidates, histories, passes, seed,
+                                             progress=dbt.progress)
     dbt.log(f"lm_candidate_uncertainty: {candidates.frame.height} candidates of {candidates.groups.height} "
             f"lists, {passes} MC-dropout passes, median spread/mean {_median_ratio(mean, std):.2f}")
     return rerank.uncertainty_frame(candidates, mean, std)

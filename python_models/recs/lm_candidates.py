@@ -19,7 +19,7 @@ def model(dbt, session):
     for purpose, keep in (("holdout", (split != "test") & evaluated), ("served", np.ones(len(split), dtype=bool))):
         ids, seqs = user_sequences(users[keep], index[keep], positions[keep])
         # the n-gram half counts over exactly the events that are history for this purpose
-        items, scores = top_k(lm, seqs, n)
+        items, scores = top_k(lm, seqs, n, progress=_named(dbt, purpose))
         found = np.isfinite(scores)
         rows, ranks = np.nonzero(found)
         frames.append(pl.DataFrame({
@@ -31,3 +31,7 @@ def model(dbt, session):
         }))
         dbt.log(f"{purpose}: top {n} LM candidates for {len(ids)} users")
     return pl.concat(frames)
+
+
+def _named(dbt, purpose):
+    return lambda task, *args, **kwargs: dbt.progress(f"{purpose} {task}", *args, **kwargs)

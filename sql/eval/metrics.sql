@@ -1,4 +1,6 @@
 -- The evaluation protocol's measures per strategy and K (rules: sql/macros/measures.sql):
 -- eval.user_metrics averaged over the evaluated users, plus coverage of the lists.
--- refs for the DAG: {{ ref('user_metrics') }} {{ ref('items') }} {{ ref('holdout_recommendations') }}
+select * from (
 {{ aggregate_measures(ref('user_metrics'), ref('holdout_recommendations'), ['strategy']) }}
+)
+order by strategy, k

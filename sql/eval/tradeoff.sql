@@ -3,7 +3,6 @@
 -- rules of eval.user_metrics / eval.metrics (sql/macros/measures.sql), plus the share of the
 -- shown slots that explore. One row per strategy and setting; the is_default rows equal
 -- eval.metrics at that K.
--- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('user_interests_holdout') }} {{ ref('item_stats') }}
 with settings as (
     select distinct strategy, parameter, value, setting, is_default from {{ ref('tradeoff_lists') }}
 ),

@@ -3,7 +3,6 @@
 -- RFM segment. eval.metrics and eval.metrics_by_segment average these rows, so any figure
 -- there can be traced to users here. The measures and their rules: user_measures in
 -- sql/macros/measures.sql (eval.tradeoff measures its lists with the same macro).
--- refs for the DAG: {{ ref('event_splits') }} {{ ref('items') }} {{ ref('user_interests_holdout') }} {{ ref('item_stats') }}
 with measured as (
     {{ user_measures(ref('holdout_recommendations'), ['strategy'], var('ks', [10])) }}
 ),

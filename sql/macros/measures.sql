@@ -19,8 +19,6 @@
   user without a list there counts with no hits.
   Used by eval.user_metrics (lists: eval.holdout_recommendations, by ['strategy'], var ks)
   and eval.tradeoff (lists: eval.tradeoff_lists, by ['strategy', 'setting'], rerank.tradeoff_k).
-  A model that calls it must name its refs in a comment (the DAG is read from the model file):
-  event_splits, items, user_interests_holdout, item_stats, and `lists`.
 #}
 {% macro user_measures(lists, by, ks) -%}
 {%- set keys = by | join(', ') -%}

@@ -27,7 +27,8 @@ class NodeResult:
 
 
 def compiled_path(project: Project, node: Node) -> Path:
-    rel = node.path if node.kind != "test" or node.test.get("type") == "singular" else f"tests/{node.name}.sql"
+    rel = node.path if node.kind != "test" or node.test.get("type") == "singular" else \
+        f"tests/{node.test.get('alias') or node.name}.sql"
     rel = rel[:-3] + ".sql" if rel.endswith(".py") else rel
     return project.path("target") / "compiled" / rel
 
@@ -68,34 +69,15 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def write_manifest(project: Project, target: str) -> None:
-    nodes = {}
-    for uid, n in project.nodes.items():
-        nodes[uid] = {
-            "name": n.name, "resource_type": n.kind, "path": n.path, "language": n.language,
-            "relation": None if n.kind == "test" or n.materialized == "ephemeral" else n.relation,
-            "config": n.config, "tags": n.tags, "depends_on": n.depends_on, "description": n.description,
-            "columns": {c.name: {"description": c.description, "data_type": c.data_type} for c in n.columns.values()},
-            "compiled_path": str(compiled_path(project, n).relative_to(project.root)) if n.language != "csv" else None,
-            "test": n.test, "attached_to": n.attached_to,
-        }
-    sources = {f"source.{a}.{b}": {"relation": s.relation, "path": s.path, "description": s.description}
-               for (a, b), s in project.sources.items()}
-    _write_json(project.path("target") / "manifest.json", {
-        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(),
-                     "project_name": project.name, "target": target},
-        "nodes": nodes, "sources": sources, "vars": project.vars,
-    })
+    from .dbt_artifacts import manifest
+
+    _write_json(project.path("target") / "manifest.json", manifest(project, target, compiled_path))
 
 
 def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult]) -> None:
-    _write_json(project.path("target") / "run_results.json", {
-        "metadata": {"duckrec_version": __version__, "generated_at": datetime.now().isoformat(), "run_id": run_id,
-                     "command": command},
-        "elapsed_time": elapsed,
-        "results": [{"unique_id": r.unique_id, "status": r.status, "execution_time": r.seconds, "rows": r.rows,
-                     "message": r.message, "relation": r.relation, "started_at": r.started_at.isoformat(),
-                     "finished_at": r.finished_at.isoformat()} for r in results],
-    })
+    from .dbt_artifacts import run_results
+
+    _write_json(project.path("target") / "run_results.json", run_results(project, run_id, command, elapsed, results))
 
 
 HISTORY_DDL = """
@@ -103,20 +85,27 @@ create schema if not exists _duckrec;
 create table if not exists _duckrec.runs (
     run_id varchar primary key, command varchar, target varchar, selector varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, n_nodes integer, n_success integer,
-    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar);
+    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar, vars varchar);
 create table if not exists _duckrec.node_runs (
     run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
+comment on table _duckrec.runs is 'One row per duckrec command that ran nodes (build, run, seed, test): status, times, counts.';
+comment on table _duckrec.node_runs is 'One row per node per run: status, started_at, finished_at, seconds, rows, error.';
 """
 
 
 def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: bool = False) -> None:
     if not exists:
         con.execute(HISTORY_DDL)
-    con.execute("insert into _duckrec.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+    else:  # a warehouse from before `vars` was recorded
+        con.execute("alter table _duckrec.runs add column if not exists vars varchar")
+    # the build's vars (project vars merged with --vars) tell apart builds of one warehouse
+    con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
+                "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version, vars) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
-        run["n_skipped"], __version__])
+        run["n_skipped"], __version__, json.dumps(run.get("vars") or {}, sort_keys=True, default=str)])
     # One multi-row insert per chunk: executemany costs milliseconds per row.
     rows = [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
              r.seconds, r.rows, r.message or None] for r in results]

@@ -21,12 +21,16 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", help="target from project.yml (default: its `target:`)")
         sp.add_argument("--vars", help="YAML/JSON mapping overriding project vars, e.g. '{k: 20}'")
         if select:
-            sp.add_argument("-s", "--select", nargs="+", default=[], help="name, +name, name+, tag:x, path:x")
+            sp.add_argument("-s", "--select", nargs="+", default=[], help="dbt selectors: name, folder, +name, name+N, @name, tag:x, path:x, config.k:v, result:error; a comma intersects")
             sp.add_argument("--exclude", nargs="+", default=[], help="same syntax as --select")
 
     def running(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
-        sp.add_argument("--fail-fast", action="store_true", help="stop at the first error; skip the rest")
+        sp.add_argument("--fail-fast", "-x", action="store_true", help="stop at the first error; skip the rest")
+        sp.add_argument("--empty", action="store_true", help="build with every ref()/source() read as zero rows "
+                                                            "(checks SQL and contracts fast)")
+        sp.add_argument("--threads", type=int, help="DuckDB threads for this build (default: the target's, "
+                                                    "else every core)")
         sp.add_argument("--wait", action="store_true", help="wait for another build on the warehouse instead of failing")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
         sp.add_argument("--log-format", choices=["text", "json"], default="text",
@@ -37,8 +41,21 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         common(sp)
         running(sp)
+    sp = sub.add_parser("retry", help="rerun what failed, errored or was skipped in the last run")
+    common(sp, select=False)
+    running(sp)
     sp = sub.add_parser("compile", help="render SQL to target/compiled without running it")
     common(sp)
+    sp.add_argument("--inline", help="render this SQL (with Jinja: ref(), macros) and print it")
+    sp = sub.add_parser("parse", help="read the project and write target/manifest.json")
+    common(sp, select=False)
+    sp = sub.add_parser("debug", help="show what duckrec reads and check the warehouse opens")
+    common(sp, select=False)
+    sp = sub.add_parser("run-operation", help="call a macro on the warehouse (its SQL runs)")
+    common(sp, select=False)
+    sp.add_argument("macro")
+    sp.add_argument("--args", help="YAML/JSON mapping of the macro's arguments")
+    sp.add_argument("--wait", action="store_true", help="wait for a running build instead of failing")
     sp = sub.add_parser("ls", help="list nodes")
     common(sp)
     sp.add_argument("--resource-type", choices=["seed", "model", "test"], action="append")
@@ -46,9 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("show", help="preview a model or run a read-only query")
     common(sp, select=False)
     sp.add_argument("model", nargs="?", help="model or seed to preview")
+    sp.add_argument("-s", "--select", dest="show_select", help="the model or seed to preview (as dbt show -s)")
     sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    from .docs import add_parser as add_docs_parser
+
+    add_docs_parser(sub, common)
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -74,23 +95,36 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        # `duckrec ls | head`: the reader has what it wanted; stop quietly, as head expects
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DuckrecError as e:
         if getattr(args, "log_format", "text") == "json":
             import json
 
             print(json.dumps({"event": "error", "message": str(e), "path": e.path, "line": e.line}), flush=True)
         print(f"error: {e}", file=sys.stderr)
-        return 2 if not isinstance(e, _node_errors()) else 1
+        return _exit_code(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _node_errors():
+EXIT_LOCKED = 3  # another build holds the warehouse
+
+
+def _exit_code(e: DuckrecError) -> int:
     from .errors import LockedError, NodeError
 
-    return (NodeError, LockedError)
+    if isinstance(e, LockedError):
+        return EXIT_LOCKED
+    return 1 if isinstance(e, NodeError) else 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -99,26 +133,52 @@ def _dispatch(args: argparse.Namespace) -> int:
     root = Path(args.project_dir)
     if args.command == "clean":
         project = load_project(root)
-        target = project.path("target").resolve()
-        if target == project.root or project.root not in target.parents:
-            raise DuckrecError(f"paths.target is {project.paths['target']!r}, which is not a folder inside the "
-                               "project: clean removes only such a folder", path="project.yml")
-        if target.exists():
-            shutil.rmtree(target)
-        print(f"removed {target}")
+        for rel in project.clean_targets or [project.paths["target"]]:  # dbt's clean-targets
+            target = (project.root / rel).resolve()
+            if target == project.root or project.root not in target.parents:
+                raise DuckrecError(f"{rel!r} is not a folder inside the project: clean removes only such a folder",
+                                   path=project.config_file)
+            if target.exists():
+                shutil.rmtree(target)
+                print(f"removed {target}")
         return 0
     project = load_project(root, _vars(getattr(args, "vars", None)))
+    for warning in project.warnings:  # settings of a dbt project that duckrec does not support, once
+        print(f"warning: {warning}", file=sys.stderr)
     from .runner import Options
 
     options = Options(command=args.command, target=args.target, select=getattr(args, "select", []) or [],
                       exclude=getattr(args, "exclude", []) or [],
                       full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
                       wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
-                      log_format=getattr(args, "log_format", "text"))
-    if args.command in ("build", "run", "seed", "test"):
+                      log_format=getattr(args, "log_format", "text"), threads=getattr(args, "threads", None),
+                      empty=getattr(args, "empty", False))
+    target = args.target or project.default_target
+    if args.command == "retry":
+        from .commands import retry_selection
+
+        options.command, again = retry_selection(project)
+        if not again:
+            print("Nothing to retry: the last run had no errors, failures or skipped nodes.")
+            return 0
+        options.select = again
+    if args.command in ("build", "run", "seed", "test", "retry"):
         from .runner import Runner
 
         return Runner(project, options).run()
+    if args.command == "compile" and args.inline:
+        from .commands import render_inline
+
+        print(render_inline(project, target, args.inline))
+        return 0
+    if args.command in ("parse", "debug"):
+        from . import commands
+
+        return getattr(commands, args.command)(project, target, print)
+    if args.command == "run-operation":
+        from .commands import run_operation
+
+        return run_operation(project, target, args.macro, _vars(args.args), args.wait, print)
     if args.command == "compile":
         from .runner import compile_all
 
@@ -127,6 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ls(project, options, args)
     if args.command == "show":
         return _show(project, args)
+    if args.command == "docs":
+        from .docs import run as run_docs
+
+        return run_docs(project, args)
     return 2
 
 
@@ -137,7 +201,10 @@ def _ls(project, options, args) -> int:
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    chosen = graph.select(project, options.select, options.exclude, kinds)
+    warnings: list[str] = []
+    chosen = graph.select(project, options.select, options.exclude, kinds, warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for uid in graph.order(project.nodes):
         if uid not in chosen:
             continue
@@ -156,8 +223,9 @@ def _show(project, args) -> int:
     from .errors import DuckrecError as Err
     from .warehouse import connect_read_only
 
+    args.model = args.model or args.show_select
     if bool(args.model) == bool(args.inline):
-        raise Err("show needs a model name or --inline 'select ...' (one of the two)")
+        raise Err("show needs a model name (or -s name) or --inline 'select ...' (one of the two)")
     if args.model:
         node = project.by_name(args.model)
         if node is None:
@@ -170,7 +238,9 @@ def _show(project, args) -> int:
                       "table to show; preview a model that refs it, or make it a view")
         sql = f"select * from {node.relation}"
     else:
-        sql = args.inline.strip().rstrip(";")
+        from .commands import render_inline
+
+        sql = render_inline(project, args.target or project.default_target, args.inline)  # Jinja: ref(), macros
     con = connect_read_only(project.warehouse_path(args.target))
     import duckdb
 

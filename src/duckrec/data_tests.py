@@ -6,9 +6,8 @@ import re
 from .errors import NodeError
 from .materialize import clean_sql
 from .project import Node, Project
+from .resolve import relation_call, runtime
 
-_REF = re.compile(r"""ref\(\s*['"]([^'"]+)['"]\s*\)""")
-_SOURCE = re.compile(r"""source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
 SAMPLE_ROWS = 5
 
 
@@ -21,16 +20,18 @@ def _literal(value) -> str:
 
 
 def _relation(project: Project, text: str, where_used: Node) -> str:
-    m = _REF.search(text)
-    if m:
-        node = project.by_name(m.group(1))
-        if node is not None:
-            return node.relation
-    m = _SOURCE.search(text)
-    if m and (m.group(1), m.group(2)) in project.sources:
-        return project.sources[(m.group(1), m.group(2))].relation
-    raise NodeError(f"test {where_used.name}: cannot resolve {text!r}; expected ref('model') or source('a', 'b')",
-                    path=where_used.path)
+    call = relation_call(text)
+    if call is None:
+        raise NodeError(f"test {where_used.name}: cannot resolve {text!r}; expected ref('model') or "
+                        "source('a', 'b')", path=where_used.path)
+    fn, args = call
+    resolver = runtime(project, where_used)
+    try:
+        target = resolver.ref(*args) if fn == "ref" else resolver.source(*args)
+    except TypeError:
+        raise NodeError(f"test {where_used.name}: {text!r} has the wrong number of arguments",
+                        path=where_used.path) from None
+    return target.relation
 
 
 def generic_sql(project: Project, node: Node) -> str:

@@ -1,6 +1,7 @@
 """The DAG: link refs to nodes, order them, find cycles, and select subsets."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from .errors import ProjectError, did_you_mean
@@ -106,37 +107,59 @@ def descendants(start: Iterable[str], children: dict[str, list[str]]) -> set[str
     return _walk(start, children)
 
 
-def _walk(start: Iterable[str], edges: dict[str, list[str]]) -> set[str]:
+def _walk(start: Iterable[str], edges: dict[str, list[str]], depth: int | None = None) -> set[str]:
+    """Everything reachable from `start` along `edges` (within `depth` steps when given)."""
     seen: set[str] = set()
-    todo = list(start)
-    while todo:
-        u = todo.pop()
-        for v in edges.get(u, ()):
-            if v not in seen:
-                seen.add(v)
-                todo.append(v)
+    frontier = list(start)
+    step = 0
+    while frontier and (depth is None or step < depth):
+        step += 1
+        nxt = []
+        for u in frontier:
+            for v in edges.get(u, ()):
+                if v not in seen:
+                    seen.add(v)
+                    nxt.append(v)
+        frontier = nxt
     return seen
 
 
+METHODS = ("fqn", "tag", "path", "file", "config.<key>", "resource_type", "test_type", "test_name", "source",
+           "result", "package")
+_ATOM_RE = re.compile(r"^(?P<at>@)?(?:(?P<up>\d*)\+)?(?P<body>[^+@]+?)(?:\+(?P<down>\d*))?$")
+
+
+class NoMatch(ProjectError):
+    """A selector that matches no node."""
+
+
 def select(project: Project, select_terms: list[str] | None, exclude_terms: list[str] | None,
-           kinds: tuple[str, ...] = ("seed", "model", "test")) -> set[str]:
-    """dbt's selection: names, +name, name+, tag:x, path:x; tests follow the nodes they test."""
+           kinds: tuple[str, ...] = ("seed", "model", "test"), warnings: list[str] | None = None) -> set[str]:
+    """dbt's node selection.
+
+    Terms separated by spaces (or given as several arguments) are a union; a comma inside a
+    term is an intersection (`tag:recs,tag:eval`). A term is `[@][N+]method:value[+N]`:
+    `+name`/`name+` add all ancestors/descendants, `2+name`/`name+1` only that many
+    generations, `@name` the descendants and every ancestor of those. Without a method, a
+    value with a `/` or a file suffix is a path, anything else a name or folder (dbt's fqn).
+    Tests come with any selected node they test (dbt's eager indirect selection); a test of
+    an excluded node is excluded with it. With `warnings`, a selector that matches nothing is a
+    warning there (dbt's rule) instead of an error.
+    """
     nodes = project.nodes
-    parents = {u: [d for d in n.depends_on if d in nodes] for u, n in nodes.items()}
-    children = children_map(nodes)
+    sel = _Selector(project, warnings)
     if select_terms:
         chosen: set[str] = set()
         for term in _split(select_terms):
-            chosen |= _match(project, term, parents, children)
-        # a test comes with the nodes it tests when all of them are chosen
+            chosen |= sel.term(term)
         for u, n in nodes.items():
-            if n.kind == "test" and n.depends_on and all(d in chosen for d in n.depends_on):
+            if n.kind == "test" and any(d in chosen for d in n.depends_on):
                 chosen.add(u)
     else:
         chosen = set(nodes)
     excluded: set[str] = set()
     for term in _split(exclude_terms or []):
-        excluded |= _match(project, term, parents, children)
+        excluded |= sel.term(term)
     chosen -= excluded
     # a test of an excluded node goes with it (it would read a table this run does not build)
     chosen = {u for u in chosen if not (nodes[u].kind == "test" and excluded & set(nodes[u].depends_on))}
@@ -144,36 +167,139 @@ def select(project: Project, select_terms: list[str] | None, exclude_terms: list
 
 
 def _split(terms: list[str]) -> list[str]:
-    out: list[str] = []
-    for t in terms:
-        out.extend(x for x in t.replace(",", " ").split() if x)
-    return out
+    return [x for t in terms for x in t.split() if x]
 
 
-def _match(project: Project, term: str, parents: dict, children: dict) -> set[str]:
-    nodes = project.nodes
-    up = term.startswith("+")
-    down = term.endswith("+")
-    core = term.strip("+")
-    if core.startswith("tag:"):
-        tag = core[4:]
-        base = {u for u, n in nodes.items() if tag in n.tags}
-        if not base:
-            tags = {t for n in nodes.values() for t in n.tags}
-            raise ProjectError(f"--select {term}: no node has tag {tag!r}." + did_you_mean(tag, tags))
-    elif core.startswith("path:"):
-        prefix = core[5:].rstrip("/")
-        base = {u for u, n in nodes.items() if n.path == prefix or n.path.startswith(prefix + "/")}
-        if not base:
-            raise ProjectError(f"--select {term}: no node lives under path {prefix!r}")
-    else:
-        base = {u for u, n in nodes.items() if n.name == core or n.unique_id == core}
-        if not base:
-            raise ProjectError(f"--select {term}: no node named {core!r}."
-                               + did_you_mean(core, [n.name for n in nodes.values()]))
-    out = set(base)
-    if up:
-        out |= _walk(base, parents)
-    if down:
-        out |= _walk(base, children)
-    return out
+class _Selector:
+    def __init__(self, project: Project, warnings: list[str] | None = None):
+        self.project = project
+        self.warnings = warnings
+        self.nodes = project.nodes
+        self.parents = {u: [d for d in n.depends_on if d in self.nodes] for u, n in self.nodes.items()}
+        self.children = children_map(self.nodes)
+        self._results: dict[str, str] | None = None
+
+    def term(self, term: str) -> set[str]:
+        out: set[str] | None = None
+        for atom in term.split(","):
+            if not atom:
+                raise ProjectError(f"--select {term}: an empty selector around ','")
+            try:
+                found = self.atom(atom, term)
+            except NoMatch as e:
+                if self.warnings is None:
+                    raise
+                self.warnings.append(str(e) + " It matches nothing.")
+                found = set()
+            out = found if out is None else out & found
+        return out or set()
+
+    def atom(self, atom: str, term: str) -> set[str]:
+        m = _ATOM_RE.match(atom)
+        if not m:
+            raise ProjectError(f"--select {term}: cannot read {atom!r}; expected [@][N+]method:value[+N], "
+                               "e.g. +orders, orders+2, @orders, tag:nightly")
+        base = self.base(m.group("body"), term)
+        out = set(base)
+        if m.group("at"):
+            down = base | _walk(base, self.children)
+            return down | _walk(down, self.parents)
+        if m.group("up") is not None:
+            out |= _walk(base, self.parents, int(m.group("up")) if m.group("up") else None)
+        if m.group("down") is not None:
+            out |= _walk(base, self.children, int(m.group("down")) if m.group("down") else None)
+        return out
+
+    def base(self, body: str, term: str) -> set[str]:
+        nodes = self.nodes
+        if ":" in body:
+            method, value = body.split(":", 1)
+        elif "/" in body or body.endswith((".sql", ".py", ".csv")):
+            method, value = "path", body
+        else:
+            method, value = "fqn", body
+        key = None
+        if method.startswith("config."):
+            method, key = "config", method[7:]
+        if method == "fqn":
+            found = {u for u, n in nodes.items() if _fqn_match(self.project, n, value)}
+            if not found:
+                raise NoMatch(f"--select {term}: no node named {value!r}."
+                              + did_you_mean(value, [n.name for n in nodes.values()]))
+            return found
+        if method == "tag":
+            found = {u for u, n in nodes.items() if value in n.tags}
+            if not found:
+                tags = {t for n in nodes.values() for t in n.tags}
+                raise NoMatch(f"--select {term}: no node has tag {value!r}." + did_you_mean(value, tags))
+            return found
+        if method in ("path", "file"):
+            prefix = value.rstrip("/")
+            found = {u for u, n in nodes.items() if n.path == prefix or n.path.startswith(prefix + "/")
+                     or (method == "file" and n.path.rsplit("/", 1)[-1] == prefix)}
+            if not found:
+                raise NoMatch(f"--select {term}: no node lives under path {prefix!r}")
+            return found
+        if method == "config":
+            found = {u for u, n in nodes.items() if key in n.config and _config_match(n.config[key], value)}
+            if not found:
+                raise NoMatch(f"--select {term}: no node has config {key}={value!r}")
+            return found
+        if method == "resource_type":
+            kinds = {"model": "model", "seed": "seed", "test": "test"}
+            if value not in kinds:
+                raise ProjectError(f"--select {term}: resource_type is one of {sorted(kinds)}")
+            return {u for u, n in nodes.items() if n.kind == value}
+        if method in ("test_type", "test_name"):
+            tests = {u: n for u, n in nodes.items() if n.kind == "test" and n.test}
+            if method == "test_type":
+                want = {"generic": lambda t: t != "singular", "singular": lambda t: t == "singular",
+                        "data": lambda t: t == "singular", "schema": lambda t: t != "singular"}
+                if value not in want:
+                    raise ProjectError(f"--select {term}: test_type is generic or singular")
+                return {u for u, n in tests.items() if want[value](n.test["type"])}
+            return {u for u, n in tests.items() if n.test["type"] == value}
+        if method == "source":
+            parts = value.split(".")
+            keys = {k for k in self.project.sources if list(k[:len(parts)]) == parts}
+            if not keys:
+                known = [f"{a}.{b}" for a, b in self.project.sources]
+                raise NoMatch(f"--select {term}: no source {value!r}." + did_you_mean(value, known))
+            # sources are not nodes here: a source selects what reads it (and a seed behind it)
+            relations = {self.project.sources[k].relation for k in keys}
+            return {u for u, n in nodes.items() if set(n.sources) & keys
+                    or (n.kind == "seed" and n.relation in relations)}
+        if method == "result":
+            results = self._last_results(term)
+            return {u for u, status in results.items() if status == value and u in nodes}
+        if method == "package":
+            return set(nodes) if value == self.project.name else set()
+        raise ProjectError(f"--select {term}: unknown selector method {method!r}; the methods are "
+                           + ", ".join(METHODS) + did_you_mean(method, [m.split(".")[0] for m in METHODS]))
+
+    def _last_results(self, term: str) -> dict[str, str]:
+        if self._results is None:
+            from .dbt_artifacts import read_statuses
+
+            path = self.project.path("target") / "run_results.json"
+            try:
+                self._results = read_statuses(self.project)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ProjectError(f"--select {term}: cannot read {path}: {e}") from None
+            if self._results is None:
+                raise ProjectError(f"--select {term}: result: reads the last run's {self.project.paths['target']}"
+                                   "/run_results.json, and there is none yet")
+        return self._results
+
+
+def _fqn_match(project: Project, node: Node, value: str) -> bool:
+    if value in (node.name, node.unique_id):
+        return True
+    parts = value.split(".")
+    fqn = node.fqn if parts[0] != project.name else [project.name] + node.fqn
+    return len(parts) < len(fqn) + 1 and fqn[:len(parts)] == parts
+
+
+def _config_match(actual: object, value: str) -> bool:
+    items = actual if isinstance(actual, (list, tuple)) else [actual]
+    return any((str(v).lower() if isinstance(v, bool) else str(v)) == value for v in items)

@@ -5,6 +5,7 @@ import re
 
 from .errors import NodeError
 from .project import Node
+from .relation_docs import declare_not_null, persist_docs
 
 TMP = "__duckrec_incoming"
 
@@ -85,9 +86,12 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
         drop = [f"drop table {node.relation}"] if existing == "BASE TABLE" else []
         _atomic(con, drop + [f"create or replace view {node.relation} as\n{sql}\n"])
         catalog.set(node, "VIEW")
+        persist_docs(con, node, "view")
         return None
     if mat == "incremental" and existing == "BASE TABLE" and not full_refresh:
-        return _incremental(con, node, sql)
+        rows = _incremental(con, node, sql)
+        persist_docs(con, node, "table")
+        return rows
     drop = [f"drop view {node.relation}"] if existing == "VIEW" else []
     create = f"create or replace table {node.relation} as\n{sql}\n"
     if _key_columns(node):
@@ -104,6 +108,8 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
     else:
         rows = _atomic(con, drop + [create])[0][0]
     catalog.set(node, "BASE TABLE")
+    declare_not_null(con, node)
+    persist_docs(con, node, "table")
     return rows
 
 

@@ -23,6 +23,7 @@ DEFAULT_PATHS = {
     "macros": "sql/macros",
     "data_tests": "tests/data_tests",
     "target": "target",
+    "reports": "reports",  # result pages of the docs site (duckrec docs generate)
 }
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
@@ -30,12 +31,13 @@ ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns", "ignore")
 CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
-    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs",
+    "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs", "summary",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
 _SOURCE_RE = re.compile(r"""\bsource\(\s*(['"])([^'"]+)\1\s*,\s*(['"])([^'"]+)\3\s*\)""")
-_CONFIG_RE = re.compile(r"\{\{\s*config\((.*?)\)\s*\}\}", re.S)
+# config(...) as an expression, with or without whitespace control, or in {% do %}
+_CONFIG_RE = re.compile(r"(?:\{\{-?|\{%-?\s*do)\s*config\((.*?)\)\s*-?(?:\}\}|%\})", re.S)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Column:
     name: str
     description: str = ""
     data_type: str | None = None
+    not_null: bool = False  # a not_null test (severity error, no where) or constraint: NOT NULL in tables
 
 
 @dataclass
@@ -111,6 +114,10 @@ class Project:
     nodes: dict[str, Node] = field(default_factory=dict)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     macro_files: list[str] = field(default_factory=list)
+    config_file: str = PROJECT_FILE         # or dbt_project.yml for a dbt project
+    warnings: list[str] = field(default_factory=list)  # settings read but not supported
+    clean_targets: list[str] = field(default_factory=list)
+    doc_blocks: dict[str, tuple[str, str]] = field(default_factory=dict)  # {% docs name %}: (file, text)
 
     def path(self, key: str) -> Path:
         return self.root / self.paths[key]
@@ -119,9 +126,9 @@ class Project:
         name = target or self.default_target
         if name not in self.targets:
             raise ProjectError(
-                f"unknown target {name!r}; project.yml defines {sorted(self.targets)}."
-                + did_you_mean(name, self.targets),
-                path=PROJECT_FILE,
+                f"unknown target {name!r}; {'project.yml' if self.config_file == PROJECT_FILE else 'profiles.yml'} "
+                f"defines {sorted(self.targets)}." + did_you_mean(name, self.targets),
+                path=self.config_file if self.config_file == PROJECT_FILE else "profiles.yml",
             )
         env = os.environ.get("DUCKREC_WAREHOUSE")
         raw = env or str(self.targets[name].get("warehouse") or "warehouse.duckdb")
@@ -210,7 +217,8 @@ CACHE_FILE = "partial_parse.pickle"
 def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
     """The parsed project; reuses target/partial_parse.pickle while no project file changed.
 
-    Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads.
+    Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads. Parsing
+    renders some models with the vars, so other --vars (or another $DBT_PROFILES_DIR) parse again.
     """
     import pickle
 
@@ -221,32 +229,31 @@ def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None)
     try:
         with open(cache, "rb") as f:
             cached = pickle.load(f)
-        if cached["version"] == __version__ and cached["signature"] == _signature(root, cached["dirs"]):
-            project = cached["project"]
-            project.vars = merge_vars(project.vars, cli_vars)
-            return project
+        if (cached["version"] == __version__ and cached["cli_vars"] == (cli_vars or {})
+                and cached.get("profiles_dir") == os.environ.get("DBT_PROFILES_DIR")
+                and cached["signature"] == _signature(root, cached["dirs"])):
+            return cached["project"]
     except Exception:  # noqa: BLE001 - any unreadable or stale cache just means a full parse
         pass
     import time
 
     started = time.time_ns()
-    project = _parse_project(root, None)
+    project = _parse_project(root, cli_vars)
     dirs = sorted({project.paths[k] for k in ("sql", "python_models", "models", "seeds", "macros", "data_tests")})
     signature = _signature(root, dirs)
     if any(mtime >= started - 2_000_000_000 for _, mtime, _ in signature):
         # a file saved while we parsed could be cached with a stale parse: skip caching this time
-        project.vars = merge_vars(project.vars, cli_vars)
         return project
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(CACHE_FILE + f".{os.getpid()}")
         with open(tmp, "wb") as f:
             pickle.dump({"version": __version__, "dirs": dirs, "signature": signature,
+                         "cli_vars": cli_vars or {}, "profiles_dir": os.environ.get("DBT_PROFILES_DIR"),
                          "project": project}, f)
         os.replace(tmp, cache)
     except OSError:
         pass
-    project.vars = merge_vars(project.vars, cli_vars)
     return project
 
 
@@ -263,10 +270,14 @@ def merge_vars(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[s
 
 
 def _signature(root: Path, dirs: list[str]) -> list[tuple[str, int, int]]:
-    """Path, mtime and size of project.yml and of every file under the project's folders."""
+    """Path, mtime and size of the project file(s) and of every file under the project's folders."""
     out = []
-    st = os.stat(root / PROJECT_FILE)
-    out.append((PROJECT_FILE, st.st_mtime_ns, st.st_size))
+    for name in (PROJECT_FILE, "dbt_project.yml", "profiles.yml"):
+        try:
+            st = os.stat(root / name)
+        except FileNotFoundError:
+            continue
+        out.append((name, st.st_mtime_ns, st.st_size))
     for d in dirs:
         for base, subdirs, files in os.walk(root / d):
             subdirs[:] = sorted(x for x in subdirs if x != "__pycache__")
@@ -278,9 +289,17 @@ def _signature(root: Path, dirs: list[str]) -> list[tuple[str, int, int]]:
 
 def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     cfg_path = root / PROJECT_FILE
-    if not cfg_path.exists():
-        raise ProjectError(f"no {PROJECT_FILE} in {root}: run duckrec from a project folder or pass --project-dir")
-    raw = load_yaml(cfg_path, PROJECT_FILE)
+    warnings: list[str] = []
+    extras: dict[str, Any] = {}
+    if cfg_path.exists():
+        raw = load_yaml(cfg_path, PROJECT_FILE)
+    elif (root / "dbt_project.yml").exists():
+        from . import dbt_project  # a dbt project, read as it is
+
+        raw, warnings, extras = dbt_project.read(root)
+    else:
+        raise ProjectError(f"no {PROJECT_FILE} (or dbt_project.yml) in {root}: run duckrec from a project folder "
+                           "or pass --project-dir")
     if not isinstance(raw, dict):
         raise ProjectError("expected a mapping at the top level", path=PROJECT_FILE)
     if not raw.get("name"):
@@ -306,8 +325,11 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
         model_defaults=_strip_lines(raw.get("models") or {}),
         seed_defaults=_strip_lines(raw.get("seeds") or {}),
     )
-    _check_config_tree(project.model_defaults, "models", raw.get("models"))
-    _check_config_tree(project.seed_defaults, "seeds", raw.get("seeds"))
+    if extras:
+        project.config_file, project.warnings = "dbt_project.yml", warnings
+        project.clean_targets = extras["clean_targets"]
+    _check_config_tree(project.model_defaults, "models", raw.get("models"), project)
+    _check_config_tree(project.seed_defaults, "seeds", raw.get("seeds"), project)
     _discover_seeds(project)
     _discover_models(project)
     _read_properties(project)
@@ -315,13 +337,147 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     macros = project.path("macros")
     if macros.is_dir():
         project.macro_files = sorted(str(p.relative_to(root)) for p in macros.rglob("*.sql"))
+    _read_docs(project)
+    _rendered_dependencies(project)
+    if extras:
+        from . import dbt_project
+
+        dbt_project.schema_names(project, extras["target_schema"])
     return project
 
 
-def _check_config_tree(tree: dict, where: str, raw: Any) -> None:
+_CALL_RE = {name: re.compile(rf"\b{name}\s*\(") for name in ("ref", "source", "config")}
+_MACRO_DEF_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\((.*?)\{%-?\s*endmacro", re.S)
+
+
+def _macros_that_ref(project: Project) -> set[str]:
+    """Names of the project's macros that call ref(), source() or config(), or call such a macro."""
+    bodies: dict[str, str] = {}
+    for rel in project.macro_files:
+        for m in _MACRO_DEF_RE.finditer((project.root / rel).read_text(encoding="utf-8")):
+            bodies[m.group(1)] = m.group(2)
+    hiding = {n for n, body in bodies.items() if any(r.search(body) for r in _CALL_RE.values())}
+    changed = True
+    while changed:
+        changed = False
+        for n, body in bodies.items():
+            if n not in hiding and any(re.search(rf"\b{h}\s*\(", body) for h in hiding):
+                hiding.add(n)
+                changed = True
+    return hiding
+
+
+def _needs_render(code: str, hiding: set[str]) -> bool:
+    """Whether reading the file's literal calls could miss a dependency or a config(): it calls
+    a macro that makes them, or makes one with a non-literal argument."""
+    if "{" not in code:
+        return False
+    if len(_CALL_RE["ref"].findall(code)) != len(_REF_RE.findall(code)):
+        return True
+    if len(_CALL_RE["source"].findall(code)) != len(_SOURCE_RE.findall(code)):
+        return True
+    if _CALL_RE["config"].search(code) and not _static_config_complete(code):
+        return True
+    return any(re.search(rf"\b{h}\s*\(", code) for h in hiding)
+
+
+def _static_config_complete(code: str) -> bool:
+    calls = _CONFIG_RE.findall(code)
+    if len(calls) != len(_CALL_RE["config"].findall(code)):
+        return False
+    for args in calls:
+        try:
+            call = ast.parse(f"f({args})", mode="eval").body
+            if call.args or any(k.arg is None for k in call.keywords):
+                return False
+            for k in call.keywords:
+                ast.literal_eval(k.value)
+        except (SyntaxError, ValueError):
+            return False
+    return True
+
+
+def _rendered_dependencies(project: Project) -> None:
+    """dbt's parse: render each SQL model and singular test (is_incremental() false) and add
+    the refs, sources and config() it makes, inside macros too, to what was read statically."""
+    from .render import Renderer  # rendering is part of parsing, as in dbt
+
+    renderer = Renderer(project, project.default_target)
+    hiding = _macros_that_ref(project)
+    for node in list(project.nodes.values()):
+        if node.language != "sql" or (node.kind == "test" and (node.test or {}).get("type") != "singular"):
+            continue
+        if not _needs_render(node.raw_code, hiding):
+            continue  # every ref/source/config() is a literal call in the file: read statically
+        found = renderer.parse(node)
+        if found is None:
+            continue  # cannot render without the warehouse; its run-time render says why
+        refs, sources, config = found
+        node.refs = list(dict.fromkeys(node.refs + refs))
+        node.sources = list(dict.fromkeys(node.sources + sources))
+        if any(node.inline_config.get(k, object()) != v for k, v in config.items()):
+            node.inline_config = {**node.inline_config, **config}
+            node.config = _merge(node.config, config)
+            if node.kind == "model":
+                _check_model_config(node)
+            else:
+                node.config["severity"] = _severity(node.config.get("severity", "error"), node.path, None)
+            if node.config.get("enabled") is False:
+                for uid in [u for u, n in project.nodes.items() if u == node.unique_id
+                            or n.attached_to == node.unique_id]:
+                    del project.nodes[uid]
+
+
+_DOCS_RE = re.compile(r"\{%-?\s*docs\s+([A-Za-z_]\w*)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}", re.S)
+_DOC_CALL_RE = re.compile(r"""\{\{-?\s*doc\(\s*(['"])([^'"]+)\1\s*\)\s*-?\}\}""")
+
+
+def _read_docs(project: Project) -> None:
+    """dbt's docs blocks (`{% docs name %}...{% enddocs %}` in .md files of the project's
+    folders), then `{{ doc('name') }}` in every description."""
+    seen: set[Path] = set()
+    for key in ("models", "sql", "seeds", "macros"):
+        base = project.path(key)
+        if not base.is_dir():
+            continue
+        for p in sorted(base.rglob("*.md")):
+            if p in seen:
+                continue
+            seen.add(p)
+            text = p.read_text(encoding="utf-8")
+            for m in _DOCS_RE.finditer(text):
+                name, rel = m.group(1), str(p.relative_to(project.root))
+                if name in project.doc_blocks:
+                    raise ProjectError(f"docs block {name!r} is defined twice (also in {project.doc_blocks[name][0]})",
+                                       path=rel, line=text.count("\n", 0, m.start()) + 1)
+                project.doc_blocks[name] = (rel, m.group(2).strip())
+
+    def render(text: str, where: str, path: str) -> str:
+        if "doc(" not in text:
+            return text
+
+        def sub(m: re.Match) -> str:
+            if m.group(2) not in project.doc_blocks:
+                raise ProjectError(f"{where}: description uses doc({m.group(2)!r}), which no {{% docs %}} block "
+                                   "defines" + did_you_mean(m.group(2), project.doc_blocks), path=path)
+            return project.doc_blocks[m.group(2)][1]
+
+        return _DOC_CALL_RE.sub(sub, text)
+
+    for node in project.nodes.values():
+        node.description = render(node.description, f"{node.kind} {node.name}", node.path)
+        for col in node.columns.values():
+            col.description = render(col.description, f"{node.name}.{col.name}", node.path)
+    for src in project.sources.values():
+        src.description = render(src.description, f"source {src.source_name}.{src.name}", src.path)
+
+
+def _check_config_tree(tree: dict, where: str, raw: Any, project: Project) -> None:
     for key, value in tree.items():
         if key.startswith("+"):
-            if key[1:] not in CONFIG_KEYS:
+            if key[1:] not in CONFIG_KEYS and project.config_file != PROJECT_FILE:
+                project.warnings.append(f"{project.config_file}: {where}.{key} is not supported by duckrec (ignored)")
+            elif key[1:] not in CONFIG_KEYS:
                 raise ProjectError(
                     f"unknown config {where}.{key}; known: {sorted(CONFIG_KEYS)}" + did_you_mean(key[1:], CONFIG_KEYS),
                     path=PROJECT_FILE, line=_line(raw),
@@ -329,10 +485,10 @@ def _check_config_tree(tree: dict, where: str, raw: Any) -> None:
             if key == "+materialized" and value not in MATERIALIZATIONS:
                 raise ProjectError(
                     f"{where}.+materialized is {value!r}; expected one of {list(MATERIALIZATIONS)}",
-                    path=PROJECT_FILE, line=_line(raw),
+                    path=project.config_file, line=_line(raw),
                 )
         elif isinstance(value, dict):
-            _check_config_tree(value, f"{where}.{key}", raw.get(key) if isinstance(raw, dict) else None)
+            _check_config_tree(value, f"{where}.{key}", raw.get(key) if isinstance(raw, dict) else None, project)
 
 
 def folder_config(tree: dict, parts: list[str], project_name: str) -> dict[str, Any]:
@@ -387,6 +543,8 @@ def _discover_seeds(project: Project) -> None:
     seeds_dir = project.path("seeds")
     tree = project.seed_defaults
     configured = {k for k, v in tree.items() if not k.startswith("+") and isinstance(v, dict)}
+    if project.config_file != PROJECT_FILE:
+        configured = set()  # dbt: a seed is a file; keys under seeds: are the project and folders
     names: dict[str, str] = {}
     if seeds_dir.is_dir():
         for p in sorted(seeds_dir.rglob("*.csv")):
@@ -394,14 +552,15 @@ def _discover_seeds(project: Project) -> None:
     for name in configured:
         names.setdefault(name, "")
     for name, found in sorted(names.items()):
-        config = _merge({"schema": "raw"}, folder_config(tree, [name], project.name))
+        default = {"schema": "raw"} if project.config_file == PROJECT_FILE else {}  # dbt: the target schema
+        config = _merge(default, folder_config(tree, [name], project.name))
         if config.get("enabled") is False:
             continue
         rel = str(config.get("file") or found)
         if not rel:
             raise ProjectError(
                 f"seed {name!r} has no file: set seeds.{name}.+file or put {name}.csv in {project.paths['seeds']}/",
-                path=PROJECT_FILE,
+                path=project.config_file,
             )
         config["materialized"] = "seed"
         _add(project, Node(unique_id=f"seed.{name}", kind="seed", name=name, path=rel,
@@ -462,14 +621,17 @@ def sql_dependencies(code: str, rel: str) -> tuple[list[str], list[tuple[str, st
     sources = list(dict.fromkeys((m.group(2), m.group(4)) for m in _SOURCE_RE.finditer(code)))
     config: dict[str, Any] = {}
     for m in _CONFIG_RE.finditer(code):
-        line = code.count("\n", 0, m.start()) + 1
         try:
             call = ast.parse(f"f({m.group(1)})", mode="eval").body
-            assert isinstance(call, ast.Call)
-            config.update({kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg})
-        except (SyntaxError, ValueError, AssertionError):
-            raise ProjectError("config(...) takes literal keyword arguments, e.g. config(materialized='table')",
-                               path=rel, line=line) from None
+        except SyntaxError:
+            continue  # Jinja, not Python (`~`, filters): rendering the model at parse time reads it
+        assert isinstance(call, ast.Call)
+        for kw in call.keywords:
+            try:
+                if kw.arg:
+                    config[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                pass  # an expression (var(), a macro): rendering the model at parse time reads it
     return refs, sources, config
 
 
@@ -526,13 +688,40 @@ def _discover_singular_tests(project: Project) -> None:
         config = {"severity": "error", **config}
         config["severity"] = _severity(config["severity"], rel, None)
         _add(project, Node(unique_id=f"test.{p.stem}", kind="test", name=p.stem, path=rel, raw_code=code,
-                           config=config, refs=refs, sources=sources, test={"type": "singular"},
+                           config=config, inline_config=dict(config), refs=refs, sources=sources, test={"type": "singular"},
                            fqn=[p.stem]))
 
 
 # --------------------------------------------------------------------------- properties
 
 GENERIC_TESTS = ("unique", "not_null", "accepted_values", "relationships")
+# dbt's test arguments that are configuration, not arguments (and not part of the test's name)
+TEST_CONFIG_ARGS = ("severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc",
+                    "store_failures", "store_failures_as", "meta", "database", "schema", "alias")
+
+
+def dbt_test_name(test_type: str, model: str, args: dict[str, Any]) -> str:
+    """dbt's name for a generic test: type, model, then the arguments' values in argument-name
+    order, each cleaned to [0-9a-zA-Z_] and joined by '__'."""
+    flat: list[str] = []
+    for key in sorted(args):
+        value = args[key]
+        if key == "model" or value is None:
+            continue
+        parts = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(
+            value, (list, tuple)) else [value]
+        flat.extend(str(p) for p in parts)
+    return f"{test_type}_{model}_" + "__".join(re.sub(r"[^0-9a-zA-Z_]+", "_", a) for a in flat)
+
+
+def dbt_test_alias(name: str, test_type: str, model: str) -> str:
+    """dbt's short name (its compiled file and alias): the name, or when 64 characters or
+    longer, its first 30 identifying characters and an md5 of the whole name."""
+    if len(name) < 64:
+        return name
+    import hashlib
+
+    return f"{test_type}_{model}"[:30] + "_" + hashlib.md5(name.encode("utf-8")).hexdigest()
 
 
 def _read_properties(project: Project) -> None:
@@ -548,6 +737,9 @@ def _read_properties(project: Project) -> None:
             continue
         if not isinstance(doc, dict):
             raise ProjectError("expected a mapping with models:, seeds: or sources:", path=rel)
+        for key in doc:
+            if key not in ("version", "sources", "models", "seeds", "__line__") and project.config_file != PROJECT_FILE:
+                project.warnings.append(f"{rel}: `{key}:` is not supported by duckrec (ignored)")
         for src in doc.get("sources") or []:
             _read_source(project, src, rel)
         for section, kind in (("models", "model"), ("seeds", "seed")):
@@ -572,7 +764,8 @@ def _read_properties(project: Project) -> None:
                     if not isinstance(col, dict) or "name" not in col:
                         raise ProjectError("each column needs a name", path=rel, line=_line(col))
                     node.columns[col["name"]] = Column(col["name"], str(col.get("description") or ""),
-                                                       col.get("data_type"))
+                                                       col.get("data_type"), any(
+                        isinstance(c, dict) and c.get("type") == "not_null" for c in col.get("constraints") or []))
                     for t in (col.get("data_tests") or []) + (col.get("tests") or []):
                         pending_tests.append(({"test": t, "node": node, "column": col["name"],
                                                "line": _line(col)}, rel))
@@ -621,11 +814,19 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
         raise ProjectError(f"unknown test {test_name!r}; expected one of {list(GENERIC_TESTS)}"
                            + did_you_mean(test_name, GENERIC_TESTS), path=rel, line=_line(raw) or spec["line"])
     kwargs = dict(kwargs)
+    if "arguments" in kwargs:  # dbt 1.10: `arguments:` holds the test's own arguments
+        arguments = kwargs.pop("arguments")
+        if not isinstance(arguments, dict):
+            raise ProjectError(f"test {test_name}: arguments: must be a mapping", path=rel, line=_line(raw))
+        kwargs = {**kwargs, **arguments}
     config = {"severity": "error"}
     config.update(kwargs.pop("config", None) or {})
-    for key in ("severity", "where", "tags"):
+    for key in TEST_CONFIG_ARGS:
         if key in kwargs:
             config[key] = kwargs.pop(key)
+    custom_name = kwargs.pop("name", None)
+    if config.get("enabled") is False:
+        return
     config["severity"] = _severity(config["severity"], rel, spec["line"])
     column = kwargs.pop("column_name", column)
     if test_name in ("unique", "not_null", "accepted_values", "relationships") and not column:
@@ -640,20 +841,21 @@ def _add_generic_test(project: Project, spec: dict, rel: str) -> None:
         m = _REF_RE.search(str(kwargs["to"]))
         if m:
             refs.append(m.group(4) or m.group(2))
-    suffix = ""
-    if test_name == "accepted_values":
-        suffix = "__" + "__".join(re.sub(r"\W+", "_", str(v)) for v in kwargs["values"])[:40]
-    elif test_name == "relationships":
-        suffix = "__" + re.sub(r"\W+", "_", f"{refs[-1] if len(refs) > 1 else kwargs['to']}_{kwargs['field']}")
-    base = f"{test_name}_{node.name}_{re.sub(r'[^A-Za-z0-9_]+', '_', str(column)).strip('_')}{suffix}"
+        sources = [(m.group(2), m.group(4)) for m in _SOURCE_RE.finditer(str(kwargs["to"]))]
+    base = str(custom_name) if custom_name else dbt_test_name(test_name, node.name, {**kwargs, "column_name": column})
     name, i = base, 1
     while f"test.{name}" in project.nodes:
         i += 1
         name = f"{base}_{i}"
+    if test_name == "not_null" and config["severity"] == "error" and not config.get("where") \
+            and column in node.columns:
+        node.columns[column].not_null = True
     tags = list(node.tags) + list(config.get("tags") or [])
     config["tags"] = tags
     project.nodes[f"test.{name}"] = Node(
         unique_id=f"test.{name}", kind="test", name=name, path=rel, config=config, refs=refs,
-        test={"type": test_name, "column": column, "kwargs": kwargs, "model": node.name},
+        sources=sources if test_name == "relationships" else [],
+        test={"type": test_name, "column": column, "kwargs": kwargs, "model": node.name,
+              "alias": dbt_test_alias(name, test_name, node.name)},
         attached_to=node.unique_id, fqn=node.fqn[:-1] + [name],
     )

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import NodeError, ProjectError, did_you_mean
+from .errors import NodeError, ProjectError
 from .project import Node, Project
+from .resolve import MISSING, runtime
 
 RESULT_VIEW = "__duckrec_py_result"
-_MISSING = object()
 
 
 class ModelConfig:
@@ -31,7 +31,8 @@ class ModelConfig:
 
 
 class DbtContext:
-    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]):
+    def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                 progress: Callable[..., None] | None = None, empty: bool = False):
         self._con = con
         self._project = project
         self._node = node
@@ -39,29 +40,20 @@ class DbtContext:
         self.this = node.relation
         self.is_incremental = incremental
         self.log = log
+        # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
+        # terminal, a line every few seconds in logs; pass it to long library calls
+        self.progress = progress or (lambda *args, **kwargs: None)
+        self._resolver = runtime(project, node)
+        self._limit = " limit 0" if empty else ""  # --empty
 
-    def ref(self, *names: str):
-        name = names[-1]
-        target = self._project.by_name(name)
-        if target is None:
-            raise ProjectError(f"dbt.ref({name!r}) is not a model or seed."
-                               + did_you_mean(name, [n.name for n in self._project.nodes.values()]),
-                               path=self._node.path)
-        return self._con.sql(f"select * from {target.relation}")
+    def ref(self, *args: str, **kwargs: Any):
+        return self._con.sql(f"select * from {self._resolver.ref(*args, **kwargs).relation}{self._limit}")
 
     def source(self, source_name: str, table: str):
-        src = self._project.sources.get((source_name, table))
-        if src is None:
-            raise ProjectError(f"dbt.source({source_name!r}, {table!r}) is not declared", path=self._node.path)
-        return self._con.sql(f"select * from {src.relation}")
+        return self._con.sql(f"select * from {self._resolver.source(source_name, table).relation}{self._limit}")
 
-    def var(self, name: str, default: Any = _MISSING) -> Any:
-        if name in self._project.vars:
-            return self._project.vars[name]
-        if default is _MISSING:
-            raise ProjectError(f"var({name!r}) is not set in project.yml vars or --vars, and has no default",
-                               path=self._node.path)
-        return default
+    def var(self, name: str, default: Any = MISSING) -> Any:
+        return self._resolver.var(name, default)
 
 
 def _import_paths(project: Project) -> None:
@@ -72,7 +64,8 @@ def _import_paths(project: Project) -> None:
             sys.path.insert(0, p)
 
 
-def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None]) -> str:
+def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
+                     progress: Callable[..., None] | None = None, empty: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -82,7 +75,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log)
+        dbt = DbtContext(con, project, node, incremental, log, progress, empty)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

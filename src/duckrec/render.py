@@ -6,19 +6,52 @@ a 500-model build from paying Jinja's compile cost per file. Anything else goes 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import traceback
 from typing import Any
 
-from .errors import DuckrecError, NodeError, ProjectError, did_you_mean
+from .errors import DuckrecError, NodeError, ProjectError
 from .project import Node, Project
+from .resolve import Resolver, runtime
 
 _MISSING = object()
-_EXPR_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
+# {{ expression }} with optional whitespace control, or {# comment #}
+_TAG_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{#(-?)(.*?)(-?)#\}", re.S)
 _IF_INCREMENTAL_RE = re.compile(
     r"\{%\s*if\s+is_incremental\(\)\s*%\}((?:(?!\{%).)*?)(?:\{%\s*else\s*%\}((?:(?!\{%).)*?))?\{%\s*endif\s*%\}", re.S)
+_MACRO_NAME_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)")
+_TEST_BLOCK_RE = re.compile(r"\{%-?\s*test\s.*?\{%-?\s*endtest\s*-?%\}", re.S)
 _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
+
+
+class ConfigCall:
+    """config(...) in a template: records settings while parsing, renders as nothing;
+    `config.get(key, default)` reads the node's configuration as dbt does."""
+
+    def __init__(self, node: Node, recorded: dict[str, Any] | None = None):
+        self._node = node
+        self._recorded = recorded
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        if self._recorded is not None:
+            for arg in args:  # dbt also takes config({'materialized': 'table'})
+                if isinstance(arg, dict):
+                    self._recorded.update(arg)
+            self._recorded.update(kwargs)
+        return ""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._recorded is not None and key in self._recorded:
+            return self._recorded[key]
+        return self._node.config.get(key, default)
+
+    def require(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise ProjectError(f"config {key!r} is required and not set", path=self._node.path)
+        return value
 
 
 class Renderer:
@@ -27,36 +60,23 @@ class Renderer:
         self.target = target
         self._env = None
         self._macro_templates: list[Any] | None = None
+        self.empty = False  # --empty: every ref()/source() reads zero rows (dbt's --empty)
 
     # ---------------------------------------------------------------- context
-    def context(self, node: Node, incremental: bool, ephemerals: list[str]) -> dict[str, Any]:
-        project = self.project
+    def context(self, node: Node, incremental: bool, ephemerals: list[str],
+                resolver: Resolver | None = None, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+        res = resolver or runtime(self.project, node)
 
-        def ref(*names: str) -> str:
-            name = names[-1]
-            target = project.by_name(name)
-            if target is None:
-                raise ProjectError(f"ref({name!r}) is not a model or seed."
-                                   + did_you_mean(name, [n.name for n in project.nodes.values()]), path=node.path)
+        def ref(*args: str, **kwargs: Any) -> str:
+            target = res.ref(*args, **kwargs)
             if target.kind == "model" and target.materialized == "ephemeral":
                 if target.unique_id not in ephemerals:
                     ephemerals.append(target.unique_id)
                 return f"__dbt__cte__{target.name}"
-            return target.relation
+            return self._read(target.relation)
 
         def source(source_name: str, table: str) -> str:
-            src = project.sources.get((source_name, table))
-            if src is None:
-                raise ProjectError(f"source({source_name!r}, {table!r}) is not declared", path=node.path)
-            return src.relation
-
-        def var(name: str, default: Any = _MISSING) -> Any:
-            if name in project.vars:
-                return project.vars[name]
-            if default is _MISSING:
-                raise ProjectError(f"var({name!r}) is not set in project.yml vars or --vars, and has no default"
-                                   + did_you_mean(name, project.vars), path=node.path)
-            return default
+            return self._read(res.source(source_name, table).relation)
 
         def env_var(name: str, default: Any = _MISSING) -> Any:
             value = os.environ.get(name)
@@ -67,11 +87,14 @@ class Renderer:
             return value
 
         return {
-            "ref": ref, "source": source, "var": var, "env_var": env_var,
-            "config": lambda *a, **k: "", "is_incremental": lambda: incremental,
+            "ref": ref, "source": source, "var": res.var, "env_var": env_var,
+            "config": ConfigCall(node, recorded), "is_incremental": lambda: incremental,
             "this": node.relation, "target": {"name": self.target, "schema": "main", "type": "duckdb"},
-            "project_name": project.name, "log": lambda *a, **k: "",
+            "project_name": self.project.name, "log": lambda *a, **k: "",
         }
+
+    def _read(self, relation: str) -> str:
+        return f"(select * from {relation} limit 0)" if self.empty else relation
 
     # ---------------------------------------------------------------- render
     def render(self, node: Node, incremental: bool = False) -> tuple[str, list[str]]:
@@ -84,33 +107,59 @@ class Renderer:
             return fast, ephemerals
         return self._render_jinja(node, ctx), ephemerals
 
-    def _render_fast(self, code: str, ctx: dict[str, Any]) -> str | None:
+    def parse(self, node: Node) -> tuple[list[str], list[tuple[str, str]], dict[str, Any]] | None:
+        """What rendering the node asks for, as dbt's parser sees it (is_incremental() false):
+        refs, sources and config() settings, including those made inside macros. None when
+        the node cannot be rendered without a warehouse (its run-time render reports why)."""
+        resolver = Resolver(self.project, node, record=True)
+        recorded: dict[str, Any] = {}
+        ctx = self.context(node, False, [], resolver, recorded)
+        try:
+            if self._render_fast(node.raw_code, ctx) is None:
+                self._render_jinja(node, ctx)
+        except DuckrecError:
+            return None
+        return resolver.refs, resolver.sources, recorded
+
+    def _render_fast(self, code: str, ctx: dict[str, Any] | None) -> str | None:
         if "{%" in code:
             # the incremental idiom is common enough to spare Jinja for it
-            code = _IF_INCREMENTAL_RE.sub(lambda m: m.group(1) if ctx["is_incremental"]() else (m.group(2) or ""),
-                                          code)
-        if "{%" in code or "{#" in code:
-            return None
+            code = _IF_INCREMENTAL_RE.sub(
+                lambda m: m.group(1) if ctx is None or ctx["is_incremental"]() else (m.group(2) or ""), code)
+            if "{%" in code:
+                return None
         out: list[str] = []
         pos = 0
-        for m in _EXPR_RE.finditer(code):
-            value = self._eval_simple(m.group(1), ctx)
-            if value is _MISSING:
-                return None
-            out.append(code[pos:m.start()])
+        strip_next = False
+        for m in _TAG_RE.finditer(code):
+            text = code[pos:m.start()]
+            if strip_next:
+                text = text.lstrip()
+            if m.group(1) is not None:      # {{ expression }}
+                value = self._eval_simple(m.group(2), ctx)
+                if value is _MISSING:
+                    return None
+                left, right = m.group(1), m.group(3)
+            else:                           # {# comment #}
+                value, left, right = "", m.group(4), m.group(6)
+            if left:
+                text = text.rstrip()
+            out.append(text)
             out.append(str(value))
+            strip_next = bool(right)
             pos = m.end()
-        out.append(code[pos:])
+        tail = code[pos:]
+        out.append(tail.lstrip() if strip_next else tail)
         return "".join(out)
 
     @staticmethod
-    def _eval_simple(expr: str, ctx: dict[str, Any]) -> Any:
+    def _eval_simple(expr: str, ctx: dict[str, Any] | None) -> Any:
         try:
             tree = ast.parse(expr.strip(), mode="eval").body
         except SyntaxError:
             return _MISSING
         if isinstance(tree, ast.Name) and tree.id == "this":
-            return ctx["this"]
+            return ctx["this"] if ctx is not None else ""
         if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in _FAST_CALLS):
             return _MISSING
         try:
@@ -118,6 +167,8 @@ class Renderer:
             kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords if k.arg}
         except ValueError:
             return _MISSING
+        if ctx is None:
+            return ""
         return ctx[tree.func.id](*args, **kwargs)
 
     def _jinja_env(self):
@@ -126,9 +177,16 @@ class Renderer:
 
             root = self.project.root
 
+            macro_files = set(self.project.macro_files)
+
             def load(name: str):
                 path = root / name
-                return path.read_text(encoding="utf-8"), str(path), lambda: True
+                text = path.read_text(encoding="utf-8")
+                if name in macro_files and ("{% test" in text or "{%- test" in text):
+                    # dbt's custom generic tests are not supported (a warning says so): drop the
+                    # blocks, keeping the lines so errors elsewhere in the file keep theirs
+                    text = _TEST_BLOCK_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+                return text, str(path), lambda: True
 
             self._env = jinja2.Environment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
                                            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
@@ -151,27 +209,74 @@ class Renderer:
     def _render_jinja(self, node: Node, ctx: dict[str, Any]) -> str:
         env = self._jinja_env()
         try:
-            # Macros see this model's ref/var/this, so each model gets its own macro module.
-            for tmpl in self._macros():
-                module = tmpl.make_module(vars=ctx)
-                for name in dir(module):
-                    if not name.startswith("_"):
-                        ctx[name] = getattr(module, name)
-            tmpl = self._compile(env, node.path) if node.path.endswith(".sql") else env.from_string(node.raw_code)
+            self._load_macros(ctx)
+            own = self.project.nodes.get(node.unique_id)
+            from_file = node.path.endswith(".sql") and own is not None and own.raw_code is node.raw_code
+            tmpl = self._compile(env, node.path) if from_file else env.from_string(node.raw_code)
             return tmpl.render(ctx)
         except DuckrecError as e:
-            # keep a location the error already has (a syntax error's line, a macro file's path)
-            line = e.line or _template_line(e, node.path)
-            raise type(e)(str(e).split(": ", 1)[-1] if e.path else str(e), path=e.path or node.path,
-                          line=line) from None
+            # keep a location the error already has (a syntax error's line); else where the
+            # template was when it raised: the macro's file and line, called from the model
+            path, line, via = self._location(e, node)
+            if e.line and e.path:
+                path, line, via = e.path, e.line, ""
+            message = str(e).split(": ", 1)[-1] if e.path else str(e)
+            raise type(e)(message + via, path=path, line=line) from None
         except Exception as e:  # noqa: BLE001 - any Jinja runtime error becomes a located message
             import jinja2
 
             if isinstance(e, jinja2.TemplateSyntaxError):
                 raise ProjectError(f"Jinja syntax error: {e.message}", path=e.filename and os.path.relpath(
                     e.filename, self.project.root) or node.path, line=e.lineno) from None
-            line = _template_line(e, node.path)
-            raise NodeError(f"Jinja error in {node.name}: {type(e).__name__}: {e}", path=node.path, line=line) from None
+            path, line, via = self._location(e, node)
+            raise NodeError(f"Jinja error in {node.name}: {type(e).__name__}: {e}{via}", path=path,
+                            line=line) from None
+
+    def _load_macros(self, ctx: dict[str, Any]) -> None:
+        """Macros see this model's ref/var/this, so each model gets its own macro modules. They
+        share one namespace (`shared=True` keeps ctx itself, not a copy), filled before any
+        macro runs: a macro calls a macro of any file, whatever the files' order."""
+        for key, value in self._jinja_env().globals.items():
+            ctx.setdefault(key, value)
+        for tmpl in self._macros():
+            module = tmpl.make_module(vars=ctx, shared=True)
+            for name in dir(module):
+                if not name.startswith("_"):
+                    ctx[name] = getattr(module, name)
+
+    def call_macro(self, node: Node, macro: str, args: dict[str, Any], extra: dict[str, Any]) -> str:
+        """`macro(**args)` with the project's macros loaded, as dbt's run-operation calls it."""
+        from .errors import did_you_mean
+
+        ctx = self.context(node, False, [])
+        ctx.update(extra)
+        code = "{{ " + macro + "(**__args) }}"
+        known = sorted(m.group(1) for rel in self.project.macro_files
+                       for m in _MACRO_NAME_RE.finditer((self.project.root / rel).read_text(encoding="utf-8")))
+        if macro not in known:
+            raise ProjectError(f"no macro named {macro!r} in {self.project.paths['macros']}/"
+                               + did_you_mean(macro, known))
+        return self._render_jinja(dataclasses.replace(node, raw_code=code), {**ctx, "__args": args})
+
+    def _location(self, exc: BaseException, node: Node) -> tuple[str, int | None, str]:
+        """(file, line, " (called from ...)") of the innermost template frame of `exc`."""
+        frames = []
+        macro_files = set(self.project.macro_files)
+        for frame in traceback.extract_tb(exc.__traceback__):
+            try:
+                rel = os.path.relpath(frame.filename, self.project.root)
+            except ValueError:
+                continue
+            if rel == node.path or rel in macro_files:
+                frames.append((rel, frame.lineno))
+        if not frames:
+            return node.path, None, ""
+        path, line = frames[-1]
+        own = [ln for rel, ln in frames if rel == node.path]
+        if path != node.path:
+            where = f"{node.path}:{own[-1]}" if own else node.path
+            return path, line, f" (in a macro, called from {where})"
+        return path, line, ""
 
     # ---------------------------------------------------------------- compile
     def compile(self, node: Node, incremental: bool = False) -> str:
@@ -206,11 +311,3 @@ def prepend_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
     if m:
         return f"{m.group(1)}with{m.group(2) or ''} {block},\n{sql[m.end():]}"
     return f"with {block}\n{sql}"
-
-
-def _template_line(exc: BaseException, path: str) -> int | None:
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.endswith(path):
-            line = frame.lineno
-    return line

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, data_tests, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
+from .progress import NodeProgress, close_live_bar, end_summary
 from .project import Node, Project
 from .render import Renderer
+from .summaries import summary_lines
 
 KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",),
                     "compile": ("model", "test")}
@@ -32,6 +34,8 @@ class Options:
     wait: bool = False
     quiet: bool = False
     log_format: str = "text"
+    threads: int | None = None
+    empty: bool = False
 
 
 class Reporter:
@@ -53,6 +57,7 @@ class Reporter:
         # A closed pipe (`duckrec build | head`) must not abort the build: stop printing instead.
         if self.out is None:
             return
+        close_live_bar()
         try:
             self.out.write(text)
             self.out.flush()
@@ -85,6 +90,13 @@ class Reporter:
         if not self.quiet:
             self._emit(f"    {node.name} | {text}", event="log", node=node.unique_id, message=text)
 
+    def notes(self, notes: list[tuple[Node, str]]) -> None:
+        """Lines that nodes' `summary` queries returned, shown with the build's summary."""
+        if not self.json and notes:
+            self._write("\n" + "".join(f"{text}\n" for _, text in notes))
+        for node, text in notes if self.json else ():
+            self._emit(text, event="node_summary", node=node.unique_id, message=text)
+
     def summary(self, text: str, errors: list[tuple[Node, str]], **event: Any) -> None:
         if self.json:
             for node, message in errors:
@@ -112,12 +124,15 @@ class Runner:
         self.report = reporter or Reporter(options.quiet, options.log_format)
         self.target = options.target or project.default_target
         self.renderer = Renderer(project, self.target)
+        self.renderer.empty = options.empty
+        self.notes: list[tuple[Node, str]] = []  # the lines of nodes' `summary` queries
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[str]:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds)
+        self.selection_warnings: list[str] = []
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings)
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
         return [u for u in full if u in chosen]
@@ -156,6 +171,11 @@ class Runner:
         plan = self.plan()
         project = self.project
         path = project.warehouse_path(self.target)
+        for warning in self.selection_warnings:
+            self.report.info(f"warning: {warning}")
+        if not plan and self.selection_warnings:
+            self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
+            return 0
         run_id = uuid.uuid4().hex[:12]
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
@@ -179,6 +199,7 @@ class Runner:
                         raise DuckrecError(f"targets.{target_name}: DuckDB rejected the settings {settings}: {e}",
                                            path="project.yml") from None
                     try:
+                        connection.configure(con, project, self.target, self.opt.threads)
                         self.catalog = materialize.Catalog(con)
                         self.compiled = artifacts.CompiledWriter(project)
                         try:
@@ -191,7 +212,7 @@ class Runner:
                         finished = datetime.now()
                         artifacts.record_history(con, {
                             "run_id": run_id, "command": self.opt.command, "target": self.target,
-                            "selector": " ".join(self.opt.select) or None, "status": status, "started_at": started,
+                            "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
                             "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
                             exists=("_duckrec", "node_runs") in self.catalog.relations)
                         con.execute("checkpoint")
@@ -214,8 +235,10 @@ class Runner:
         for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
             if counts[key]:
                 parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
-        self.report.summary(f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".", errors,
-                            run_id=run_id, seconds=round(elapsed, 3), **counts)
+        self.report.notes(self.notes)
+        lines, detail = end_summary(results)
+        self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
+                                       *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
         return 1 if counts["n_errors"] else 0
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
@@ -235,6 +258,8 @@ class Runner:
                 blocked[uid] = cause or node.name
             else:
                 result = self._execute(con, node, started, t)
+                if result.status == "success" and node.config.get("summary"):
+                    self.notes += [(node, line) for line in summary_lines(con, self.renderer, node)]
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
                     errors.append((node, result.message))
@@ -272,7 +297,8 @@ class Runner:
                 from .pymodels import release, run_python_model
 
                 try:
-                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m))
+                    sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
+                                           NodeProgress(self.report, node), self.opt.empty)
                     sql = _typed(node, sql)
                     return done("success", materialize.materialize(con, self.catalog, node, sql,
                                                                   self.opt.full_refresh))
@@ -302,6 +328,11 @@ def _typed(node: Node, sql: str) -> str:
     if not casts:
         return sql
     return f"select * replace ({', '.join(casts)}) from ({sql})"
+
+
+def _selector(opt: Options) -> str | None:
+    text = " ".join(opt.select) + (" --exclude " + " ".join(opt.exclude) if opt.exclude else "")
+    return text.strip() or None
 
 
 def _counts(results: list[NodeResult]) -> dict[str, int]:

@@ -5,6 +5,7 @@ import csv
 from pathlib import Path
 
 from .errors import NodeError
+from .relation_docs import declare_not_null, persist_docs
 from .project import Node, Project
 
 
@@ -71,10 +72,30 @@ def load_seed(con, project: Project, node: Node) -> int:
             raise NodeError(f"seed {node.name}: {total} row(s) do not parse ({details}). "
                             f"Fix the file or its column_types; nothing downstream was built.",
                             path=rel, line=int(first[0]))
+        if project.config_file != "project.yml":
+            _dbt_types(con, node, declared)
         con.execute("commit")
     except duckdb.Error as e:
         con.execute("rollback")
         raise NodeError(f"seed {node.name}: cannot load: {e}", path=rel) from None
     finally:
         con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
+    declare_not_null(con, node)
+    persist_docs(con, node, "table")
     return n_rows
+
+
+def _dbt_types(con, node: Node, declared: dict[str, str]) -> None:
+    """dbt-duckdb's seed types: a whole-number column is INTEGER (DuckDB's reader says BIGINT),
+    unless a value does not fit, where dbt would fail and duckrec keeps BIGINT."""
+    cols = [c for (c,) in con.execute(
+        "select column_name from duckdb_columns() where schema_name = ? and table_name = ? and data_type = 'BIGINT'",
+        [node.schema, node.config.get("alias") or node.name]).fetchall() if c not in declared]
+    if not cols:
+        return
+    quoted = ['"' + c.replace('"', '""') + '"' for c in cols]
+    fits = con.execute("select " + ", ".join(f"coalesce(min({q}) >= -2147483648 and max({q}) < 2147483648, true)"
+                                             for q in quoted) + f" from {node.relation}").fetchone()
+    for q, ok in zip(quoted, fits):
+        if ok:
+            con.execute(f"alter table {node.relation} alter {q} type integer")

@@ -1102,7 +1102,8 @@ def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.Da
 
 
 def candidate_uncertainty(
-    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1
+    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1,
+    progress=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and spread of the LM's probability for every candidate row
     (:func:`duckrec.ml.score.score_candidates_mc`), each (purpose, user) scored from its
@@ -1137,7 +1138,9 @@ def candidate_uncertainty(
         valid = column[None, :] < sizes[:, None]
         rows = candidates.offsets[group_ids][:, None] + column[None, :]
         block[valid] = cand_index[rows[valid]]
-        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=threads)
+        report = None if progress is None else (
+            lambda task, *args, _p=purpose, **kwargs: progress(f"{_p} {task}", *args, **kwargs))
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=threads, progress=report)
         mean[rows[valid]] = m[valid]
         std[rows[valid]] = s[valid]
     return mean, std

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -140,6 +141,7 @@ def top_k(
     exclude: list[np.ndarray] | None = None,
     bigram_sequences: list[np.ndarray] | None = None,
     chunk_size: int | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` items per user: (1-based item indices [U, k], scores [U, k]), best first.
 
@@ -148,7 +150,7 @@ def top_k(
     counted over ``bigram_sequences`` (default: the histories themselves), i.e. over the
     events that are history at scoring time. Users are scored ``chunk_size`` at a time
     (default: as many as keep a block near 4M scores), so memory does not grow with
-    users x items.
+    users x items. ``progress(task, done, total, unit=...)`` hears of each chunk of users scored.
     """
     if k < 1:
         raise ValueError(f"top_k: expected k >= 1, found {k}")
@@ -169,6 +171,8 @@ def top_k(
         val, idx = torch.topk(s, kk, dim=1)
         items[start:stop, :kk] = (idx + 1).numpy()
         scores[start:stop, :kk] = val.double().numpy()
+        if progress is not None:
+            progress("scoring", stop, len(histories), unit="user", final=stop == len(histories))
     items[~np.isfinite(scores)] = 0
     return items, scores
 
@@ -196,6 +200,7 @@ def score_candidates_mc(
     bigram_sequences: list[np.ndarray] | None = None,
     threads: int = 1,
     batch_size: int = 512,
+    progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std [U, C] of the mixed probability of each (user, candidate) over
     ``passes`` forward passes with dropout on (MC dropout): an uncertainty the
@@ -217,6 +222,7 @@ def score_candidates_mc(
       not collapse under load.
 
     The global torch RNG, thread count and the model's train/eval mode are left as they were.
+    ``progress(task, done, total, unit=...)`` hears of each pass.
     """
     cand = np.asarray(candidates, dtype=np.int64)
     if cand.ndim != 2 or cand.shape[0] != len(histories):
@@ -268,7 +274,7 @@ def score_candidates_mc(
         try:
             vectors = model.item_vectors()
             initial = model.initial_state()
-            for _ in range(passes):
+            for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
                     out, _ = model(inputs, vectors)
@@ -282,6 +288,8 @@ def score_candidates_mc(
                     draw = draw + fixed
                 total += draw
                 total_sq += draw * draw
+                if progress is not None:
+                    progress("MC dropout", done, passes, unit="pass", final=done == passes)
         finally:
             model.train(was_training)
     mean = total / passes

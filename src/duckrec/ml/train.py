@@ -279,6 +279,7 @@ def train_lm(
     valid_targets: np.ndarray,
     config: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = print,
+    progress: Callable[..., None] | None = None,
     world=None,
 ) -> TrainResult:
     """Train the LM on ``train_sequences`` (1-based item indices, one per user).
@@ -292,6 +293,9 @@ def train_lm(
     whose mixture has the best NDCG@k is kept. Training goes on while the mixture or the
     RNN alone still improves (``patience`` epochs without either stop it), at most
     ``epochs``. Without validation events the last epoch and the RNN alone are kept.
+
+    ``progress(task, done, total, figures, unit=..., final=...)``, if given, hears of every
+    batch (loss so far, positions per second) and, at each epoch's end, the validation figures.
     """
     n = catalogue.n_items
     windows = training_windows(train_sequences, config.window)
@@ -351,8 +355,9 @@ def train_lm(
                 meter, picked = CoreMeter(), time.perf_counter()
             model.train()
             total, positions = 0.0, 0
+            task = f"epoch {epoch}/{config.epochs}"
             batches = make_batches(windows, config.batch_size, rng)
-            for batch in (world.shard(batches) if world is not None else batches):
+            for done, batch in enumerate(world.shard(batches) if world is not None else batches, 1):
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, config)
                 step += 1
@@ -367,6 +372,9 @@ def train_lm(
                 n_pos = int(n_pos)
                 total += loss.item() * n_pos
                 positions += n_pos
+                if progress is not None:
+                    progress(task, done, steps_per_epoch, {"loss": total / positions, "positions/s": positions / (
+                        time.perf_counter() - t0)}, unit="batch")
             if world is not None:
                 total, positions = world.all_sum(total, positions)
             row = {"epoch": epoch, "train_loss": total / positions, "lr": opt.param_groups[0]["lr"]}
@@ -382,6 +390,11 @@ def train_lm(
             row["train_seconds"] = train_seconds
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
+            if progress is not None:
+                valid = {} if row["valid_ndcg"] is None else {f"valid ndcg@{config.eval_k}": row["valid_ndcg"],
+                                                               f"valid hit@{config.eval_k}": row["valid_hit_rate"]}
+                progress(task, steps_per_epoch, steps_per_epoch, {"loss": row["train_loss"], "positions/s": positions
+                                                                  / train_seconds, **valid}, unit="batch", final=True)
             shown = "-" if row["valid_ndcg"] is None else (
                 f"{row['valid_ndcg']:.4f} (rnn alone {row['rnn_valid_ndcg']:.4f}, rnn weight {mix.rnn_weight})")
             log(f"epoch {epoch} loss {row['train_loss']:.4f} valid ndcg@{config.eval_k} {shown} "

@@ -1,0 +1,1 @@
+select order_date, count(*) from {{ ref('orders') }} group by 1
