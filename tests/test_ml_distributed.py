@@ -50,7 +50,7 @@ def test_a_build_trains_on_two_processes(tmp_path):
     ratings, movies, tags = generated_dataset()
     project = make_project(tmp_path, ratings, movies, tags,
                            vars={"ks": [3], "lm": {**TINY_LM, "distributed": {"nproc_per_node": 2}}})
-    result = build(project, "-s", "+lm_lists")
+    result = build(project)
     assert result.code == 0, result
     assert "distributed training: 2 processes" in result.out
     con = connect(project)
