@@ -66,7 +66,7 @@ def make_project(root: Path, ratings: list[tuple] | str, movies: list[tuple], ta
         target["warehouse"] = "warehouse.duckdb"
     (root / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
-    for rel in ("sql", "python_models", "models", "tests/data_tests"):
+    for rel in ("sql", "python_models", "models", "tests/data_tests", "vars_schema.yml"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         if not (root / rel).exists():
             (root / rel).symlink_to(REPO / rel, target_is_directory=True)

@@ -20,7 +20,7 @@ SEQUENCES = {1: [101, 102, 103], 2: [102, 104, 105], 3: [103, 105, 106], 4: [106
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     ratings = [(u, item, 4.0, T0 + u * DAY + i * 60) for u, items in SEQUENCES.items() for i, item in enumerate(items)]
-    project = make_project(tmp_path_factory.mktemp("bi"), ratings, MOVIES, vars={"ks": [3]})
+    project = make_project(tmp_path_factory.mktemp("bi"), ratings, MOVIES, vars={"ks": [3], "k": 3})
     result = build(project)
     assert result.code == 0, result
     c = connect(project)

@@ -39,13 +39,24 @@ def test_debug_checks_the_project_and_the_warehouse(built, capsys):
 def test_retry_reruns_what_failed_or_was_skipped(jaffle, capsys):
     good = (jaffle / "sql/staging/stg_payments.sql").read_text()
     (jaffle / "sql/staging/stg_payments.sql").write_text("select nonsense from {{ ref('raw_payments') }}")
-    assert run(capsys, jaffle, "build").code == 1
+    assert run(capsys, jaffle, "build", "--publish-partial").code == 1
     (jaffle / "sql/staging/stg_payments.sql").write_text(good)
     result = run(capsys, jaffle, "retry")
     assert result.code == 0, result
     assert "stg_payments" in result.out and "raw_orders" not in result.out  # only what did not succeed
     assert query(warehouse(jaffle), "select count(*) from marts.customers") == [(3,)]
     assert "Nothing to retry" in run(capsys, jaffle, "retry").out
+
+
+def test_retry_after_an_all_or_nothing_failure_reruns_the_whole_run(jaffle, capsys):
+    good = (jaffle / "sql/staging/stg_payments.sql").read_text()
+    (jaffle / "sql/staging/stg_payments.sql").write_text("select nonsense from {{ ref('raw_payments') }}")
+    assert run(capsys, jaffle, "build").code == 1  # nothing published, raw_orders included
+    (jaffle / "sql/staging/stg_payments.sql").write_text(good)
+    result = run(capsys, jaffle, "retry")
+    assert result.code == 0, result
+    assert "stg_payments" in result.out and "raw_orders" in result.out
+    assert query(warehouse(jaffle), "select count(*) from marts.customers") == [(3,)]
 
 
 def test_retry_without_a_previous_run_says_so(jaffle, capsys):

@@ -67,7 +67,7 @@ def test_unique_failure_shows_count_and_rows_and_skips_downstream(tmp_path, caps
 """),
         "seeds/orders.csv": "order_id,user_id,status\n10,1,paid\n11,1,paid\n12,2,paid\n13,2,x\n14,3,y\n",
     }, base=BASE)
-    result = run(capsys, root, "build")
+    result = run(capsys, root, "build", "--publish-partial")
     assert result.code == 1
     assert "FAIL" in result.out and "unique_stg_orders_user_id" in result.out
     assert "2 failing row(s)" in result.out

@@ -44,7 +44,7 @@ def test_a_ref_parsing_could_not_see_fails_the_model_naming_both_nodes(tmp_path,
         """,
     }, base=BASE)
     assert run(capsys, root, "build").code == 0
-    result = run(capsys, root, "build", "--vars", "{v: 2}")
+    result = run(capsys, root, "build", "--vars", "{v: 2}", "--publish-partial")
     assert result.code == 1, result
     message = result.out.split("model a_dep (")[1]
     assert "a_dep calls ref('z_src')" in message and "z_src is not among the dependencies of a_dep" in message
@@ -135,7 +135,7 @@ def test_two_argument_ref_works_in_sql_python_and_relationships_tests(tmp_path, 
         """,
         "sql/other_package.sql": "select * from {{ ref('dbt_utils', 'parent') }}",
     }, base=BASE)
-    result = run(capsys, root, "build")
+    result = run(capsys, root, "build", "--publish-partial")
     assert result.code == 1, result
     assert "PASS  test relationships_child_id" in result.out
     assert query(warehouse(root), "select id from main.py_child") == [(1,)]

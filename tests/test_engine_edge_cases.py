@@ -22,7 +22,7 @@ def test_a_python_model_whose_lazy_frame_fails_is_one_failed_node(tmp_path, caps
                 return dbt.ref("a").pl().lazy().with_columns(pl.col("name").cast(pl.Int64))
         """,
     }, base=BASE)
-    result = run(capsys, root, "build")
+    result = run(capsys, root, "build", "--publish-partial")
     assert result.code == 1
     assert "Python model lazy raised" in result.out and TRACEBACK not in result.out.split("lazy raised")[0]
     assert query(warehouse(root), "select count(*) from main.a") == [(2,)]  # the rest was published
@@ -111,8 +111,10 @@ def test_incremental_strategy_append_keeps_every_row_even_with_a_key(tmp_path, c
                        "select id, name from {{ ref('a') }}",
     }, base=BASE)
     assert run(capsys, root, "build").code == 0
+    # a new row upstream (an unchanged input is reused, not appended again)
+    (root / "seeds/nums.csv").write_text("id,name\n1,a\n2,b\n3,c\n")
     assert run(capsys, root, "build").code == 0
-    assert query(warehouse(root), "select count(*) from main.log") == [(4,)]
+    assert query(warehouse(root), "select count(*), count(distinct id) from main.log") == [(5, 3)]
     bad = project(tmp_path / "bad", {
         "sql/log.sql": "{{ config(materialized='incremental', incremental_strategy='merge') }}\nselect 1 as id",
     }, base=BASE)

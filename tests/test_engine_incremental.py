@@ -10,7 +10,8 @@ BASE = {
     """,
     "seeds/events.csv": "id,v\n1,a\n2,b\n",
     # runs after `inc` (path order): a failed transaction must not poison the nodes after it
-    "sql/zz_after.sql": "{{ config(materialized='table') }}\nselect 1 as a",
+    # invocation_id: a model that records the build runs in every build (it is never reused)
+    "sql/zz_after.sql": "{{ config(materialized='table') }}\nselect 1 as a, '{{ invocation_id }}' as run_id",
 }
 
 

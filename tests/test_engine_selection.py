@@ -58,9 +58,9 @@ def test_result_method_without_a_previous_run_says_so(jaffle, capsys):
 
 
 def test_an_unknown_method_lists_the_methods(jaffle, capsys):
-    result = run(capsys, jaffle, "build", "-s", "state:modified")
+    result = run(capsys, jaffle, "build", "-s", "exposure:weekly")
     assert result.code == 2, result
-    assert "unknown selector method 'state'" in result.err
+    assert "unknown selector method 'exposure'" in result.err
     assert "tag, path" in result.err and "config.<key>" in result.err and "result" in result.err
     assert "no node named" not in result.err and TRACEBACK not in result.text
 

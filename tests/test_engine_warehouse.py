@@ -43,7 +43,8 @@ BASE = {
 
 def _start_slow_build(root: Path, marker: Path, seconds: float, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "DUCKREC_TEST_SLEEP": str(seconds), "DUCKREC_TEST_MARKER": str(marker)}
-    proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "build", *extra, "--project-dir", str(root)],
+    proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "build", "--full-refresh", *extra,
+                             "--project-dir", str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 30
     while not marker.exists():

@@ -379,22 +379,6 @@ def test_most_similar_rows_finds_the_closest_history_item_per_group():
     assert out.tolist() == [1, 0, -1]
 
 
-def test_whole_batch_of_a_movielens_sized_run_is_fast():
-    import time
-
-    rng = np.random.default_rng(0)
-    groups, width = 1340, 100
-    offsets = np.arange(groups + 1) * width
-    scores = rng.normal(size=groups * width)
-    started = time.perf_counter()
-    rerank.mmr_batch(offsets, scores, rng.normal(size=(groups * width, 32)), k=20, lam=0.7)
-    rerank.calibrate_batch(offsets, scores, (rng.random((groups * width, 20)) < 0.2) * 1.0,
-                           rng.random((groups, 20)), k=20, lam=0.5)
-    rerank.explore_batch(offsets, scores, rng.random(groups * width), rng.random(groups * width) < 0.5,
-                         k=20, n_slots=3, rule="thompson", seed=1)
-    assert time.perf_counter() - started < 10.0
-
-
 # --- frames: what the Python models call ---------------------------------------------------
 
 import polars as pl  # noqa: E402
@@ -419,14 +403,17 @@ def _toy_tables():
         "item_id": [4, 5, 6, 7, 3, 4, 5, 6, 7, 3, 1, 4, 2],
         "score": [0.4, 0.3, 0.2, 0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.6, 0.5, 0.4],
     })
-    interests = pl.DataFrame({
-        "purpose": ["holdout", "holdout", "holdout", "served", "served"],
-        "user_id": [10, 10, 10, 10, 10],
-        "interest": ["Drama", "Crime", "Western", "Drama", "Comedy"],
-        "weight": [0.6, 0.3, 0.1, 0.5, 0.3],
-        "is_top": [True, True, False, True, True],
+    # what recs.lm_candidate_interests holds for these candidates (the rule is SQL's,
+    # sql/macros/interests.sql)
+    flags = pl.DataFrame({
+        "purpose": ["served"] * 4 + ["holdout"] * 5 + ["holdout"] * 3,
+        "user_id": [10] * 4 + [10] * 5 + [20] * 3,
+        "item_id": [4, 5, 6, 7, 3, 4, 5, 6, 7, 1, 4, 2],
+        "is_new_interest": [True, False, False, True, True, True, False, False, True, False, True, False],
+        "probed_interest": ["Documentary", None, None, "Western", "Comedy", "Documentary", "Horror", None, "Western",
+                            None, "Documentary", None],
     })
-    return items, fit_events, candidates, interests
+    return items, fit_events, candidates, flags
 
 
 def test_candidates_sort_by_purpose_user_rank_and_drop_history_and_repeats():
@@ -481,33 +468,62 @@ def test_history_genre_mix_is_stecks_p_of_g_given_u():
     ]
 
 
-def test_top_genre_flags_mark_candidates_outside_the_top_genres_and_the_interest_probed():
-    items, fit_events, candidates, interests = _toy_tables()
+def test_interest_flags_follow_the_candidate_rows_and_refuse_a_stale_table():
+    items, fit_events, candidates, flags = _toy_tables()
     table = rerank.Candidates.from_frame(candidates, rerank.purpose_histories(fit_events))
-    outside, probes = rerank.top_genre_flags(table, items, interests)
+    outside, probes = rerank.interest_flags_of(table, flags.reverse())
     rows = table.frame.with_columns(outside=pl.Series(outside), probe=pl.Series(probes, dtype=pl.Utf8))
-    holdout_10 = rows.filter(pl.col("purpose") == "holdout", pl.col("user_id") == 10)
-    # 3 Comedy: outside (user weight 0); 4 Documentary: outside; 5 Horror+Drama touches Drama;
-    # 6 has no genre: never a probe; 7 Western: outside though a (non-top) interest
-    assert holdout_10.select("item_id", "outside", "probe").rows() == [
-        (3, True, "Comedy"), (4, True, "Documentary"), (5, False, "Horror"), (6, False, None), (7, True, "Western"),
+    # a probe is named only where the item is a new interest
+    assert rows.filter(pl.col("purpose") == "holdout", pl.col("user_id") == 10).select(
+        "item_id", "outside", "probe").rows() == [
+        (3, True, "Comedy"), (4, True, "Documentary"), (5, False, None), (6, False, None), (7, True, "Western"),
     ]
-    served_10 = rows.filter(pl.col("purpose") == "served")
-    assert served_10["outside"].to_list() == [True, False, False, True]
+    assert rows.filter(pl.col("purpose") == "served")["outside"].to_list() == [True, False, False, True]
+    with pytest.raises(ValueError, match=r"1 of 11 candidates have no is_new_interest .* user 20, item 2"):
+        rerank.interest_flags_of(table, flags.filter((pl.col("user_id") != 20) | (pl.col("item_id") != 2)))
+
+
+def test_aligned_offsets_follow_the_groups_and_keep_each_groups_row_order():
+    groups = pl.DataFrame({"purpose": ["served", "holdout", "holdout"], "user_id": [10, 20, 10]})
+    rows = pl.DataFrame({
+        "purpose": ["holdout", "holdout", "served", "holdout", "served", "holdout", "served"],
+        "user_id": [10, 10, 10, 10, 10, 30, 10],
+        "item_id": [5, 3, 9, 4, 8, 1, 7],
+    })
+    aligned, offsets = rerank.aligned_offsets(groups, rows)
+    assert offsets.tolist() == [0, 3, 3, 6]  # holdout 20 has no rows; holdout 30 is no group
+    assert aligned["item_id"].to_list() == [9, 8, 7, 5, 3, 4]
+
+
+def test_list_lengths_and_cut_lists_give_each_purpose_its_length():
+    assert rerank.list_lengths(5, [5, 10, 20]) == {"served": 5, "holdout": 20}
+    with pytest.raises(ValueError, match="served lists: expected var k to give an integer >= 1, found 0"):
+        rerank.list_lengths(0, [10])
+    lists = pl.DataFrame({"purpose": ["served"] * 3 + ["holdout"] * 3 + ["other"], "rank": [1, 2, 3, 1, 2, 3, 9]})
+    assert rerank.cut_lists(lists, {"served": 2, "holdout": 3}).rows() == [
+        ("served", 1), ("served", 2), ("holdout", 1), ("holdout", 2), ("holdout", 3), ("other", 9),
+    ]
 
 
 def test_explore_lists_probe_outside_with_readable_reasons_and_follow_the_slots():
-    items, fit_events, candidates, interests = _toy_tables()
+    items, fit_events, candidates, flags = _toy_tables()
     histories = rerank.purpose_histories(fit_events)
     table = rerank.Candidates.from_frame(candidates, histories)
-    outside, probes = rerank.top_genre_flags(table, items, interests)
+    outside, probes = rerank.interest_flags_of(table, flags.with_columns(
+        is_new_interest=pl.when(pl.col("user_id") == 20).then(False).otherwise(pl.col("is_new_interest"))))
     n = table.frame.height
     mean, std = table.frame["score"].to_numpy(), np.full(n, 0.01)
-    slots = rerank.slots_per_group(
-        table.groups, pl.DataFrame({"user_id": [10, 20], "rfm_segment": ["New", "Champions"]}),
-        {"New": 0.5, "Champions": 0.0}, k=4, default_share=0.25,
-    )
-    assert slots.tolist() == [2, 0, 2]
+    # segments per purpose: user 10 is 'New' in the holdout history and 'Champions' served
+    segments = pl.DataFrame({"purpose": ["holdout", "holdout", "served"], "user_id": [10, 20, 10],
+                             "rfm_segment": ["New", "Champions", "Champions"]})
+    shares = {"New": 0.5, "Champions": 0.0}
+    assert rerank.slots_per_group(table.groups, segments, shares, k=4, default_share=0.25).tolist() == [2, 0, 0]
+    # lengths per purpose: 4 slots of a holdout list, 2 of a served one
+    assert rerank.slots_per_group(table.groups, segments.with_columns(rfm_segment=pl.lit("Lost")), shares,
+                                  k={"holdout": 4, "served": 2}, default_share=0.5).tolist() == [2, 2, 1]
+    with pytest.raises(ValueError, match="missing \\['purpose'\\]"):
+        rerank.slots_per_group(table.groups, segments.drop("purpose"), shares, k=4, default_share=0.25)
+    slots = np.array([2, 0, 2])
     lists = rerank.explore_lists(table, mean, std, outside, probes, slots, k=4, seed=1)
     probes_rows = lists.filter(pl.col("is_exploration"))
     assert probes_rows.group_by("purpose", "user_id").len().sort("purpose", "user_id").rows() == [
@@ -569,12 +585,12 @@ def test_rerank_settings_from_vars_merge_defaults_and_reject_unknown_keys():
 
 
 def test_frames_accept_an_empty_candidate_table():
-    items, fit_events, candidates, interests = _toy_tables()
+    items, fit_events, candidates, flags = _toy_tables()
     histories = rerank.purpose_histories(fit_events)
     table = rerank.Candidates.from_frame(candidates.clear(), histories)
     assert table.groups.height == 0 and table.offsets.tolist() == [0]
     empty = np.zeros(0)
-    outside, probes = rerank.top_genre_flags(table, items, interests)
+    outside, probes = rerank.interest_flags_of(table, flags)
     for lists in (
         rerank.exploit_lists(table, 5),
         rerank.mmr_lists(table, np.zeros((0, 3)), 5, 0.5),

@@ -15,7 +15,7 @@ def served(con, strategy, user_id):
 
 def built(tmp_path, sequences, movies, **vars):
     ratings = [(u, item, 4.0, T0 + u * DAY + i * 60) for u, items in sequences.items() for i, item in enumerate(items)]
-    project = make_project(tmp_path, ratings, movies, vars={"ks": [3], **vars})
+    project = make_project(tmp_path, ratings, movies, vars={"ks": [3], "k": 3, **vars})
     result = build(project)
     assert result.code == 0, result
     return connect(project)

@@ -85,15 +85,19 @@ def test_diversity(warehouse):
 
 
 def test_novelty(warehouse):
-    # users per item over all events: 10:7, 30:5, 40:3, 50:3, of 11 users
-    bits = {n: -math.log2(n / 11) for n in (7, 5, 3)}
-    u1 = (bits[5] + bits[3] + bits[3]) / 3
-    u3 = (bits[7] + bits[3] + bits[3]) / 3
+    # from the popularity the holdout lists learn from (no test event): users per item
+    # 10:6, 30:4, 40:3, 50:2, of the 11 users with a non-test event
+    bits = {n: -math.log2(n / 11) for n in (6, 4, 3, 2)}
+    u1 = (bits[4] + bits[3] + bits[2]) / 3
+    u3 = (bits[6] + bits[3] + bits[2]) / 3
     assert metric(warehouse, "novelty", 3) == pytest.approx((u1 + u1 + u3) / 3)
-    assert metric(warehouse, "novelty", 1) == pytest.approx((bits[5] + bits[5] + bits[7]) / 3)
+    assert metric(warehouse, "novelty", 1) == pytest.approx((bits[4] + bits[4] + bits[6]) / 3)
+    holdout = dict(rows(warehouse, "select item_id, novelty_bits from features.item_popularity where purpose = 'holdout'"))
+    assert holdout[10] == pytest.approx(bits[6])
+    assert holdout[60] == pytest.approx(-math.log2(1 / 11))
+    # features.item_stats stays the full-history figure (served): 10 has 7 users of 11
     stats = dict(rows(warehouse, "select item_id, novelty_bits from features.item_stats"))
-    assert stats[10] == pytest.approx(bits[7])
-    assert stats[60] == pytest.approx(-math.log2(1 / 11))
+    assert stats[10] == pytest.approx(-math.log2(7 / 11))
 
 
 def test_new_interest_hit_rate(warehouse):
@@ -122,3 +126,60 @@ def test_splits_leave_last_out(warehouse):
     assert splits[0] == (1, ["train", "valid", "test"])
     assert dict(splits)[4] == ["train", "train"]
     assert dict(splits)[11] == ["train"]
+
+
+# --- temporal split: repeated test items, items without genres, users without top genres ---
+#
+# Cutoff at day 100. u1 rates 30 twice after it (one test item, two test events); u2's test
+# item 60 has no genre; u3's history (60, 70) has no genre, so u3 has no top genres; u4's test
+# item 50 (Horror) is outside its top genre Action. Served lists k = 2, holdout lists 3.
+TEMPORAL_MOVIES = MOVIES + [(70, "Eta (2006)", "(no genres listed)")]
+CUTOFF = T0 + 100 * DAY
+BEFORE = {1: [10, 20], 2: [10, 20], 3: [60, 70], 4: [10, 20], 5: [10, 30], 6: [20, 40], 7: [10, 40], 8: [30, 50]}
+AFTER = {1: [30, 30], 2: [60], 3: [50], 4: [50]}
+TEMPORAL_RATINGS = (
+    [(u, item, 4.0, T0 + u * DAY + i * 60) for u, items in BEFORE.items() for i, item in enumerate(items)]
+    + [(u, item, 4.0, CUTOFF + (i + 1) * DAY) for u, items in AFTER.items() for i, item in enumerate(items)]
+)
+
+
+@pytest.fixture(scope="module")
+def temporal(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("temporal"), TEMPORAL_RATINGS, TEMPORAL_MOVIES, vars={
+        "ks": [1, 3], "k": 2, "top_interests": 1, "split_rule": "temporal",
+        "temporal_cutoff": "2017-10-22 02:40:00"})  # T0 + 100 days
+    result = build(project)
+    assert result.code == 0, result
+    assert " FAIL " not in result.out, result
+    con = connect(project)
+    yield con
+    con.close()
+
+
+def test_a_test_item_rated_twice_is_one_test_item(temporal):
+    per_user = rows(temporal, """select distinct user_id, n_test_items from eval.user_metrics order by user_id""")
+    assert per_user == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    worst = rows(temporal, "select max(ndcg), max(recall), max(n_hits) from eval.user_metrics")[0]
+    assert worst[0] <= 1 + 1e-9 and worst[1] <= 1 and worst[2] <= 1
+
+
+def test_new_interest_needs_a_genre_and_top_genres(temporal):
+    flags = rows(temporal, """select distinct user_id, is_new_interest_user from eval.user_metrics order by user_id""")
+    # u1: 30 (Comedy, Drama) vs top Action: new; u2: 60 has no genre; u3 has no top genre; u4: 50 Horror
+    assert flags == [(1, True), (2, False), (3, False), (4, True)]
+    assert metric(temporal, "n_new_interest_users", 3) == 2
+    # exploration uses the same rule: it may never probe an item without genres, nor for u3
+    probed = rows(temporal, """
+        select count(*) filter (where is_new_interest and item_id in (60, 70)),
+               count(*) filter (where is_new_interest and purpose = 'holdout' and user_id = 3),
+               count(*) filter (where is_new_interest)
+        from recs.lm_candidate_interests""")[0]
+    assert probed[:2] == (0, 0) and probed[2] > 0
+    assert rows(temporal, """select count(*) from recs.lm_explore_lists
+                             where is_exploration and (item_id in (60, 70) or (purpose = 'holdout' and user_id = 3))""") == [(0,)]
+
+
+def test_var_k_sets_the_served_list_length(temporal):
+    served = rows(temporal, "select distinct strategy, max(rank) over (partition by strategy) from recs.recommendations order by 1")
+    assert {length for _, length in served} == {2} and len(served) == 7
+    assert rows(temporal, "select max(rank) from eval.holdout_recommendations") == [(3,)]

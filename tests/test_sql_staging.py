@@ -116,8 +116,28 @@ def test_a_sample_of_the_real_seeds(tmp_path):
     assert " FAIL " not in result.out
     with connect(project) as con:
         assert rows(con, "select count(distinct user_id) from staging.events") == [(40,)]
-        n_rejected = rows(con, "select sum(n_rows)::int from staging.rejected_events where reason = 'unknown_item'")[0][0]
-        assert n_rejected > 0   # the real ratings name movies that movies.csv lacks
+        # movies.csv is the whole catalogue: every rated movie is in it, no rating is rejected
+        assert rows(con, "select count(*) from staging.items") == [(9125,)]
+        assert rows(con, "select count(*) from staging.rejected_events") == [(0,)]
+        assert rows(con, "select count(*) from staging.events") == [(len(sample),)]
         assert rows(con, "select count(*) from eval.metrics") == [(len(STRATEGIES) * 3,)]
         reasons = rows(con, "select distinct split_part(reason, ' ', 1) from recs.recommendations order by 1")
         assert reasons == [("after",), ("explore",), ("like",), ("popular",)]
+
+
+def test_a_rejected_share_above_the_threshold_warns_and_the_build_succeeds(tmp_path):
+    ratings, movies, tags = generated_dataset(n_users=20, n_items=30)
+    # 2 of the rows name an item the catalogue lacks
+    ratings = ratings + [(2, 99_998, 3.0, T0)]
+    n_rows = len(ratings)
+    project = make_project(tmp_path, ratings, movies, tags, vars={"max_rejected_share": 1.5 / n_rows})
+    result = build(project)
+    assert result.code == 0, result
+    warned = [line for line in result.out.splitlines() if "rejected_events_share" in line]
+    assert warned and "WARN" in warned[0], result
+    # the build summary says how many rows were rejected and why
+    assert f"staging.rejected_events: 2 of {n_rows:,} ratings" in result.out and "unknown_item 2" in result.out, result
+    project = make_project(tmp_path, ratings, movies, tags, vars={"max_rejected_share": 2.5 / n_rows})
+    result = build(project)
+    passed = [line for line in result.out.splitlines() if "rejected_events_share" in line]
+    assert result.code == 0 and passed and "WARN" not in passed[0], result

@@ -31,11 +31,6 @@ def model(dbt, session):
     candidates = rerank.Candidates.from_frame(
         dbt.ref("lm_candidates").pl().filter(pl.col("purpose") == PURPOSE), histories
     )
-    interests = (
-        dbt.ref("user_interests_holdout").pl()
-        .filter(pl.col("interest_type") == "genre")
-        .with_columns(purpose=pl.lit(PURPOSE))
-    )
     frames = []
     n_settings = 1 + sum(map(len, (settings.tradeoff_mmr_lambdas, settings.tradeoff_calibration_lambdas,
                                    settings.tradeoff_explore_shares))) + 1
@@ -76,7 +71,9 @@ def model(dbt, session):
 
     uncertainty = dbt.ref("lm_candidate_uncertainty").pl().filter(pl.col("purpose") == PURPOSE)
     mean, std = rerank.uncertainty_of(candidates, uncertainty)
-    outside, probes = rerank.top_genre_flags(candidates, items, interests)
+    outside, probes = rerank.interest_flags_of(
+        candidates, dbt.ref("lm_candidate_interests").pl().filter(pl.col("purpose") == PURPOSE)
+    )
 
     def explore(slots):
         return rerank.explore_lists(candidates, mean, std, outside, probes, slots, list_length,
@@ -88,7 +85,8 @@ def model(dbt, session):
     for share in settings.tradeoff_explore_shares:
         uniform = rerank.exploration_slots(None, {}, list_length, default_share=share)
         add("lm_explore", "share", share, explore(uniform), False)
-    segment_slots = rerank.slots_per_group(candidates.groups, dbt.ref("user_rfm").pl(), settings.explore_shares,
+    segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
+    segment_slots = rerank.slots_per_group(candidates.groups, segments, settings.explore_shares,
                                            list_length, settings.explore_default_share)
     add("lm_explore", "share", None, explore(segment_slots), True)
 

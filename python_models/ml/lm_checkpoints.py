@@ -1,22 +1,56 @@
-"""Train the item language model on the train split; one row: config, history, weights."""
+"""Train the item language model on the train split; one row per kept checkpoint, newest first.
+
+Nightly builds warm-start: when the previous checkpoint has the same settings and new
+events arrived, training starts from its weights (new items from their content tokens) and
+runs lm.warm_epochs epochs over the windows with new events plus a replay sample of older
+ones, early stopping on the current validation split. A full retrain happens on the first
+build, on --full-refresh, when a setting changed, and every lm.full_retrain_every builds.
+
+It learns only from what the holdout lists may see (features.fit_events and features.fit_tags,
+purpose 'holdout'): train events to fit, valid events to stop early and fit the mixture, and the
+content tokens of genres and visible tags, so no holdout list can depend on a test event.
+"""
+import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
 import polars as pl
 
-from duckrec.ml import TrainConfig, build_catalogue, train_lm, user_sequences
+from duckrec.ml import TrainConfig, TrainedLM, build_catalogue, train_lm, user_sequences
 from duckrec.ml.distributed import train_distributed
+from duckrec.ml.warm import carry_weights, compatible, warm_windows
 
 NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
+NIGHTLY_SETTINGS = {"warm_start": True, "warm_epochs": 3, "warm_lr_scale": 0.3, "replay_ratio": 1.0,
+                    "full_retrain_every": 7, "keep_checkpoints": 3}
+SCHEMA = {"checkpoint_id": pl.Utf8, "parent_checkpoint_id": pl.Utf8, "trained_at": pl.Datetime("us"),
+          "config": pl.Utf8, "trained_on": pl.Utf8, "history": pl.Utf8, "state": pl.Binary}
+
+
+def _previous(dbt, session):
+    """The kept checkpoints, newest first (None on a first build, after --full-refresh, or
+    when the table predates warm starts)."""
+    if dbt.full_refresh:
+        return None
+    try:
+        rows = session.sql(f"select * from {dbt.this} order by trained_at desc, checkpoint_id desc").pl()
+    except Exception:  # noqa: BLE001 - no table yet
+        return None
+    if rows.is_empty() or "trained_on" not in rows.columns:
+        return None
+    return rows.select(list(SCHEMA)).cast(SCHEMA)
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    events = dbt.ref("event_splits").pl()
+    events = dbt.ref("fit_events").pl().filter(pl.col("purpose") == "holdout")
     items = dbt.ref("items").pl()
-    tags = dbt.ref("item_tags").pl()
-    settings = {k: v for k, v in dict(dbt.var("lm", {}) or {}).items() if k not in NOT_TRAINING_SETTINGS}
+    tags = dbt.ref("fit_tags").pl().filter(pl.col("purpose") == "holdout").select("item_id", "tag").unique()
+    lm_vars = dict(dbt.var("lm", {}) or {})
+    nightly = {k: lm_vars.pop(k, v) for k, v in NIGHTLY_SETTINGS.items()}
+    settings = {k: v for k, v in lm_vars.items() if k not in NOT_TRAINING_SETTINGS}
     settings.setdefault("seed", dbt.var("seed", 42))
     # no more torch threads than the build target gives DuckDB
     settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchall()[0][0]))
@@ -29,21 +63,62 @@ def model(dbt, session):
     ])
     catalogue = build_catalogue(items["item_id"].to_numpy(), tokens["item_id"].to_numpy(),
                                 tokens["token"].to_numpy())
-    index = catalogue.index(events["item_id"].to_numpy(), where="event_splits.item_id")
+    index = catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
     users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
     train = split == "train"
     train_users, train_seqs = user_sequences(users[train], index[train], positions[train])
     history_of = dict(zip(train_users.tolist(), train_seqs))
     valid = (split == "valid") & np.isin(users, train_users)
     valid_histories = [history_of[u] for u in users[valid].tolist()]
+    watermark = events["event_time"].max()
+    trained_on = {"train_events": int(train.sum()), "users": len(train_seqs), "items": catalogue.n_items,
+                  "data_watermark": str(watermark)}
 
-    dbt.log(f"training the LM on {int(train.sum())} train events of {len(train_seqs)} users, "
-            f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-    if config.distributed:  # the same training on several processes (duckrec.ml.distributed)
-        result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+    previous = _previous(dbt, session)
+    parent = None if previous is None else previous.row(0, named=True)
+    parent_on = json.loads(parent["trained_on"]) if parent else {}
+    parent_lm = TrainedLM.from_bytes(parent["state"]) if parent else None
+    same_settings = parent is not None and json.loads(parent["config"]).get("train") == json.loads(config.to_json())
+    if same_settings and parent_on.get("data_watermark") == str(watermark) \
+            and parent_on.get("train_events") == trained_on["train_events"]:
+        dbt.log(f"no new event since checkpoint {parent['checkpoint_id']}: kept as it is")
+        return previous
+    since_full = int(parent_on.get("builds_since_full", 0)) + 1
+    reason = ("first build" if parent is None and not dbt.full_refresh else "--full-refresh" if dbt.full_refresh
+              else "the lm settings changed" if not same_settings
+              else "warm starts are off (lm.warm_start)" if not nightly["warm_start"]
+              else f"every {nightly['full_retrain_every']} builds (lm.full_retrain_every)"
+              if since_full >= int(nightly["full_retrain_every"])
+              else "the model's shape changed" if not compatible(parent_lm, settings) else None)
+
+    counts = np.bincount(np.concatenate(train_seqs), minlength=catalogue.n_items + 1) if train_seqs \
+        else np.zeros(catalogue.n_items + 1, dtype=np.int64)
+    if reason is None:
+        # a user's train sequence grew by the events newer than the parent's watermark
+        # (leave_last_out moves the older valid/test events into train; 2 more cover them)
+        old_mark = datetime.fromisoformat(parent_on["data_watermark"])
+        newer = events.filter(pl.col("event_time") > pl.lit(old_mark)).group_by("user_id").len()
+        n_new_of = dict(zip(newer["user_id"].to_list(), newer["len"].to_list()))
+        n_new = np.array([n_new_of.get(u, 0) + 2 if u in n_new_of else 0 for u in train_users.tolist()])
+        windows, n_fresh, n_replay = warm_windows(train_seqs, n_new, config.window, float(nightly["replay_ratio"]),
+                                                  config.seed)
+        dbt.log(f"warm start from {parent['checkpoint_id']}: {len(n_new_of)} users with new events, "
+                f"{n_fresh} new windows + {n_replay} replayed, at most {nightly['warm_epochs']} epochs")
+        init = carry_weights(parent_lm, catalogue, counts > 0, config.seed)
+        run_config = replace(config, epochs=int(nightly["warm_epochs"]), lr=config.lr * float(nightly["warm_lr_scale"]))
+        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], run_config, log=dbt.log,
+                          progress=dbt.progress, init=init, windows=windows)
+        trained_on.update(mode="warm", builds_since_full=since_full, new_windows=n_fresh, replay_windows=n_replay)
     else:
-        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
-                          progress=dbt.progress)
+        dbt.log(f"full training ({reason}) on {int(train.sum())} train events of {len(train_seqs)} users, "
+                f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
+        if config.distributed:  # the same training on several processes (duckrec.ml.distributed)
+            result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+        else:
+            result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                              progress=dbt.progress)
+        trained_on.update(mode="full", builds_since_full=0, reason=reason)
+
     lm = result.lm
     full_config = {
         "train": json.loads(config.to_json()),
@@ -51,12 +126,21 @@ def model(dbt, session):
         "mixture": lm.mixture.__dict__,
         "best_epoch": result.best_epoch,
     }
-    dbt.log(f"kept epoch {result.best_epoch}; mixture {lm.mixture}")
-    return pl.DataFrame({
-        "checkpoint_id": [f"lm-seed{config.seed}-epoch{result.best_epoch}"],
+    parent_id = parent["checkpoint_id"] if parent and trained_on["mode"] == "warm" else None
+    key = json.dumps([parent_id, trained_on, full_config["train"]], sort_keys=True)
+    checkpoint_id = f"lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    dbt.log(f"checkpoint {checkpoint_id}: kept epoch {result.best_epoch}; mixture {lm.mixture}")
+    new = pl.DataFrame({
+        "checkpoint_id": [checkpoint_id],
+        "parent_checkpoint_id": [parent_id],
         "trained_at": [datetime.now(timezone.utc).replace(tzinfo=None)],
         "config": [json.dumps(full_config, sort_keys=True)],
+        "trained_on": [json.dumps(trained_on, sort_keys=True)],
         "history": [json.dumps(result.history)],
         "state": [lm.to_bytes()],
-    }, schema={"checkpoint_id": pl.Utf8, "trained_at": pl.Datetime("us"), "config": pl.Utf8,
-               "history": pl.Utf8, "state": pl.Binary})
+    }, schema=SCHEMA)
+    keep = max(1, int(nightly["keep_checkpoints"]))
+    if previous is None:
+        return new
+    older = previous.filter(pl.col("checkpoint_id") != checkpoint_id).head(keep - 1)
+    return pl.concat([new, older])

@@ -1,5 +1,6 @@
-"""The LM's top-N candidates per user: 'holdout' (history = train + valid) and 'served'
-(history = every event). The re-rankers read these."""
+"""The LM's top-N candidates per list purpose and user: for every user that gets a list
+(features.list_users), scored from the history that purpose may see (features.fit_events).
+The re-rankers read these."""
 import numpy as np
 import polars as pl
 
@@ -9,16 +10,19 @@ from duckrec.ml import TrainedLM, top_k, user_sequences
 def model(dbt, session):
     dbt.config(materialized="table")
     lm = TrainedLM.from_bytes(dbt.ref("lm_checkpoints").pl()["state"][0])
-    events = dbt.ref("event_splits").pl()
-    n = max(int((dbt.var("lm", {}) or {}).get("candidates", 100)), max(dbt.var("ks", [10])))
-    index = lm.catalogue.index(events["item_id"].to_numpy(), where="event_splits.item_id")
-    users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
+    fit = dbt.ref("fit_events").pl()
+    list_users = dbt.ref("list_users").pl()
+    n = max(int((dbt.var("lm", {}) or {}).get("candidates", 100)), max(dbt.var("ks", [10])), int(dbt.var("k", 10)))
     frames = []
-    # holdout lists only for users with a test event: they are the ones eval.* scores
-    evaluated = np.isin(users, users[split == "test"])
-    for purpose, keep in (("holdout", (split != "test") & evaluated), ("served", np.ones(len(split), dtype=bool))):
-        ids, seqs = user_sequences(users[keep], index[keep], positions[keep])
-        # the n-gram half counts over exactly the events that are history for this purpose
+    for purpose in sorted(list_users["purpose"].unique().to_list()):
+        events = fit.filter(pl.col("purpose") == purpose)
+        index = lm.catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
+        with_history, history_seqs = user_sequences(events["user_id"].to_numpy(), index, events["position"].to_numpy())
+        history_of = dict(zip(with_history.tolist(), history_seqs))
+        # a list user without a visible event starts from the model's initial state
+        ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
+        seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
+        # the n-gram half counts over exactly the histories scored here
         items, scores = top_k(lm, seqs, n, progress=_named(dbt, purpose))
         found = np.isfinite(scores)
         rows, ranks = np.nonzero(found)

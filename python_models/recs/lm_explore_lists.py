@@ -1,35 +1,31 @@
-"""lm_explore: the language model's exploit list with a share of its slots (per RFM segment,
-var rerank.explore_shares) given to candidates outside the user's top genres, chosen by the
+"""lm_explore: the language model's exploit list with a share of its slots (per RFM segment of
+the purpose, var rerank.explore_shares) given to candidates that are a new interest for the
+user (recs.lm_candidate_interests, the rule eval's new_interest_hit_rate uses), chosen by the
 model's uncertainty (recs.lm_candidate_uncertainty: MC-dropout mean and spread), then UCB
 or a Thompson draw (var rerank.explore_rule). Seeded by var seed: the same build gives the
 same lists. probed_interest names the genre each exploration slot probes."""
-import polars as pl
-
 from duckrec.ml import rerank
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
-    k = max(dbt.var("ks", [10]))
+    lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     items = dbt.ref("items").pl()
     histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
     candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories)
     mean, std = rerank.uncertainty_of(candidates, dbt.ref("lm_candidate_uncertainty").pl())
-    interests = pl.concat([
-        dbt.ref("user_interests_holdout").pl().with_columns(purpose=pl.lit("holdout")),
-        dbt.ref("user_interest_profile").pl().with_columns(purpose=pl.lit("served")),
-    ], how="diagonal_relaxed").filter(pl.col("interest_type") == "genre")
-    outside, probes = rerank.top_genre_flags(candidates, items, interests)
+    outside, probes = rerank.interest_flags_of(candidates, dbt.ref("lm_candidate_interests").pl())
     slots = rerank.slots_per_group(
-        candidates.groups, dbt.ref("user_rfm").pl(), settings.explore_shares, k, settings.explore_default_share
+        candidates.groups, dbt.ref("user_rfm_by_purpose").pl(), settings.explore_shares, lengths,
+        settings.explore_default_share,
     )
     lists = rerank.explore_lists(
-        candidates, mean, std, outside, probes, slots, k,
+        candidates, mean, std, outside, probes, slots, lengths,
         rule=settings.explore_rule, beta=settings.explore_beta, seed=seed, placement=settings.explore_placement,
         distinct_interests=settings.explore_distinct_interests, repeat_penalty=settings.explore_repeat_penalty,
     )
-    dbt.log(f"lm_explore: {candidates.groups.height} lists of up to {k}, "
+    dbt.log(f"lm_explore: {candidates.groups.height} lists (lengths {lengths}), "
             f"{int(lists['is_exploration'].sum())} exploration slots ({settings.explore_rule})")
     return rerank.like_reasons(lists, histories, dbt.ref("item_embeddings").pl(), items)

@@ -1,19 +1,20 @@
-"""The `lm` strategy: the LM's top K (exploit), explained by the user's last item."""
+"""The `lm` strategy: the LM's top K (exploit), explained by the user's last history item
+(features.list_users); served lists var k long, holdout lists max(var ks)."""
 import polars as pl
+
+from duckrec.ml import rerank
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    k = max(dbt.var("ks", [10]))
-    candidates = dbt.ref("lm_candidates").pl().filter(pl.col("rank") <= k)
-    events = dbt.ref("event_splits").pl()
+    lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
+    candidates = rerank.cut_lists(dbt.ref("lm_candidates").pl(), lengths)
     titles = dbt.ref("items").pl().select("item_id", "title")
-    last = pl.concat([
-        events.filter(pl.col("split") != "test").with_columns(pl.lit("holdout").alias("purpose")),
-        events.with_columns(pl.lit("served").alias("purpose")),
-    ]).sort("position").group_by("purpose", "user_id").agg(pl.col("item_id").last().alias("last_item"))
-    reasons = last.join(titles, left_on="last_item", right_on="item_id", how="left").select(
-        "purpose", "user_id", ("after " + pl.col("title")).alias("reason"))
+    reasons = (
+        dbt.ref("list_users").pl()
+        .join(titles, left_on="last_item_id", right_on="item_id", how="left")
+        .select("purpose", "user_id", ("after " + pl.col("title")).alias("reason"))
+    )
     return (
         candidates.join(reasons, on=["purpose", "user_id"], how="left")
         .with_columns(pl.lit("lm").alias("strategy"), pl.lit(False).alias("is_exploration"),

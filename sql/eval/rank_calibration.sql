@@ -8,7 +8,7 @@ with lists as (
 ),
 
 tests as (
-    select user_id, item_id from {{ ref('event_splits') }} where split = 'test'
+    select distinct user_id, item_id from {{ ref('event_splits') }} where split = 'test'
 ),
 
 evaluated as (

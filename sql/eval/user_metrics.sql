@@ -1,6 +1,7 @@
 -- Every measure of the evaluation protocol per strategy x evaluated user x K, from the
 -- holdout lists (eval.holdout_recommendations) and the users' test events, with the user's
--- RFM segment. eval.metrics and eval.metrics_by_segment average these rows, so any figure
+-- RFM segment from the events the holdout lists see (features.user_rfm_by_purpose, 'holdout'),
+-- the segment that set the user's exploration share. eval.metrics and eval.metrics_by_segment average these rows, so any figure
 -- there can be traced to users here. The measures and their rules: user_measures in
 -- sql/macros/measures.sql (eval.tradeoff measures its lists with the same macro).
 with measured as (
@@ -8,7 +9,7 @@ with measured as (
 ),
 
 segments as (
-    select user_id, rfm_segment from {{ ref('user_rfm') }}
+    select user_id, rfm_segment from {{ ref('user_rfm_by_purpose') }} where purpose = 'holdout'
 )
 
 select

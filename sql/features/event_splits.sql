@@ -34,13 +34,7 @@ assigned as (
 )
 {% elif split_rule == 'temporal' %}
 cutoff as (
-    select
-        {% if var('temporal_cutoff', none) is none %}
-        quantile_disc(event_time, 0.9)
-        {% else %}
-        any_value(cast('{{ var("temporal_cutoff") }}' as timestamp))
-        {% endif %} as cutoff_time
-    from events
+    {{ temporal_cutoff('events') }}
 ),
 
 periods as (

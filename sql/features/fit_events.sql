@@ -1,4 +1,6 @@
--- The events each list purpose may learn from and must exclude from its lists:
+-- The events each list purpose may learn from and must exclude from its lists: the one
+-- definition of what a purpose may see (features.fit_tags applies it to tags; every
+-- per-purpose feature, list and the language model read these rows):
 --   'holdout': every event not in the test split (train + valid, all users), so holdout lists
 --              never see what they are scored on;
 --   'served':  every event.
@@ -6,11 +8,11 @@ with splits as (
     select * from {{ ref('event_splits') }}
 )
 
-select 'holdout' as purpose, user_id, item_id, event_time, position, split
+select 'holdout' as purpose, user_id, item_id, event_time, value, position, split
 from splits
 where split <> 'test'
 
 union all
 
-select 'served' as purpose, user_id, item_id, event_time, position, split
+select 'served' as purpose, user_id, item_id, event_time, value, position, split
 from splits

@@ -1,6 +1,8 @@
 -- Item popularity per list purpose, from the events that purpose may learn from
 -- (features.fit_events): the baselines' ranking, tie-break and fill. Every catalogue item
 -- has a row, so lists rank the full catalogue: items nobody touched come last (n_users 0).
+-- novelty_bits = -log2(n_users / users of the purpose), an item nobody touched counting as
+-- one user (the most novel): eval.* measures holdout lists' novelty with the 'holdout' rows.
 with fit as (
     select * from {{ ref('fit_events') }}
 ),
@@ -42,6 +44,7 @@ select
     catalogue.n_users,
     catalogue.n_events,
     coalesce(catalogue.n_users / purpose_users.n_purpose_users, 0) as user_share,
+    coalesce(-log2(greatest(catalogue.n_users, 1) / purpose_users.n_purpose_users), 0) as novelty_bits,
     row_number() over (
         partition by catalogue.purpose order by catalogue.n_users desc, catalogue.n_events desc, catalogue.item_id
     )::integer as popularity_rank

@@ -1,3 +1,5 @@
--- What each user is into, from their whole history (features.user_interests adds what exploration probed):
--- short-term and blended weights (the rules are in macros/interests.sql and the YAML).
-{{ user_interest_weights(ref('fit_events'), 'served') }}
+-- What each user is into, from their whole history (features.user_interests adds what
+-- exploration probed): the 'served' rows of features.fit_interests.
+select * exclude (purpose)
+from {{ ref('fit_interests') }}
+where purpose = 'served'

@@ -1,6 +1,7 @@
 {#
-  Interest weights of each user over genres and tags, from the rows of `fit_events`
-  (features.fit_events) whose purpose is `purpose`.
+  Interest weights of each list purpose's users over genres and tags, from the events
+  (`fit_events`, features.fit_events) and the tags (`fit_tags`, features.fit_tags) the purpose
+  may see; `items` is staging.items. One row per purpose, user and interest.
   An event spreads a weight of 1 evenly over its item's genres (and, separately, its tags),
   so a user's genre weights add up to at most 1 (items without genres add nothing):
     long_term_weight  = that share over all the user's events;
@@ -9,30 +10,33 @@
   rank orders a user's interests of one type by weight (then name); is_top marks the first
   var('top_interests'). Only each user's top tags are kept; every genre is kept.
 #}
-{% macro user_interest_weights(fit_events, purpose) -%}
+{% macro user_interest_weights(fit_events, fit_tags, items) -%}
 {%- set window = var('short_term_events', 20) -%}
 {%- set mix = var('interest_short_term_mix', 0.5) -%}
 {%- set top_n = var('top_interests', 3) -%}
 with history as (
     select
+        purpose,
         user_id,
         item_id,
-        row_number() over (partition by user_id order by position desc) as recency_position,
-        count(*) over (partition by user_id) as n_events
+        row_number() over (partition by purpose, user_id order by position desc) as recency_position,
+        count(*) over (partition by purpose, user_id) as n_events
     from {{ fit_events }}
-    where purpose = '{{ purpose }}'
 ),
 
 items as (
-    select item_id, genres from {{ ref('items') }}
+    select item_id, genres from {{ items }}
 ),
 
 item_tag_lists as (
-    select item_id, list(tag order by tag) as tags from {{ ref('item_tags') }} group by item_id
+    select purpose, item_id, list(distinct tag order by tag) as tags
+    from {{ fit_tags }}
+    group by purpose, item_id
 ),
 
 genre_events as (
     select
+        history.purpose,
         history.user_id,
         history.recency_position,
         history.n_events,
@@ -46,6 +50,7 @@ genre_events as (
 
 tag_events as (
     select
+        history.purpose,
         history.user_id,
         history.recency_position,
         history.n_events,
@@ -53,11 +58,12 @@ tag_events as (
         unnest(item_tag_lists.tags) as interest,
         1.0 / len(item_tag_lists.tags) as share
     from history
-    join item_tag_lists using (item_id)
+    join item_tag_lists using (purpose, item_id)
 ),
 
 weighted as (
     select
+        purpose,
         user_id,
         interest_type,
         interest,
@@ -65,7 +71,7 @@ weighted as (
         coalesce(sum(share) filter (where recency_position <= {{ window }}), 0)
             / least(any_value(n_events), {{ window }}) as short_term_weight
     from (select * from genre_events union all select * from tag_events)
-    group by user_id, interest_type, interest
+    group by purpose, user_id, interest_type, interest
 ),
 
 ranked as (
@@ -73,13 +79,14 @@ ranked as (
         *,
         {{ mix }} * short_term_weight + (1 - {{ mix }}) * long_term_weight as weight,
         row_number() over (
-            partition by user_id, interest_type
+            partition by purpose, user_id, interest_type
             order by {{ mix }} * short_term_weight + (1 - {{ mix }}) * long_term_weight desc, interest
         ) as rank
     from weighted
 )
 
 select
+    purpose,
     user_id,
     interest_type,
     interest,
@@ -90,4 +97,77 @@ select
     rank <= {{ top_n }} as is_top
 from ranked
 where interest_type = 'genre' or rank <= {{ top_n }}
+{%- endmacro %}
+
+
+{#
+  Whether an item is a new interest for a user: the one definition shared by evaluation
+  (new_interest_hit_rate, sql/macros/measures.sql) and exploration (the candidates lm_explore
+  may probe, recs.lm_candidate_interests). For every distinct (purpose, user_id, item_id) row
+  of `pairs`, with `interests` (features.fit_interests) and `items` (staging.items):
+    is_new_interest  the item has a genre, the user has top genres for that purpose (is_top),
+                     and none of the item's genres is one of them. An item without genres names
+                     no interest to open, so it is never new; a user without top genres (no
+                     genre in the history the purpose sees) has no interests to step outside
+                     of, so nothing is new for them.
+    probed_interest  for a new-interest item, the interest it opens: its genre the user has
+                     shown least (lowest weight, a genre never shown 0), ties by name; null
+                     otherwise.
+#}
+{% macro new_interests(pairs, interests, items) -%}
+with pairs as (
+    select distinct purpose, user_id, item_id from {{ pairs }}
+),
+
+genre_interests as (
+    select purpose, user_id, interest as genre, weight, is_top
+    from {{ interests }}
+    where interest_type = 'genre'
+),
+
+users_with_top as (
+    select distinct purpose, user_id, true as has_top_genres
+    from genre_interests
+    where is_top
+),
+
+item_genres as (
+    select item_id, unnest(genres) as genre from {{ items }}
+),
+
+pair_genres as (
+    select
+        pairs.purpose,
+        pairs.user_id,
+        pairs.item_id,
+        item_genres.genre,
+        coalesce(genre_interests.weight, 0) as weight,
+        coalesce(genre_interests.is_top, false) as is_top
+    from pairs
+    join item_genres using (item_id)
+    left join genre_interests using (purpose, user_id, genre)
+),
+
+per_pair as (
+    select
+        purpose,
+        user_id,
+        item_id,
+        not bool_or(is_top) as outside_top,
+        arg_min(genre, {'weight': weight, 'genre': genre}) as least_shown_genre
+    from pair_genres
+    group by purpose, user_id, item_id
+)
+
+select
+    pairs.purpose,
+    pairs.user_id,
+    pairs.item_id,
+    coalesce(per_pair.outside_top and users_with_top.has_top_genres, false) as is_new_interest,
+    case
+        when per_pair.outside_top and users_with_top.has_top_genres then per_pair.least_shown_genre
+    end as probed_interest
+from pairs
+left join per_pair using (purpose, user_id, item_id)
+left join users_with_top using (purpose, user_id)
 {%- endmacro %}

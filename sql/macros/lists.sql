@@ -26,13 +26,14 @@ union all
 {#
   The end of a baseline's list query: its scored items (CTE `top_scored`: purpose, user_id,
   item_id, score, reason, source_order = 1, source_rank) first, then the purpose's popularity
-  list fills the rest up to k, so every list is k long when the catalogue allows.
+  list fills the rest up to list_length(purpose), so every list is that long when the
+  catalogue allows.
   Call it right after the CTE `top_scored`, inside the same `with`:
     ..., top_scored as (...)
-    {{ fill_from_popularity('markov', k) }}
+    {{ fill_from_popularity('markov') }}
   The caller's file must also name {{ ref('popularity_lists') }} (a comment is enough) for the DAG.
 #}
-{% macro fill_from_popularity(strategy, k) -%}
+{% macro fill_from_popularity(strategy) -%}
 ,
 
 popular_fill as (
@@ -46,7 +47,7 @@ ranked as (
         *,
         row_number() over (partition by purpose, user_id order by source_order, source_rank) as rank
     from (select * from top_scored union all select * from popular_fill)
-    qualify rank <= {{ k }}
+    qualify rank <= {{ list_length('purpose') }}
 )
 
 select
@@ -59,4 +60,19 @@ select
     false as is_exploration,
     reason
 from ranked
+{%- endmacro %}
+
+
+
+{#
+  How long a purpose's lists are: 'served' lists (recs.recommendations) var('k'), 'holdout'
+  lists (eval.*) max(var('ks')), so every K measured has a full list. `purpose` is the SQL
+  expression that holds the purpose; max_list_length() is the longer of the two.
+#}
+{% macro list_length(purpose) -%}
+(case when {{ purpose }} = 'served' then {{ var('k', 10) | int }} else {{ var('ks', [10]) | max | int }} end)
+{%- endmacro %}
+
+{% macro max_list_length() -%}
+{{ [var('k', 10) | int, var('ks', [10]) | max | int] | max }}
 {%- endmacro %}

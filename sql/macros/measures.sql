@@ -2,7 +2,9 @@
   The evaluation protocol's per-user measures, defined once. Each row of the result is one
   (list key columns `by`, evaluated user, K in `ks`), measured on the lists of `lists` (a
   relation with the columns `by`, user_id, rank, item_id) against the users' test events:
-    n_hits           test items among the first K of the list
+    n_test_items     the user's distinct test items (a set: an item in the test split twice, as the
+                     temporal rule allows, is one item)
+    n_hits           test items among the first K of the list (a list holds an item once)
     hit              1 if n_hits > 0 (hit_rate = recall with one test item)
     precision        n_hits / K
     recall           n_hits / n_test_items
@@ -11,10 +13,12 @@
     reciprocal_rank  1 / rank of the first hit, 0 without one
     diversity        1 - mean genre Jaccard similarity over the pairs of the first K items
                      (two items without genres count as dissimilar); null under 2 items
-    novelty          mean of features.item_stats.novelty_bits over the first K items
-    is_new_interest_user / new_interest_hit: the user has a test item sharing no genre with
-                     their top var('top_interests') genres of features.user_interests_holdout,
-                     and whether one of those items is among the first K
+    novelty          mean novelty_bits of the first K items, from the popularity the holdout
+                     lists learn from (features.item_popularity, purpose 'holdout')
+    is_new_interest_user / new_interest_hit: the user has a test item that is a new interest
+                     (new_interests in sql/macros/interests.sql, the rule exploration uses, over
+                     the holdout interests of features.fit_interests), and whether one of those
+                     items is among the first K
   Every evaluated user (a user with test events) gets a row for every list key in `lists`; a
   user without a list there counts with no hits.
   Used by eval.user_metrics (lists: eval.holdout_recommendations, by ['strategy'], var ks)
@@ -28,7 +32,7 @@ with lists as (
 ),
 
 tests as (
-    select user_id, item_id from {{ ref('event_splits') }} where split = 'test'
+    select distinct 'holdout' as purpose, user_id, item_id from {{ ref('event_splits') }} where split = 'test'
 ),
 
 items as (
@@ -39,21 +43,8 @@ cutoffs as (
     select unnest({{ ks }}::integer[]) as k
 ),
 
-top_genres as (
-    select user_id, list(interest) as genres
-    from {{ ref('user_interests_holdout') }}
-    where interest_type = 'genre' and is_top
-    group by user_id
-),
-
 test_items as (
-    select
-        tests.user_id,
-        tests.item_id,
-        len(list_intersect(coalesce(items.genres, []), coalesce(top_genres.genres, []))) = 0 as is_new_interest
-    from tests
-    left join items using (item_id)
-    left join top_genres using (user_id)
+    {{ new_interests('tests', ref('fit_interests'), ref('items')) }}
 ),
 
 evaluated_users as (
@@ -133,10 +124,11 @@ diversity as (
 ),
 
 novelty as (
-    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, cutoffs.k, round(avg(item_stats.novelty_bits), 12) as novelty
+    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, cutoffs.k, round(avg(popularity.novelty_bits), 12) as novelty
     from lists
     join cutoffs on lists.rank <= cutoffs.k
-    join {{ ref('item_stats') }} item_stats using (item_id)
+    join {{ ref('item_popularity') }} popularity
+        on popularity.purpose = 'holdout' and popularity.item_id = lists.item_id
     group by all
 )
 

@@ -5,24 +5,33 @@
 -- A candidate's score is the sum of its similarities to the user's history items; the reason
 -- names the most similar history item. Lists shorter than K are filled from the popularity
 -- list (score 0, 'popular now').
--- One self-join serves both purposes: a pair counts for 'served' always and for 'holdout'
--- only when neither event is in the test split (the 'holdout' fit events, features.fit_events).
-{% set k = var('ks', [10]) | max %}
+-- One self-join serves both purposes: each purpose counts the pairs of its own fit events
+-- (features.fit_events), each user's window of recent items cut from those events, so the
+-- 'holdout' neighbours never count a test event, not even through the window.
 -- filled from {{ ref('popularity_lists') }}
 {% set neighbours = var('knn_neighbours', 20) %}
 {% set max_user_events = var('knn_max_user_events', 200) %}
 {% set min_co_users = var('knn_min_co_users', 3) %}
-with events as materialized (
-    -- one row per user and item (an item rated twice counts once; it is a test item only
-    -- when every one of its events is in the test split)
-    select user_id, item_id, bool_and(split = 'test') as is_test
-    from {{ ref('event_splits') }}
-    group by user_id, item_id
+with fit_items as (
+    -- one row per purpose, user and item (an item rated twice counts once)
+    select purpose, user_id, item_id, max(position) as last_position
+    from {{ ref('fit_events') }}
+    group by purpose, user_id, item_id
     {% if max_user_events is not none %}
     -- heavy users would dominate the pair count (a user with n items makes n^2/2 pairs):
     -- only each user's most recent items count, as Mahout's maxPrefsPerUser does
-    qualify row_number() over (partition by user_id order by max(position) desc) <= {{ max_user_events }}
+    qualify row_number() over (partition by purpose, user_id order by last_position desc) <= {{ max_user_events }}
     {% endif %}
+),
+
+events as materialized (
+    select
+        user_id,
+        item_id,
+        bool_or(purpose = 'served') as in_served,
+        bool_or(purpose = 'holdout') as in_holdout
+    from fit_items
+    group by user_id, item_id
 ),
 
 items as (
@@ -32,8 +41,8 @@ items as (
 item_users as materialized (
     select
         item_id,
-        count(*) as n_served,
-        count(*) filter (where not is_test) as n_holdout
+        count(*) filter (where in_served) as n_served,
+        count(*) filter (where in_holdout) as n_holdout
     from events
     group by item_id
 ),
@@ -44,27 +53,31 @@ frequent_events as (
     select events.*
     from events
     join item_users using (item_id)
-    where item_users.n_served >= {{ min_co_users }}
+    where (events.in_served and item_users.n_served >= {{ min_co_users }})
+        or (events.in_holdout and item_users.n_holdout >= {{ min_co_users }})
 ),
 
 pair_counts as (
     select
         a.item_id as item_a,
         b.item_id as item_b,
-        count(*) as n_served,
-        count(*) filter (where not a.is_test and not b.is_test) as n_holdout
+        count(*) filter (where a.in_served and b.in_served) as n_served,
+        count(*) filter (where a.in_holdout and b.in_holdout) as n_holdout
     from frequent_events a
     join frequent_events b on a.user_id = b.user_id and a.item_id < b.item_id
     group by a.item_id, b.item_id
-    having count(*) >= {{ min_co_users }}
+    having n_served >= {{ min_co_users }} or n_holdout >= {{ min_co_users }}
 ),
 
 pair_similarity as (
     select
         pair_counts.item_a,
         pair_counts.item_b,
-        pair_counts.n_served / sqrt(ua.n_served * ub.n_served) as served_similarity,
-        -- the holdout count must pass the threshold on its own, or test events would choose pairs
+        -- each purpose's count must pass the threshold on its own, or test events would choose pairs
+        case
+            when pair_counts.n_served >= {{ min_co_users }}
+                then pair_counts.n_served / sqrt(ua.n_served * ub.n_served)
+        end as served_similarity,
         case
             when pair_counts.n_holdout >= {{ min_co_users }}
                 then pair_counts.n_holdout / sqrt(ua.n_holdout * ub.n_holdout)
@@ -149,6 +162,6 @@ top_scored as (
     join items on items.item_id = unseen.closest_history_item
     join {{ ref('item_popularity') }} popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
-    qualify source_rank <= {{ k }}
+    qualify source_rank <= {{ list_length('unseen.purpose') }}
 )
-{{ fill_from_popularity('item_knn', k) }}
+{{ fill_from_popularity('item_knn') }}

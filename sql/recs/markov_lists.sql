@@ -2,7 +2,6 @@
 -- by position, features.event_splits), counted over the purpose's fit events. A user's
 -- candidates are the items that followed their last history item, scored by the transition
 -- probability P(next | last); popularity breaks ties and fills the list to K.
-{% set k = var('ks', [10]) | max %}
 -- filled from {{ ref('popularity_lists') }}
 with fit as (
     select purpose, user_id, item_id, position from {{ ref('fit_events') }}
@@ -64,6 +63,6 @@ top_scored as (
     join items on items.item_id = unseen.last_item_id
     join {{ ref('item_popularity') }} popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
-    qualify source_rank <= {{ k }}
+    qualify source_rank <= {{ list_length('unseen.purpose') }}
 )
-{{ fill_from_popularity('markov', k) }}
+{{ fill_from_popularity('markov') }}

@@ -1,5 +1,5 @@
 -- The lists served to users: every strategy's 'served' lists, built from each user's full
--- history, ranks 1..max(var('ks')). A new strategy is one more ref in the list below.
+-- history, ranks 1..var('k'). A new strategy is one more ref in the list below.
 {{ union_lists([
     ref('popularity_lists'),
     ref('item_knn_lists'),

@@ -74,10 +74,12 @@ def write_manifest(project: Project, target: str) -> None:
     _write_json(project.path("target") / "manifest.json", manifest(project, target, compiled_path))
 
 
-def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult]) -> None:
+def write_run_results(project: Project, run_id: str, command: str, elapsed: float, results: list[NodeResult],
+                      args: dict[str, Any] | None = None) -> None:
     from .dbt_artifacts import run_results
 
-    _write_json(project.path("target") / "run_results.json", run_results(project, run_id, command, elapsed, results))
+    _write_json(project.path("target") / "run_results.json",
+                run_results(project, run_id, command, elapsed, results, args))
 
 
 HISTORY_DDL = """
@@ -99,7 +101,8 @@ def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: 
         con.execute(HISTORY_DDL)
     else:  # a warehouse from before `vars` was recorded
         con.execute("alter table _duckrec.runs add column if not exists vars varchar")
-    # the build's vars (project vars merged with --vars) tell apart builds of one warehouse
+    # the build's vars (project vars merged with --vars) tell apart builds of one warehouse;
+    # columns named: later versions add columns (data_watermark) to existing warehouses
     con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
                 "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version, vars) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [

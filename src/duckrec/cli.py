@@ -31,10 +31,13 @@ def _parser() -> argparse.ArgumentParser:
                                                             "(checks SQL and contracts fast)")
         sp.add_argument("--threads", type=int, help="DuckDB threads for this build (default: the target's, "
                                                     "else every core)")
-        sp.add_argument("--wait", action="store_true", help="wait for another build on the warehouse instead of failing")
+        sp.add_argument("--wait", action="store_true",
+                        help="wait for another build (or a read-write client) to release the warehouse instead of failing")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only problems and the summary")
         sp.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="json: one JSON object per line, for schedulers")
+        sp.add_argument("--publish-partial", action="store_true",
+                        help="publish the nodes that succeeded even when others failed (default: all or nothing)")
 
     for name, text in (("build", "seeds, models and tests in DAG order"), ("run", "models only"),
                        ("seed", "load seeds only"), ("test", "run data tests only")):
@@ -67,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--inline", "-i", dest="inline", help="an ad-hoc read-only SQL query")
     sp.add_argument("--limit", type=int, default=20, help="rows to show (default 20; 0 = all)")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
+    sp.add_argument("action", choices=["freshness"])
+    common(sp, select=False)
     from .docs import add_parser as add_docs_parser
 
     add_docs_parser(sub, common)
@@ -116,15 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-EXIT_LOCKED = 3  # another build holds the warehouse
+EXIT_LOCKED = 3  # another build, or a read-write client, holds the warehouse
 
 
 def _exit_code(e: DuckrecError) -> int:
-    from .errors import LockedError, NodeError
-
-    if isinstance(e, LockedError):
-        return EXIT_LOCKED
-    return 1 if isinstance(e, NodeError) else 2
+    """The README's table: 1 a node failed, 2 the project or invocation, 3 the warehouse is
+    busy (another build, a read-write client), 4 the warehouse file or folder cannot be used."""
+    return e.exit_code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -152,7 +156,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                       full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
                       wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
                       log_format=getattr(args, "log_format", "text"), threads=getattr(args, "threads", None),
-                      empty=getattr(args, "empty", False))
+                      empty=getattr(args, "empty", False), publish_partial=getattr(args, "publish_partial", False))
     target = args.target or project.default_target
     if args.command == "retry":
         from .commands import retry_selection
@@ -183,6 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .runner import compile_all
 
         return compile_all(project, options, print)
+    if args.command == "source":
+        from .freshness import run_freshness
+
+        return run_freshness(project, args.target, print)
     if args.command == "ls":
         return _ls(project, options, args)
     if args.command == "show":
@@ -201,8 +209,13 @@ def _ls(project, options, args) -> int:
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
+    from .fingerprint import modified_since_last_build
+    from .render import Renderer
+
     warnings: list[str] = []
-    chosen = graph.select(project, options.select, options.exclude, kinds, warnings)
+    chosen = graph.select(project, options.select, options.exclude, kinds, warnings, state_modified=lambda: (
+        modified_since_last_build(project, Renderer(project, options.target or project.default_target),
+                                  project.warehouse_path(options.target))))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for uid in graph.order(project.nodes):
@@ -221,7 +234,6 @@ def _ls(project, options, args) -> int:
 
 def _show(project, args) -> int:
     from .errors import DuckrecError as Err
-    from .warehouse import connect_read_only
 
     args.model = args.model or args.show_select
     if bool(args.model) == bool(args.inline):
@@ -241,12 +253,17 @@ def _show(project, args) -> int:
         from .commands import render_inline
 
         sql = render_inline(project, args.target or project.default_target, args.inline)  # Jinja: ref(), macros
-    con = connect_read_only(project.warehouse_path(args.target))
+    from .warehouse import open_reader
+
+    con = open_reader(project.warehouse_path(args.target))
     import duckdb
 
     try:
+        sql = _one_query(con, sql)
         # the newline keeps a trailing `-- comment` in the user's query from eating the wrapper
         limited = f"select * from ({sql}\n) as q limit {args.limit}" if args.limit else sql
+        if len(con.extract_statements(limited)) != 1:
+            raise Err("show runs one query: the wrapper around it would run more than one statement")
         cur = con.execute(limited)
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
@@ -256,6 +273,27 @@ def _show(project, args) -> int:
         con.close()
     _print_rows(cols, rows, args.format)
     return 0
+
+
+def _one_query(con, sql: str) -> str:
+    """The text of `sql` when it is exactly one read-only query, else a refusal that says why."""
+    import duckdb
+
+    from .errors import DuckrecError as Err
+    from .materialize import clean_sql
+
+    sql = clean_sql(sql)
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise Err(f"query failed: {e}") from None
+    if len(statements) != 1:
+        raise Err(f"show runs one read-only query; found {len(statements)} statements. Run them one at a time.")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise Err(f"show is read-only: it runs a query (select, from, with, show, describe), found a "
+                  f"{kind.name} statement. Write to the warehouse through a model and `duckrec build`.")
+    return sql
 
 
 def _print_rows(cols: list[str], rows: list[tuple], fmt: str) -> None:

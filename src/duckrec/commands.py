@@ -96,8 +96,11 @@ def retry_selection(project: Project) -> tuple[str, list[str]]:
                            "/run_results.json yet") from None
     command = (data.get("args") or {}).get("which") or "build"
     back = internal_ids(project)
+    # a run that published nothing (all or nothing) is retried whole: its successes never landed
+    redo = ("error", "fail", "skipped", "runtime error")
+    whole = (data.get("args") or {}).get("published") is False
     again = [back[r["unique_id"]] for r in data.get("results", [])
-             if r.get("status") in ("error", "fail", "skipped", "runtime error") and r.get("unique_id") in back]
+             if (whole or r.get("status") in redo) and r.get("unique_id") in back]
     return command, again
 
 
@@ -112,9 +115,8 @@ def run_operation(project: Project, target: str, macro: str, args: dict[str, Any
 
     renderer = Renderer(project, target)
     path = project.warehouse_path(target)
-    with warehouse.BuildLock(path, wait=wait):
-        work = warehouse.start_build(path)
-        con = duckdb.connect(str(work))
+    with warehouse.Build(path, wait=wait, warn=out) as build:  # left unpublished, the copy is removed
+        con = build.con
         try:
             ctx_extra = {"run_query": lambda sql: _Result(con.execute(sql)),
                          "log": lambda msg, info=False: out(str(msg)) or ""}
@@ -122,17 +124,11 @@ def run_operation(project: Project, target: str, macro: str, args: dict[str, Any
             sql = renderer.call_macro(node, macro, args, ctx_extra)
             if sql.strip():
                 con.execute(sql)
-            con.execute("checkpoint")
         except duckdb.Error as e:
-            con.close()
-            warehouse.discard(work)
+            if warehouse.disk_failure(e):
+                raise
             raise DuckrecError(f"run-operation {macro}: SQL error: {e}") from None
-        except BaseException:
-            con.close()
-            warehouse.discard(work)
-            raise
-        con.close()
-        warehouse.publish(work, path)
+        build.publish()
     out(f"run-operation {macro}: done")
     return 0
 

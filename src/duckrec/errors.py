@@ -8,8 +8,10 @@ from collections.abc import Iterable
 class DuckrecError(Exception):
     """A problem in the project or its data that the user can fix.
 
-    The CLI prints the message alone (no traceback) and exits non-zero.
+    The CLI prints the message alone (no traceback) and exits with `exit_code`.
     """
+
+    exit_code = 2
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
         self.path = path
@@ -27,9 +29,24 @@ class ProjectError(DuckrecError):
 class NodeError(DuckrecError):
     """One node failed while building: the rest of the DAG carries on."""
 
+    exit_code = 1
+
 
 class LockedError(DuckrecError):
     """Another build holds the warehouse."""
+
+    exit_code = 3
+
+
+class WriterConnectedError(LockedError):
+    """A read-write DuckDB client (a BI tool) holds the published warehouse file."""
+
+
+class WarehouseError(DuckrecError):
+    """The warehouse file or its folder cannot be used: disk full, read-only or missing
+    permissions, a directory or a damaged file at the path. Nothing was published."""
+
+    exit_code = 4
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

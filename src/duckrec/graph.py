@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .errors import ProjectError, did_you_mean
 from .project import Node, Project
@@ -125,7 +125,7 @@ def _walk(start: Iterable[str], edges: dict[str, list[str]], depth: int | None =
 
 
 METHODS = ("fqn", "tag", "path", "file", "config.<key>", "resource_type", "test_type", "test_name", "source",
-           "result", "package")
+           "result", "package", "state")
 _ATOM_RE = re.compile(r"^(?P<at>@)?(?:(?P<up>\d*)\+)?(?P<body>[^+@]+?)(?:\+(?P<down>\d*))?$")
 
 
@@ -134,7 +134,8 @@ class NoMatch(ProjectError):
 
 
 def select(project: Project, select_terms: list[str] | None, exclude_terms: list[str] | None,
-           kinds: tuple[str, ...] = ("seed", "model", "test"), warnings: list[str] | None = None) -> set[str]:
+           kinds: tuple[str, ...] = ("seed", "model", "test"), warnings: list[str] | None = None,
+           state_modified: Callable[[], set[str]] | None = None) -> set[str]:
     """dbt's node selection.
 
     Terms separated by spaces (or given as several arguments) are a union; a comma inside a
@@ -144,10 +145,11 @@ def select(project: Project, select_terms: list[str] | None, exclude_terms: list
     value with a `/` or a file suffix is a path, anything else a name or folder (dbt's fqn).
     Tests come with any selected node they test (dbt's eager indirect selection); a test of
     an excluded node is excluded with it. With `warnings`, a selector that matches nothing is a
-    warning there (dbt's rule) instead of an error.
+    warning there (dbt's rule) instead of an error. `state:modified` asks `state_modified()`
+    for the nodes new or changed since the last build.
     """
     nodes = project.nodes
-    sel = _Selector(project, warnings)
+    sel = _Selector(project, warnings, state_modified)
     if select_terms:
         chosen: set[str] = set()
         for term in _split(select_terms):
@@ -171,9 +173,12 @@ def _split(terms: list[str]) -> list[str]:
 
 
 class _Selector:
-    def __init__(self, project: Project, warnings: list[str] | None = None):
+    def __init__(self, project: Project, warnings: list[str] | None = None,
+                 state_modified: Callable[[], set[str]] | None = None):
         self.project = project
         self.warnings = warnings
+        self._state_modified = state_modified
+        self._modified: set[str] | None = None
         self.nodes = project.nodes
         self.parents = {u: [d for d in n.depends_on if d in self.nodes] for u, n in self.nodes.items()}
         self.children = children_map(self.nodes)
@@ -274,6 +279,14 @@ class _Selector:
             return {u for u, status in results.items() if status == value and u in nodes}
         if method == "package":
             return set(nodes) if value == self.project.name else set()
+        if method == "state":
+            if value != "modified":
+                raise ProjectError(f"--select {term}: the state method knows 'state:modified' only")
+            if self._state_modified is None:
+                raise ProjectError(f"--select {term}: this command has no stored state to compare with")
+            if self._modified is None:
+                self._modified = self._state_modified()
+            return self._modified & set(nodes)
         raise ProjectError(f"--select {term}: unknown selector method {method!r}; the methods are "
                            + ", ".join(METHODS) + did_you_mean(method, [m.split(".")[0] for m in METHODS]))
 

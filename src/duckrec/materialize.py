@@ -49,8 +49,10 @@ _TRAILING_SEMICOLON = re.compile(r";(?:\s|--[^\n]*)*\Z")
 
 def clean_sql(sql: str) -> str:
     """The statement without trailing semicolons (and comments after them), so it can be
-    wrapped; callers put the closing parenthesis on a new line, so a trailing comment is safe."""
-    text = sql.strip()
+    wrapped; callers put the closing parenthesis on a new line, so a trailing comment is safe.
+    Leading lines are kept and wrappers open on the statement's first line, so DuckDB's
+    `LINE n` is line n of the compiled file."""
+    text = sql.rstrip()
     while (m := _TRAILING_SEMICOLON.search(text)) is not None:
         text = text[:m.start()].rstrip()
     return text
@@ -84,7 +86,7 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
         check_contract(con, node, sql)
     if mat == "view":
         drop = [f"drop table {node.relation}"] if existing == "BASE TABLE" else []
-        _atomic(con, drop + [f"create or replace view {node.relation} as\n{sql}\n"])
+        _atomic(con, drop + [f"create or replace view {node.relation} as {sql}\n"])
         catalog.set(node, "VIEW")
         persist_docs(con, node, "view")
         return None
@@ -93,7 +95,7 @@ def materialize(con, catalog: Catalog, node: Node, sql: str, full_refresh: bool 
         persist_docs(con, node, "table")
         return rows
     drop = [f"drop view {node.relation}"] if existing == "VIEW" else []
-    create = f"create or replace table {node.relation} as\n{sql}\n"
+    create = f"create or replace table {node.relation} as {sql}\n"
     if _key_columns(node):
         con.execute("begin transaction")
         try:
@@ -147,7 +149,7 @@ def _columns(con, relation: str) -> list[tuple[str, str]]:
 def _incremental(con, node: Node, sql: str) -> int:
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table {TMP} as\n{sql}\n")
+        con.execute(f"create or replace temp table {TMP} as {sql}\n")
         _check_unique_key_nulls(con, node, TMP)
         _sync_schema(con, node)
         keys = _key_columns(node)
@@ -193,7 +195,7 @@ def _sync_schema(con, node: Node) -> None:
 
 def check_contract(con, node: Node, sql: str) -> None:
     """An enforced contract: the result has exactly the YAML columns, with their data_type."""
-    found = [(r[0], r[1]) for r in con.execute(f"describe\n{sql}\n").fetchall()]
+    found = [(r[0], r[1]) for r in con.execute(f"describe {sql}\n").fetchall()]
     declared = [(c.name, c.data_type) for c in node.columns.values()]
     problems = []
     names = [n for n, _ in found]

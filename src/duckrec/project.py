@@ -32,6 +32,7 @@ CONFIG_KEYS = {
     "materialized", "schema", "tags", "enabled", "unique_key", "on_schema_change",
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
     "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs", "summary",
+    "loaded_at_field", "freshness", "full_refresh",
 }
 
 _REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
@@ -95,6 +96,8 @@ class Source:
     identifier: str
     path: str
     description: str = ""
+    loaded_at_field: str | None = None
+    freshness: dict[str, Any] | None = None
 
     @property
     def relation(self) -> str:
@@ -118,6 +121,7 @@ class Project:
     warnings: list[str] = field(default_factory=list)  # settings read but not supported
     clean_targets: list[str] = field(default_factory=list)
     doc_blocks: dict[str, tuple[str, str]] = field(default_factory=dict)  # {% docs name %}: (file, text)
+    vars_schema: str | None = None                          # project.yml `vars_schema:`, relative path
 
     def path(self, key: str) -> Path:
         return self.root / self.paths[key]
@@ -215,6 +219,16 @@ CACHE_FILE = "partial_parse.pickle"
 
 
 def load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
+    """The parsed project, its vars (with --vars) checked against the project's vars schema."""
+    project = _load_project(root, cli_vars)
+    if project.vars_schema:
+        from .varschema import check_vars, load_schema
+
+        check_vars(project.vars, load_schema(project.root, project.vars_schema), project.vars_schema)
+    return project
+
+
+def _load_project(root: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
     """The parsed project; reuses target/partial_parse.pickle while no project file changed.
 
     Like dbt's partial parsing: an unchanged project skips YAML parsing and file reads. Parsing
@@ -317,11 +331,17 @@ def _parse_project(root: Path, cli_vars: dict[str, Any] | None) -> Project:
     targets = _strip_lines(raw.get("targets") or {"dev": {"warehouse": "warehouse.duckdb"}})
     default_target = str(raw.get("target") or next(iter(targets)))
     variables = _strip_lines(raw.get("vars") or {})
+    if not isinstance(variables, dict):
+        raise ProjectError(f"vars: expected a mapping of names to values (e.g. `vars: {{k: 10}}`), found "
+                           f"{variables!r}", path=PROJECT_FILE)
+    vars_schema = raw.get("vars_schema")
+    if vars_schema is not None and not isinstance(vars_schema, str):
+        raise ProjectError(f"vars_schema: expected the path of a YAML file, found {vars_schema!r}", path=PROJECT_FILE)
     variables = merge_vars(variables, cli_vars)
 
     project = Project(
         root=root, name=str(raw["name"]), paths=paths, targets=targets,
-        default_target=default_target, vars=variables,
+        default_target=default_target, vars=variables, vars_schema=vars_schema,
         model_defaults=_strip_lines(raw.get("models") or {}),
         seed_defaults=_strip_lines(raw.get("seeds") or {}),
     )
@@ -790,8 +810,11 @@ def _read_source(project: Project, src: Any, rel: str) -> None:
         if not isinstance(table, dict) or "name" not in table:
             raise ProjectError(f"source {src['name']}: each table needs a name", path=rel, line=_line(table))
         key = (str(src["name"]), str(table["name"]))
+        # dbt's freshness: a table's own settings over its source's
         project.sources[key] = Source(key[0], key[1], schema, str(table.get("identifier") or table["name"]), rel,
-                                      str(table.get("description") or ""))
+                                      str(table.get("description") or ""),
+                                      table.get("loaded_at_field", src.get("loaded_at_field")),
+                                      _strip_lines(table.get("freshness", src.get("freshness"))))
 
 
 def _add_generic_test(project: Project, spec: dict, rel: str) -> None:

@@ -32,13 +32,16 @@ class ModelConfig:
 
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                 progress: Callable[..., None] | None = None, empty: bool = False):
+                 progress: Callable[..., None] | None = None, empty: bool = False, full_refresh: bool = False):
         self._con = con
         self._project = project
         self._node = node
         self.config = ModelConfig(dict(node.config))
         self.this = node.relation
         self.is_incremental = incremental
+        # duckrec extension: a table model that carries state over builds (a warm-started
+        # model) starts afresh under --full-refresh
+        self.full_refresh = full_refresh
         self.log = log
         # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
         # terminal, a line every few seconds in logs; pass it to long library calls
@@ -65,7 +68,8 @@ def _import_paths(project: Project) -> None:
 
 
 def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                     progress: Callable[..., None] | None = None, empty: bool = False) -> str:
+                     progress: Callable[..., None] | None = None, empty: bool = False,
+                     full_refresh: bool = False) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -75,7 +79,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log, progress, empty)
+        dbt = DbtContext(con, project, node, incremental, log, progress, empty, full_refresh)
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
         _expose(con, node, result)

@@ -61,6 +61,9 @@ class Renderer:
         self._env = None
         self._macro_templates: list[Any] | None = None
         self.empty = False  # --empty: every ref()/source() reads zero rows (dbt's --empty)
+        # dbt's invocation_id and run_started_at; the runner sets them for each build
+        self.invocation_id: str | None = None
+        self.run_started_at = None
 
     # ---------------------------------------------------------------- context
     def context(self, node: Node, incremental: bool, ephemerals: list[str],
@@ -91,6 +94,7 @@ class Renderer:
             "config": ConfigCall(node, recorded), "is_incremental": lambda: incremental,
             "this": node.relation, "target": {"name": self.target, "schema": "main", "type": "duckdb"},
             "project_name": self.project.name, "log": lambda *a, **k: "",
+            "invocation_id": self.invocation_id, "run_started_at": self.run_started_at,
         }
 
     def _read(self, relation: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, connection, data_tests, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, fingerprint, freshness, graph, materialize, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .progress import NodeProgress, close_live_bar, end_summary
@@ -34,6 +34,7 @@ class Options:
     wait: bool = False
     quiet: bool = False
     log_format: str = "text"
+    publish_partial: bool = False
     threads: int | None = None
     empty: bool = False
 
@@ -69,10 +70,10 @@ class Reporter:
             self._emit(text, event="info", message=text, **event)
 
     def node(self, index: int, total: int, node: Node, result: NodeResult) -> None:
-        if self.quiet and result.status in ("success", "pass", "skipped"):
+        if self.quiet and result.status in ("success", "pass", "skipped", "reused"):
             return
         label = {"success": "OK", "pass": "PASS", "error": "ERROR", "fail": "FAIL", "warn": "WARN",
-                 "skipped": "SKIP"}[result.status]
+                 "skipped": "SKIP", "reused": "REUSE"}[result.status]
         what = f"test {node.name}" if node.kind == "test" else (
             f"seed {node.relation}" if node.kind == "seed" else f"{node.materialized} {node.relation}")
         detail = f"{result.seconds:.2f}s"
@@ -81,8 +82,8 @@ class Reporter:
         elif node.kind == "test" and result.rows:
             detail = f"{result.rows} failing in {detail}"
         line = f"{index} of {total} {label:<5} {what} ".ljust(72, ".") + f" [{detail}]"
-        if result.status == "skipped":
-            line = f"{index} of {total} {label:<5} {what}  ({result.message})"
+        if result.status in ("skipped", "reused"):
+            line = f"{index} of {total} {label:<5} {what}  ({result.message or 'fingerprint unchanged'})"
         self._emit(line, event="node", node=node.unique_id, status=result.status, seconds=round(result.seconds, 4),
                    rows=result.rows, message=result.message)
 
@@ -132,7 +133,9 @@ class Runner:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
         self.selection_warnings: list[str] = []
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings)
+        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings,
+                              state_modified=lambda: fingerprint.modified_since_last_build(
+                                  self.project, self.renderer, self.project.warehouse_path(self.target)))
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
         return [u for u in full if u in chosen]
@@ -177,68 +180,68 @@ class Runner:
             self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
             return 0
         run_id = uuid.uuid4().hex[:12]
+        self.renderer.invocation_id, self.renderer.run_started_at = run_id, started
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
                          f"target {self.target} ({path.name})", run_id=run_id)
         results: list[NodeResult] = []
         errors: list[tuple[Node, str]] = []
-        target_name = self.target or project.default_target
-        settings = warehouse.connection_config(target_name, project.targets.get(target_name) or {})
         old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+        publishes = True
         try:
-            with warehouse.BuildLock(path, wait=self.opt.wait):
-                work = warehouse.start_build(path)
+            with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
+                con = build.con
+                connection.configure(con, project, self.target, self.opt.threads)
+                self.catalog = materialize.Catalog(con)
+                self.compiled = artifacts.CompiledWriter(project)
                 try:
-                    import duckdb
-
-                    # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
-                    try:
-                        con = duckdb.connect(str(work), config={"fsync_mode": "NONE", **settings})
-                    except duckdb.Error as e:  # a bad memory_limit or temp_directory in project.yml
-                        warehouse.discard(work)
-                        raise DuckrecError(f"targets.{target_name}: DuckDB rejected the settings {settings}: {e}",
-                                           path="project.yml") from None
-                    try:
-                        connection.configure(con, project, self.target, self.opt.threads)
-                        self.catalog = materialize.Catalog(con)
-                        self.compiled = artifacts.CompiledWriter(project)
-                        try:
-                            self._walk(con, plan, results, errors)
-                        finally:
-                            for problem in self.compiled.close():
-                                self.report.info(f"warning: {problem}")
-                        counts = _counts(results)
-                        status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
-                        finished = datetime.now()
-                        artifacts.record_history(con, {
-                            "run_id": run_id, "command": self.opt.command, "target": self.target,
-                            "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
-                            "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
-                            exists=("_duckrec", "node_runs") in self.catalog.relations)
-                        con.execute("checkpoint")
-                    finally:
-                        con.close()
-                    warehouse.publish(work, path)
-                except (KeyboardInterrupt, Interrupted):
-                    # discarded under the lock, so a waiting build's fresh copy is never touched
-                    warehouse.discard(work)
-                    raise
+                    # --empty tables are never reused, nor recorded as built
+                    self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
+                                                   enabled=self.opt.command != "test" and not self.opt.full_refresh
+                                                   and not self.opt.empty, recording=not self.opt.empty)
+                    self._walk(con, plan, results, errors)
+                finally:
+                    for problem in self.compiled.close():
+                        self.report.info(f"warning: {problem}")
+                counts = _counts(results)
+                status = "error" if counts["n_errors"] else ("warn" if counts["n_warnings"] else "success")
+                publishes = not counts["n_errors"] or self.opt.publish_partial
+                if publishes:
+                    self.reuse.flush(con)
+                else:
+                    build.restart()  # all or nothing: only this run's history goes into the warehouse
+                    con = build.con
+                    connection.configure(con, project, self.target, self.opt.threads)
+                finished = datetime.now()
+                artifacts.record_history(con, {
+                    "run_id": run_id, "command": self.opt.command, "target": self.target,
+                    "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
+                    "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
+                    exists=("_duckrec", "node_runs") in (self.catalog if publishes else materialize.Catalog(con)).relations)
+                freshness.record_watermark(con, run_id, freshness.watermark(con, project))
+                build.publish()
         except (KeyboardInterrupt, Interrupted):
             self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])
             return 130
         finally:
             signal.signal(signal.SIGTERM, old_handler)
         elapsed = time.perf_counter() - t0
-        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results)
+        artifacts.write_run_results(project, run_id, self.opt.command, elapsed, results, {"published": publishes})
         artifacts.write_manifest(project, self.target)
         parts = [f"{counts['n_success']} ok"]
-        for key, word in (("n_errors", "error"), ("n_warnings", "warning"), ("n_skipped", "skipped")):
+        for key, word in (("n_reused", "reused"), ("n_errors", "error"), ("n_warnings", "warning"),
+                          ("n_skipped", "skipped")):
             if counts[key]:
-                parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word != "skipped" else ""))
+                parts.append(f"{counts[key]} {word}" + ("s" if counts[key] > 1 and word not in ("skipped", "reused")
+                                                    else ""))
+        kept = [] if publishes else ["Nothing was published (all or nothing): the warehouse keeps the last good "
+                                     "build's tables, plus this run in _duckrec.runs; --publish-partial publishes "
+                                     "what succeeded."]
         self.report.notes(self.notes)
         lines, detail = end_summary(results)
         self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
-                                       *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts, **detail)
+                                       *kept, *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts,
+                            **detail)
         return 1 if counts["n_errors"] else 0
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
@@ -257,8 +260,8 @@ class Runner:
                                     None, message)
                 blocked[uid] = cause or node.name
             else:
-                result = self._execute(con, node, started, t)
-                if result.status == "success" and node.config.get("summary"):
+                result = self._reused(node, started) or self._execute(con, node, started, t)
+                if result.status in ("success", "reused") and node.config.get("summary"):
                     self.notes += [(node, line) for line in summary_lines(con, self.renderer, node)]
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
@@ -266,8 +269,16 @@ class Runner:
                     stop = self.opt.fail_fast
                 elif result.status == "warn":
                     errors.append((node, "warning: " + result.message))
+            self.reuse.record(node, result.status, result.rows, started)
             results.append(result)
             self.report.node(i, len(plan), node, result)
+
+    def _reused(self, node: Node, started: datetime) -> NodeResult | None:
+        old = self.reuse.reusable(node)
+        if old is None:
+            return None
+        return NodeResult(node.unique_id, node.name, node.kind, node.relation, "reused", started, datetime.now(), 0.0,
+                          old.rows)
 
     def _execute(self, con, node: Node, started: datetime, t: float) -> NodeResult:
         import duckdb
@@ -280,8 +291,13 @@ class Runner:
         compiled = None
         try:
             if node.kind == "seed":
+                from .seed_files import is_glob, load_glob_seed
                 from .seeds import load_seed
 
+                if is_glob(node.path):
+                    rows, warning = load_glob_seed(con, project, node, self.opt.full_refresh,
+                                                   lambda m: self.report.log(node, m))
+                    return done("warn" if warning else "success", rows, warning)
                 return done("success", load_seed(con, project, node))
             if node.kind == "test":
                 sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \
@@ -292,33 +308,41 @@ class Runner:
                     return done("pass", 0)
                 status = "warn" if node.config.get("severity") == "warn" else "fail"
                 return done(status, n, data_tests.describe_failures(node, n, cols, rows))
-            incremental = materialize.is_incremental_run(self.catalog, node, self.opt.full_refresh)
+            # dbt's full_refresh: false keeps a model (an appended history) through --full-refresh
+            full_refresh = self.opt.full_refresh and node.config.get("full_refresh") is not False
+            incremental = materialize.is_incremental_run(self.catalog, node, full_refresh)
             if node.language == "python":
                 from .pymodels import release, run_python_model
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           NodeProgress(self.report, node), self.opt.empty)
+                                           NodeProgress(self.report, node), self.opt.empty, full_refresh)
                     sql = _typed(node, sql)
-                    return done("success", materialize.materialize(con, self.catalog, node, sql,
-                                                                  self.opt.full_refresh))
+                    return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
                 finally:
                     release(con)
             sql = self.renderer.compile(node, incremental)
             compiled = self.compiled.write(node, sql)
-            return done("success", materialize.materialize(con, self.catalog, node, sql,
-                                                                  self.opt.full_refresh))
+            return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
         except DuckrecError as e:
             return done("error", message=str(e))
         except duckdb.Error as e:
-            where = f" (compiled SQL: {compiled.relative_to(project.root)})" if compiled else ""
-            kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
-            return done("error", message=f"SQL error in {kind}{where}: {e}")
+            if warehouse.disk_failure(e):
+                raise  # the disk, not this node: the whole build stops, nothing is published
+            return self._sql_error(done, node, compiled, e)
         except Exception as e:  # noqa: BLE001 - one node's surprise must not throw away the whole build
             import traceback
 
+            if warehouse.disk_failure(e):
+                raise
+
             return done("error", message=f"internal error while building {node.name}: {type(e).__name__}: {e}\n"
                                          + traceback.format_exc(limit=-3).rstrip())
+
+    def _sql_error(self, done, node: Node, compiled, e: Exception) -> NodeResult:
+        where = f" (compiled SQL: {compiled.relative_to(self.project.root)})" if compiled else ""
+        kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
+        return done("error", message=f"SQL error in {kind}{where}: {e}")
 
 
 def _typed(node: Node, sql: str) -> str:
@@ -341,6 +365,7 @@ def _counts(results: list[NodeResult]) -> dict[str, int]:
         "n_errors": sum(r.status in ("error", "fail") for r in results),
         "n_warnings": sum(r.status == "warn" for r in results),
         "n_skipped": sum(r.status == "skipped" for r in results),
+        "n_reused": sum(r.status == "reused" for r in results),
     }
 
 

@@ -30,6 +30,48 @@ def read_header(path: Path, rel: str, delimiter: str) -> list[str]:
     return names
 
 
+def seed_files(project: Project, node: Node) -> list[Path]:
+    """The files a seed reads: its +file, or every file its glob matches, in name order."""
+    rel = node.path
+    path = Path(rel) if Path(rel).is_absolute() else project.root / rel
+    if any(c in rel for c in "*?["):
+        anchor = Path(path.anchor)
+        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+    return [path] if path.is_file() else []
+
+def unterminated_quote_line(path: Path, quote: str, delimiter: str) -> int | None:
+    """The line where a quoted field opens and never closes, if one does."""
+    line, opened, at_field_start, in_quote = 1, None, True, False
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        while chunk := f.read(1 << 20):
+            i = 0
+            while i < len(chunk):
+                c = chunk[i]
+                if in_quote:
+                    if c == quote:
+                        nxt = chunk[i + 1] if i + 1 < len(chunk) else f.read(1)
+                        if i + 1 >= len(chunk):
+                            chunk += nxt
+                        if nxt == quote:
+                            i += 1  # an escaped quote
+                        else:
+                            in_quote = False
+                    elif c == "\n":
+                        line += 1
+                elif c == quote and at_field_start:
+                    in_quote, opened = True, line
+                at_field_start = not in_quote and c in (delimiter, "\n", "\r")
+                if c == "\n" and not in_quote:
+                    line += 1
+                i += 1
+    return opened if in_quote else None
+
+
+def _first_lines(message: str) -> str:
+    """DuckDB's message without the statement it echoes (duckrec's wrapper, not the user's file)."""
+    return message.split("\n\nLINE 1:")[0].strip()
+
+
 def load_seed(con, project: Project, node: Node) -> int:
     """Create the seed's table; returns its row count. Nothing is replaced when a row is bad."""
     import duckdb
@@ -77,7 +119,13 @@ def load_seed(con, project: Project, node: Node) -> int:
         con.execute("commit")
     except duckdb.Error as e:
         con.execute("rollback")
-        raise NodeError(f"seed {node.name}: cannot load: {e}", path=rel) from None
+        line = unterminated_quote_line(path, quote, delimiter)
+        if line is not None:
+            raise NodeError(f"seed {node.name}: line {line}: a field opens with {quote} and its quote is never "
+                            f"closed, so the rest of the file would be one value. Close the quote (write a "
+                            f"{quote} inside a quoted field as {quote}{quote}); nothing downstream was built.",
+                            path=rel, line=line) from None
+        raise NodeError(f"seed {node.name}: cannot load: {_first_lines(str(e))}", path=rel) from None
     finally:
         con.execute("drop table if exists duckrec_seed_rejects; drop table if exists duckrec_seed_scans")
     declare_not_null(con, node)

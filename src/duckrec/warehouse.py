@@ -8,6 +8,25 @@ there, checkpoints, and renames the copy over the published file. So:
   leaves the last published warehouse as it was; the next build starts a fresh copy.
 The build lock is an flock on `<warehouse>.lock`: the kernel drops it when the process
 dies, so a killed build never leaves a stale lock behind.
+
+Read-write clients (BI tools open read-write by default). DuckDB locks the database file
+with POSIX record locks: a shared lock per read-only connection, an exclusive one per
+read-write connection, held for the connection's life, and it writes its write-ahead log
+beside the file *by path*. A writer that stays connected across a publish would keep
+writing the replaced file and drop its log beside the new one, which then matches no file
+(every reader fails). So, from the copy until after the rename, a build holds a shared
+lock of its own on the published file (an open-file-description lock, which DuckDB's
+locks conflict with): read-only clients share it, a read-write client connected at the
+start makes the build refuse (WriterConnectedError, or wait with --wait), and one
+connecting during the build is refused by DuckDB with a lock message. What a crashed
+writer committed sits in the log beside the file: the build copies file and log and lets
+DuckDB replay the log into the copy (no write lock on the published file needed, so an
+open reader does not block it), and the log is retired only once the copy holding its
+contents is published. A log that belongs to no file any more (left by an older
+duckrec) is set aside under a name that says so, with a warning, never deleted.
+
+Symlinks are resolved first: the lock, the private copy and the rename are those of the
+real file, so a link and its target share one lock and the link stays a link.
 """
 from __future__ import annotations
 
@@ -15,10 +34,30 @@ import errno
 import fcntl
 import os
 import shutil
+import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DuckrecError, LockedError
+from .errors import DuckrecError, LockedError, WarehouseError, WriterConnectedError
+
+# errno values that mean "the disk or the folder", not "the project"
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
+               errno.ENOTDIR, errno.EIO, errno.EFBIG}
+_ENV_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "File too large")
+
+
+def real_path(warehouse: Path) -> Path:
+    """The file a build locks, copies and replaces: symlinks resolved."""
+    return Path(os.path.realpath(warehouse))
+
+
+def wal_path(db: Path) -> Path:
+    return db.with_name(db.name + ".wal")
+
+
+def building_path(warehouse: Path) -> Path:
+    return warehouse.with_name(warehouse.name + ".building")
 
 
 class BuildLock:
@@ -65,82 +104,393 @@ def _read(fd: int) -> str:
         return ""
 
 
-def building_path(warehouse: Path) -> Path:
-    return warehouse.with_name(warehouse.name + ".building")
+# ----------------------------------------------------------------- DuckDB's file locks
+
+_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
+_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", None)
 
 
-def start_build(warehouse: Path) -> Path:
-    """Make the private copy a build works in (call while holding the BuildLock)."""
-    work = building_path(warehouse)
-    for stale in (work, work.with_name(work.name + ".wal")):
-        if stale.exists():
-            stale.unlink()
-    wal = warehouse.with_name(warehouse.name + ".wal")
-    if wal.exists() and warehouse.exists():
-        # Someone wrote the published file directly and left a WAL: fold it in first.
-        _checkpoint(warehouse)
-    if warehouse.exists():
-        shutil.copyfile(warehouse, work)
-    return work
+def _flock(kind: int) -> bytes:
+    # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
 
 
-def _checkpoint(path: Path) -> None:
+def writer_pid(fd: int) -> int | None:
+    """The pid of a process holding an exclusive (read-write) DuckDB lock on the file, -1 when
+    the holder is not a process lock, None when there is no writer."""
+    cmd = _OFD_GETLK if _OFD_GETLK is not None else fcntl.F_GETLK
+    kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, cmd, _flock(fcntl.F_RDLCK)))
+    return None if kind == fcntl.F_UNLCK else pid
+
+
+def describe_process(pid: int | None) -> str:
+    if pid is None or pid <= 0:
+        return "process unknown"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"pid {pid}" + (f": {cmd[:120]}" if cmd else "")
+
+
+class ReaderHold:
+    """A shared lock on the published file, as a DuckDB read-only client takes: readers share
+    it, no read-write client can connect while it is held, and it cannot be taken while one
+    is connected. Open-file-description locks (Linux) belong to this descriptor alone, so
+    the build's other opens and closes of the file cannot drop it."""
+
+    def __init__(self, db: Path, wait: bool):
+        self.fd = os.open(db, os.O_RDONLY)
+        if _OFD_SETLK is None:  # not Linux: no hold, only the check for a connected writer
+            pid = writer_pid(self.fd)
+            if pid is not None:
+                os.close(self.fd)
+                raise _writer_connected(db, pid)
+            return
+        while True:
+            try:
+                fcntl.fcntl(self.fd, _OFD_SETLK, _flock(fcntl.F_RDLCK))
+                return
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(self.fd)
+                    raise
+            if not wait:
+                pid = writer_pid(self.fd)
+                os.close(self.fd)
+                raise _writer_connected(db, pid)
+            time.sleep(0.2)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor drops its lock
+            self.fd = -1
+
+
+def _writer_connected(db: Path, pid: int | None) -> WriterConnectedError:
+    return WriterConnectedError(
+        f"a read-write DuckDB connection is open on the warehouse ({describe_process(pid)}). While it is "
+        "open DuckDB lets no other process read the file, so a build cannot take a consistent copy, and "
+        "what the connection writes after a publish would be lost. Close it (BI tools: reconnect "
+        "read-only, see the README's 'Connecting a BI tool') and build again, or pass --wait to build as "
+        "soon as it closes. Nothing was built; the warehouse is untouched.", path=str(db))
+
+
+# ----------------------------------------------------------------- environmental failures
+
+
+def environmental_cause(e: BaseException) -> str | None:
+    """'No space left on device' and the like when `e` is the disk's or the folder's doing."""
     import duckdb
 
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as e:
-        raise DuckrecError(f"cannot fold the write-ahead log of the published warehouse into it: {e}",
-                           path=str(path)) from None
-    con.execute("CHECKPOINT")
-    con.close()
+    if isinstance(e, OSError) and e.errno in _ENV_ERRNOS:
+        return e.strerror or str(e)
+    if isinstance(e, (OSError, duckdb.Error)):
+        text = str(e)
+        for t in _ENV_TEXTS:
+            if t in text:
+                return t
+    return None
 
 
-def publish(work: Path, warehouse: Path) -> None:
-    """Atomically replace the published warehouse with the finished build."""
-    with open(work, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(work, warehouse)
-    dir_fd = os.open(warehouse.parent, os.O_RDONLY)
+def disk_failure(e: BaseException) -> bool:
+    """A full disk, a file system gone read-only or a damaged block under a node: the whole
+    build stops."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+    return environmental_cause(e) is not None or _CORRUPT in str(e)
+
+
+_CORRUPT = "Corrupt database file"
+
+
+class Build:
+    """A build's private copy of the warehouse, from the lock to the publish.
+
+    `with Build(path) as b:` takes the lock, checks the published file, copies it (with what
+    a crashed read-write client left in its log) and opens the copy as `b.con`; `b.publish()`
+    renames it over the published file. Leaving the block without publishing (an error, an
+    interrupt, a failed node under the all-or-nothing rule) removes the private copy. A
+    failure of the disk or the folder becomes one WarehouseError naming the user's file.
+    """
+
+    def __init__(self, warehouse: Path, wait: bool = False, warn: Callable[[str], None] = print):
+        self.given = Path(warehouse)
+        self.path = real_path(self.given)
+        self.work = building_path(self.path)
+        self.wait = wait
+        self.warn = warn
+        self.con = None
+        self.published = False
+        self.stage = "preparing the build"
+        self._lock: BuildLock | None = None
+        self._hold: ReaderHold | None = None
+        self._folded_wal = False
+
+    # -------------------------------------------------------------- enter / exit
+    def __enter__(self) -> "Build":
+        try:
+            self._check_path()
+            self.stage = "taking the build lock"
+            self._lock = BuildLock(self.path, self.wait).__enter__()
+            if self.path.exists():
+                self.stage = "checking for read-write connections"
+                self._hold = ReaderHold(self.path, self.wait)
+            self._copy()
+        except BaseException as e:
+            self._close_all()
+            self._raise_environmental(e)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._close_all()
+        if exc is not None and not isinstance(exc, DuckrecError):
+            self._raise_environmental(exc)
+
+    def _close_all(self) -> None:
+        if self.con is not None:
+            try:
+                self.con.close()
+            except Exception:  # noqa: BLE001 - closing a copy that is about to be deleted
+                pass
+            self.con = None
+        if not self.published:
+            discard(self.work)
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+
+    def _raise_environmental(self, e: BaseException) -> None:
+        if _CORRUPT in str(e) and not isinstance(e, DuckrecError):
+            raise self._damaged(self._ours(e)) from None
+        cause = environmental_cause(e)
+        if cause is None:
+            return
+        folder = self.path.parent
+        if cause in ("No space left on device", "Disk quota exceeded", "File too large") or \
+                getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            size = self.path.stat().st_size if self.path.is_file() else 0
+            what = (f"a build needs room in {folder} for a private copy of the warehouse "
+                    f"(now {size / 1e6:.1f} MB) plus what the build adds. Free space there, or point the "
+                    "target's warehouse (project.yml targets.<name>.warehouse, or DUCKREC_WAREHOUSE) at a "
+                    "roomier folder, and build again")
+        else:
+            what = (f"a build writes {self.path.name}.lock and {self.path.name}.building in {folder}. Make "
+                    "the folder writable for this user, or point the target's warehouse (project.yml "
+                    "targets.<name>.warehouse, or DUCKREC_WAREHOUSE) at a writable folder, and build again")
+        raise WarehouseError(f"{cause} while {self.stage}: {what}. The private copy was removed; the published "
+                             "warehouse is untouched.", path=str(self.given)) from None
+
+    # -------------------------------------------------------------- the copy
+    def _check_path(self) -> None:
+        if self.path.is_dir():
+            raise WarehouseError("this warehouse path is a directory, not a DuckDB file: point the target's "
+                                 "warehouse (project.yml targets.<name>.warehouse, or DUCKREC_WAREHOUSE) at a "
+                                 f"file, e.g. {self.given / 'warehouse.duckdb'}", path=str(self.given))
+
+    def _copy(self) -> None:
+        import duckdb
+
+        discard(self.work)
+        wal = wal_path(self.path)
+        retired = wal.with_name(wal.name + ".folded")
+        from_retired = False
+        if retired.exists():
+            if not wal.exists():
+                # a publish was interrupted between retiring the log and the rename: the log
+                # may still be the published file's own; the fold below tells
+                os.replace(retired, wal)
+                from_retired = True
+            else:
+                self._set_aside(retired, "a log retired by an interrupted publish, with a newer log beside it")
+        if self.path.exists():
+            self.stage = f"copying {self.path.name} to its private build copy"
+            shutil.copyfile(self.path, self.work)
+            self._verify_copy()
+        if wal.exists() and self.path.exists():
+            self.stage = "replaying the log a read-write client left beside the warehouse"
+            shutil.copyfile(wal, wal_path(self.work))
+            try:
+                self.con = self._connect()
+                self._folded_wal = True
+            except duckdb.Error as e:
+                if "WAL" not in str(e):
+                    raise WarehouseError(f"the log beside the warehouse ({wal.name}) cannot be replayed: {self._ours(e)}. "
+                                         f"Move {wal.name} away and build again.", path=str(self.given)) from None
+                discard(self.work, only_wal=True)
+                if from_retired:
+                    wal.unlink()  # already inside the published file
+                else:
+                    self._set_aside(wal, f"it was written by a read-write client against an older build of the "
+                                         f"warehouse and matches no file any more ({self._ours(e)}); it made "
+                                         "every reader fail")
+        self.stage = "building"
+        if self.con is None:
+            self.con = self._connect()
+
+    def _set_aside(self, log: Path, why: str) -> None:
+        wal = wal_path(self.path)
+        aside = wal.with_name(f"{wal.name}.stranded-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(log, aside)
+        self.warn(f"warning: {log}: {why}. Moved to {aside.name}; what it holds is not in the warehouse.")
+
+    def _connect(self):
+        import duckdb
+
+        # No fsync inside the private copy: a crash throws it away, and publish() fsyncs it.
+        return duckdb.connect(str(self.work), config={"fsync_mode": "NONE"})
+
+    def _ours(self, e: BaseException) -> str:
+        return str(e).replace(str(self.work), str(self.path))
+
+    def _verify_copy(self) -> None:
+        """A damaged warehouse is found before the build runs: DuckDB opens it, and the file
+        holds as many blocks as its header says are in use and reaches the last block its
+        tables and catalogue use (a truncated one does not)."""
+        import duckdb
+
+        try:
+            con = duckdb.connect(str(self.work), read_only=True)
+            try:
+                block_size, used = con.execute("select block_size, used_blocks from pragma_database_size() "
+                                               "where database_name = current_database()").fetchone()
+                tables = con.execute("select schema_name, table_name from duckdb_tables() "
+                                     "where database_name = current_database() and not temporary").fetchall()
+                last = con.execute("select coalesce(max(block_id), -1) from pragma_metadata_info()").fetchone()[0]
+                for i in range(0, len(tables), 200):
+                    parts = [f"select greatest(max(block_id), max(list_max(additional_block_ids))) as b "
+                             f"from pragma_storage_info({_sql_str(_quoted(s, t))})"
+                             for s, t in tables[i:i + 200]]
+                    found = con.execute(f"select max(b) from ({' union all '.join(parts)})").fetchone()[0]
+                    last = max(last, -1 if found is None else int(found))
+            finally:
+                con.close()
+        except duckdb.Error as e:
+            raise self._damaged(self._ours(e)) from None
+        expected = 3 * 4096 + int(block_size) * max(last + 1, int(used))
+        size = self.work.stat().st_size
+        if size < expected:
+            raise self._damaged(f"it is {size} bytes long but the blocks it uses need {expected}: "
+                                "the file is truncated")
+
+    def _damaged(self, detail: str) -> WarehouseError:
+        return WarehouseError(
+            f"the warehouse file is damaged or not a DuckDB database ({detail}). Nothing was built. Restore it "
+            f"from a backup, or move it aside (mv {self.given.name} {self.given.name}.broken) and build again to "
+            "start a fresh warehouse (incremental tables and run history then start over).", path=str(self.given))
+
+    def restart(self) -> None:
+        """Throw the build's work away and start again from a fresh copy of the published
+        file (a failed build then adds only its run history)."""
+        self.stage = "starting again from the published warehouse"
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        self._folded_wal = False
+        self._copy()
+
+    # -------------------------------------------------------------- publish
+    def publish(self) -> None:
+        """Atomically replace the published warehouse with the finished build."""
+        self.stage = "committing the build"
+        if self.con is not None:
+            self.con.execute("checkpoint")
+            self.con.close()
+            self.con = None
+        self.stage = "publishing the build"
+        with open(self.work, "rb+") as f:
+            os.fsync(f.fileno())
+        wal = wal_path(self.path)
+        if self._folded_wal and wal.exists():
+            # its contents are in the copy: retire it before the rename, since beside the new
+            # file it would match nothing; kept until the rename is durable
+            os.replace(wal, wal.with_name(wal.name + ".folded"))
+        os.replace(self.work, self.path)
+        self.published = True
+        _fsync_dir(self.path.parent)
+        retired = wal.with_name(wal.name + ".folded")
+        if retired.exists():
+            retired.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def discard(work: Path) -> None:
-    for p in (work, work.with_name(work.name + ".wal")):
+def discard(work: Path, only_wal: bool = False) -> None:
+    for p in ([] if only_wal else [work]) + [wal_path(work)]:
         try:
             p.unlink()
         except FileNotFoundError:
             pass
+        except OSError:
+            if p.exists():  # a folder gone read-only: the caller reports that
+                raise
+    tmp = work.with_name(work.name + ".tmp")  # DuckDB's spill folder
+    if not only_wal and tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-CONNECTION_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
+# ----------------------------------------------------------------- readers
 
 
-def connection_config(target_name: str, target: dict) -> dict:
-    """DuckDB settings a target in project.yml sets for its builds: ``memory_limit`` (beyond
-    it DuckDB spills to ``temp_directory``, by default ``<warehouse>.tmp``), ``threads``,
-    ``max_temp_directory_size``."""
-    config = {}
-    for key in CONNECTION_SETTINGS:
-        value = target.get(key)
-        if value is None:
-            continue
-        if key == "threads" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise DuckrecError(f"targets.{target_name}.threads: expected a whole number >= 1, found {value!r}",
-                               path="project.yml")
-        config[key] = value if key == "threads" else str(value)
-    return config
+def open_reader(warehouse: str | os.PathLike, *, allow_files: bool = False):
+    """A read-only connection on a fresh DuckDB instance that sees the latest published build.
+
+    `duckdb.connect(path)` reuses a database instance already open on that path in the same
+    process, so a long-running server that reconnects keeps seeing the build it first
+    opened. This opens an in-memory instance and attaches the warehouse read-only, then
+    (unless allow_files) turns off file access and locks the configuration, so the
+    connection can neither write files nor attach others. Open one per query or request
+    and close it after; the warehouse's schemas are queried as usual (`staging.events`).
+    """
+    import duckdb
+
+    path = real_path(Path(warehouse))
+    if path.is_dir():
+        raise WarehouseError("this warehouse path is a directory, not a DuckDB file", path=str(warehouse))
+    if not path.exists():
+        raise DuckrecError("no warehouse here yet: run `duckrec build` first", path=str(warehouse))
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"attach {_sql_str(str(path))} as warehouse (read_only)")
+        con.execute("use warehouse")
+        if not allow_files:
+            con.execute("set enable_external_access = false")
+            con.execute("set lock_configuration = true")
+    except duckdb.Error as e:
+        con.close()
+        text = str(e)
+        if "Could not set lock" in text:
+            raise WriterConnectedError(
+                "a read-write DuckDB connection is open on the warehouse, and while it is open DuckDB lets no "
+                f"other process read the file ({text.splitlines()[0]}). Close it, or reconnect it read-only.",
+                path=str(warehouse)) from None
+        if "WAL" in text:
+            raise WarehouseError(
+                f"cannot open the warehouse: {text}. The log beside it ({path.name}.wal) was written by a "
+                "read-write client against an older build; the next `duckrec build` sets it aside (or move it "
+                "away yourself).", path=str(warehouse)) from None
+        raise WarehouseError(f"cannot open the warehouse read-only ({text}); if the file is damaged, restore it "
+                             "from a backup or move it aside and build again", path=str(warehouse)) from None
+    return con
+
+
+def _quoted(schema: str, table: str) -> str:
+    return '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def connect_read_only(warehouse: Path):
-    import duckdb
-
-    if not warehouse.exists():
-        raise DuckrecError("no warehouse here yet: run `duckrec build` first", path=str(warehouse))
-    try:
-        return duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as e:
-        raise DuckrecError(f"cannot open the warehouse read-only: {e}", path=str(warehouse)) from None
+    return open_reader(warehouse)

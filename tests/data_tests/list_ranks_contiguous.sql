@@ -1,7 +1,7 @@
--- Every list's ranks are 1..n without gaps or repeats, each item once, and n is K =
--- max(var ks) unless the catalogue minus the user's history holds fewer items.
+-- Every list's ranks are 1..n without gaps or repeats, each item once, and n is its
+-- purpose's list length (var k served, max(var ks) holdout: list_length in
+-- sql/macros/lists.sql) unless the catalogue minus the user's history holds fewer items.
 -- Checked on both published unions, so every strategy added to them is checked too.
-{% set k = var('ks', [10]) | max %}
 with lists as (
     select 'served' as purpose, strategy, user_id, rank, item_id from {{ ref('recommendations') }}
     union all
@@ -34,5 +34,5 @@ where per_list.min_rank <> 1
     or per_list.max_rank <> per_list.n_slots
     or per_list.n_ranks <> per_list.n_slots
     or per_list.n_items <> per_list.n_slots
-    or per_list.n_slots > {{ k }}
-    or per_list.n_slots < least({{ k }}, catalogue.n_items - coalesce(list_users.n_history, 0))
+    or per_list.n_slots > {{ list_length('per_list.purpose') }}
+    or per_list.n_slots < least({{ list_length('per_list.purpose') }}, catalogue.n_items - coalesce(list_users.n_history, 0))

@@ -33,6 +33,7 @@ __all__ = [
     "calibrated_lists",
     "candidate_uncertainty",
     "Candidates",
+    "cut_lists",
     "embedding_matrix",
     "exploit_lists",
     "exploration_positions",
@@ -47,8 +48,10 @@ __all__ = [
     "genre_matrix",
     "group_offsets",
     "history_genre_mix",
+    "interest_flags_of",
     "item_lookup",
     "like_reasons",
+    "list_lengths",
     "LIST_SCHEMA",
     "lists_frame",
     "minmax",
@@ -63,7 +66,6 @@ __all__ = [
     "score_order",
     "score_order_batch",
     "slots_per_group",
-    "top_genre_flags",
     "uncertainty_frame",
     "uncertainty_of",
     "UNCERTAINTY_SCHEMA",
@@ -887,12 +889,18 @@ def purpose_histories(fit_events: pl.DataFrame) -> pl.DataFrame:
 
 
 def aligned_offsets(groups: pl.DataFrame, rows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
-    """``rows`` of the same (purpose, user_id) groups, reordered to follow ``groups``, with
-    offsets (empty runs for groups without rows); rows of other groups are dropped."""
-    keyed = groups.with_row_index("_group")
-    joined = rows.join(keyed, on=["purpose", "user_id"], how="inner").sort("_group", maintain_order=True)
+    """``rows`` of the same (purpose, user_id) groups, reordered to follow ``groups`` (a group's
+    rows keep their order in ``rows``), with offsets (empty runs for groups without rows);
+    rows of other groups are dropped."""
+    keyed = groups.select("purpose", "user_id").with_row_index("_group")
+    # a join promises no row order: the explicit (group, row) sort is what aligns the rows
+    joined = (
+        rows.with_row_index("_row")
+        .join(keyed, on=["purpose", "user_id"], how="inner")
+        .sort("_group", "_row")
+    )
     counts = np.bincount(joined["_group"].to_numpy(), minlength=groups.height)
-    return joined.drop("_group"), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return joined.drop("_group", "_row"), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def lists_frame(candidates: Candidates, ranked: RankedRows, strategy: str, reasons: Sequence | None = None) -> pl.DataFrame:
@@ -951,46 +959,68 @@ def calibrated_lists(
     return lists_frame(candidates, ranked, strategy)
 
 
-def top_genre_flags(candidates: Candidates, items: pl.DataFrame, interests: pl.DataFrame) -> tuple[np.ndarray, list[str | None]]:
-    """Per candidate row: is it outside its user's top interests, and the interest it probes.
+def interest_flags_of(candidates: Candidates, interests: pl.DataFrame) -> tuple[np.ndarray, list[str | None]]:
+    """Per candidate row: is it a new interest for its user, and the interest it would open,
+    from a ``recs.lm_candidate_interests`` frame (purpose, user_id, item_id, is_new_interest,
+    probed_interest), where the rule is defined once in SQL, shared with evaluation.
 
-    ``interests`` are (purpose, user_id, interest, weight, is_top) genre rows. A candidate is
-    outside when it has genres and none is a top interest (an item without genres probes
-    nothing nameable). The probed interest is the candidate's genre the user has shown least
-    (lowest weight, unseen genres 0), ties by name.
+    A candidate without a row means that table is older than ``recs.lm_candidates``: an
+    error (rebuild it), never a silent "not new".
     """
-    rows = candidates.frame.select("purpose", "user_id", "item_id").with_row_index("_row")
-    exploded = (
-        rows.join(items.select(pl.col("item_id").cast(pl.Int64), "genres"), on="item_id", how="inner")
-        .explode("genres")
-        .drop_nulls("genres")
-        .rename({"genres": "interest"})
-        .join(
-            interests.select("purpose", pl.col("user_id").cast(pl.Int64), "interest", "weight", "is_top"),
-            on=["purpose", "user_id", "interest"],
-            how="left",
-        )
-        .with_columns(pl.col("weight").fill_null(0.0), pl.col("is_top").fill_null(False))
-    )
-    per_row = (
-        exploded.sort("_row", "weight", "interest")
-        .group_by("_row", maintain_order=True)
-        .agg(pl.col("is_top").any().alias("touches_top"), pl.col("interest").first().alias("probe"))
-    )
-    outside = np.zeros(candidates.frame.height, dtype=bool)
-    probe: list[str | None] = [None] * candidates.frame.height
-    row_index = per_row["_row"].to_numpy()
-    outside[row_index] = ~per_row["touches_top"].to_numpy()
-    for r, name in zip(row_index.tolist(), per_row["probe"].to_list()):
-        probe[r] = name
-    return outside, probe
+    joined = _per_candidate(candidates, interests, {"is_new_interest": pl.Boolean, "probed_interest": pl.Utf8},
+                            required=["is_new_interest"], table="lm_candidate_interests", caller="interest_flags_of")
+    outside = joined["is_new_interest"].to_numpy().astype(bool)
+    probes = [p if new else None for p, new in zip(joined["probed_interest"].to_list(), outside.tolist())]
+    return outside, probes
 
 
-def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mapping[str, float], k: int, default_share: float) -> np.ndarray:
-    """Exploration slots of each group's list from its user's ``rfm_segment`` (user_id, rfm_segment)."""
-    segment_of = dict(zip(segments["user_id"].cast(pl.Int64).to_list(), segments["rfm_segment"].to_list()))
+def list_lengths(k: int, ks: Sequence[int]) -> dict[str, int]:
+    """How long each purpose's lists are: 'served' ``k`` (var k), 'holdout' ``max(ks)`` (every
+    K measured gets a full list); the SQL lists use the same rule (list_length, sql/macros/lists.sql)."""
+    if not list(ks):
+        raise ValueError("list_lengths: expected at least one K in var ks, found none")
+    lengths = {"served": k, "holdout": max(ks)}
+    for purpose, (var, length) in zip(lengths, (("k", k), ("ks", max(ks)))):
+        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
+            raise ValueError(f"list length of the {purpose} lists: expected var {var} to give an integer >= 1, "
+                             f"found {length!r}")
+    return {purpose: int(length) for purpose, length in lengths.items()}
+
+
+def cut_lists(lists: pl.DataFrame, lengths: Mapping[str, int]) -> pl.DataFrame:
+    """``lists`` (purpose, rank, ...) cut to their purpose's length; purposes not in
+    ``lengths`` keep every row."""
+    limit = pl.col("purpose").replace_strict(
+        {p: int(n) for p, n in lengths.items()}, default=None, return_dtype=pl.Int64
+    )
+    return lists.filter(limit.is_null() | (pl.col("rank") <= limit))
+
+
+def _length_of(k: int | Mapping[str, int], purpose: str) -> int:
+    if isinstance(k, Mapping):
+        if purpose not in k:
+            raise ValueError(f"list length: expected a length for purpose {purpose!r}, found only {sorted(k)}")
+        return int(k[purpose])
+    return int(k)
+
+
+def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mapping[str, float],
+                    k: int | Mapping[str, int], default_share: float) -> np.ndarray:
+    """Exploration slots of each (purpose, user) group's list from the user's ``rfm_segment``
+    for that purpose (``segments``: purpose, user_id, rfm_segment, e.g.
+    ``features.user_rfm_by_purpose``); ``k`` is the list length, one for all or per purpose."""
+    missing = sorted({"purpose", "user_id", "rfm_segment"} - set(segments.columns))
+    if missing:
+        raise ValueError(f"slots_per_group: expected segments with purpose, user_id, rfm_segment, found "
+                         f"{segments.columns} (missing {missing})")
+    segment_of = {
+        (p, int(u)): s
+        for p, u, s in zip(segments["purpose"].to_list(), segments["user_id"].cast(pl.Int64).to_list(),
+                           segments["rfm_segment"].to_list())
+    }
     return np.array(
-        [exploration_slots(segment_of.get(u), shares, k, default_share) for u in groups["user_id"].to_list()],
+        [exploration_slots(segment_of.get((p, int(u))), shares, _length_of(k, p), default_share)
+         for p, u in zip(groups["purpose"].to_list(), groups["user_id"].to_list())],
         dtype=np.int64,
     )
 
@@ -1002,7 +1032,7 @@ def explore_lists(
     outside: np.ndarray,
     probes: Sequence[str | None],
     n_slots: np.ndarray | int,
-    k: int,
+    k: int | Mapping[str, int],
     rule: ExploreRule = "ucb",
     beta: float = 1.0,
     seed: int = 0,
@@ -1014,7 +1044,8 @@ def explore_lists(
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
     ``distinct_interests``), each with its reason and the genre it probes in
-    ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``repeat_penalty`` (see
+    ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``k`` is the
+    list length, one for all or per purpose (:func:`list_lengths`). ``repeat_penalty`` (see
     :func:`explore_batch`) counts the probes of each purpose apart, users in id order."""
     users = candidates.groups["user_id"].to_numpy()
     purposes = candidates.groups["purpose"].to_list()
@@ -1033,7 +1064,7 @@ def explore_lists(
             mean[row0:row1],
             std[row0:row1],
             outside[row0:row1],
-            k,
+            _length_of(k, purposes[first]),
             slots[first:last],
             rule=rule,
             beta=beta,
@@ -1177,18 +1208,28 @@ def uncertainty_of(candidates: Candidates, uncertainty: pl.DataFrame) -> tuple[n
     A candidate without a row means the table is older than ``recs.lm_candidates``: that is
     an error (rebuild lm_candidate_uncertainty), never a silent zero.
     """
+    joined = _per_candidate(candidates, uncertainty, {"mc_mean": pl.Float64, "mc_std": pl.Float64},
+                            required=["mc_mean", "mc_std"], table="lm_candidate_uncertainty", caller="uncertainty_of")
+    return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
+
+
+def _per_candidate(candidates: Candidates, frame: pl.DataFrame, columns: Mapping[str, pl.DataType],
+                   required: Sequence[str], table: str, caller: str) -> pl.DataFrame:
+    """``columns`` of ``frame`` (a per-candidate table keyed by purpose, user_id, item_id)
+    for every candidate row, in candidate order. A candidate without a value in ``required``
+    means ``table`` is older than ``recs.lm_candidates``: an error, never a silent default."""
     keys = ["purpose", "user_id", "item_id"]
-    table = uncertainty.select(
+    values = frame.select(
         "purpose", pl.col("user_id").cast(pl.Int64), pl.col("item_id").cast(pl.Int64),
-        pl.col("mc_mean").cast(pl.Float64), pl.col("mc_std").cast(pl.Float64),
+        *[pl.col(name).cast(dtype) for name, dtype in columns.items()],
     ).unique(keys, keep="first")
-    joined = candidates.frame.select(keys).join(table, on=keys, how="left", maintain_order="left")
-    missing = joined.filter(pl.col("mc_mean").is_null() | pl.col("mc_std").is_null())
+    joined = candidates.frame.select(keys).join(values, on=keys, how="left", maintain_order="left")
+    missing = joined.filter(pl.any_horizontal([pl.col(name).is_null() for name in required]))
     if missing.height:
         example = missing.row(0)
         raise ValueError(
-            f"uncertainty_of: {missing.height} of {joined.height} candidates have no mc_mean/mc_std in "
-            f"lm_candidate_uncertainty (e.g. purpose {example[0]!r}, user {example[1]}, item {example[2]}); "
+            f"{caller}: {missing.height} of {joined.height} candidates have no {'/'.join(required)} in "
+            f"{table} (e.g. purpose {example[0]!r}, user {example[1]}, item {example[2]}); "
             f"rebuild it after lm_candidates"
         )
-    return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
+    return joined

@@ -281,6 +281,9 @@ def train_lm(
     log: Callable[[str], None] = print,
     progress: Callable[..., None] | None = None,
     world=None,
+    *,
+    init: dict[str, torch.Tensor] | None = None,
+    windows: list[np.ndarray] | None = None,
 ) -> TrainResult:
     """Train the LM on ``train_sequences`` (1-based item indices, one per user).
 
@@ -294,11 +297,15 @@ def train_lm(
     RNN alone still improves (``patience`` epochs without either stop it), at most
     ``epochs``. Without validation events the last epoch and the RNN alone are kept.
 
+    Warm start (see warm.py): ``init`` is a state dict for this catalogue to start from,
+    ``windows`` the training windows to use instead of every window of the sequences;
+    the starting point itself is scored on validation first and kept if no epoch beats it.
+
     ``progress(task, done, total, figures, unit=..., final=...)``, if given, hears of every
     batch (loss so far, positions per second) and, at each epoch's end, the validation figures.
     """
     n = catalogue.n_items
-    windows = training_windows(train_sequences, config.window)
+    windows = training_windows(train_sequences, config.window) if windows is None else windows
     if not windows and not config.allow_untrained:
         raise ValueError(
             "train_lm: expected training sequences with at least two events (one "
@@ -335,7 +342,10 @@ def train_lm(
     device = world.device if world is not None else resolve_device(config.device)
     with deterministic(config.seed, config.threads) as rng:
         model = ItemLM(lm_config, torch.from_numpy(catalogue.token_offsets),
-                       torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0)).to(device)
+                       torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0))
+        if init is not None:
+            model.load_state_dict(init)
+        model.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sampler = torch.from_numpy(counts[1:].astype(np.float64) ** 0.75 + 1e-3).float()
         sampler = (sampler / sampler.sum()).to(device)
@@ -348,6 +358,11 @@ def train_lm(
         best_ndcg, best_rnn, best_epoch, last_gain = -1.0, -1.0, 0, 0
         best_state, best_mix = None, Mixture()
         started, step = time.perf_counter(), 0
+        if init is not None and validator is not None:
+            metrics, best_mix, alone = validator.evaluate(model)
+            best_ndcg, best_rnn = metrics["ndcg"], alone["ndcg"]
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            log(f"epoch 0 (warm start) valid ndcg@{config.eval_k} {best_ndcg:.4f} (rnn alone {best_rnn:.4f})")
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             if world is None:  # the host's load changes; a worker keeps its share of the CPUs

@@ -1,0 +1,85 @@
+"""Warm start: carry a trained LM over to a grown catalogue and train on what is new.
+
+Items and content tokens are matched by id and by name. A new item's own embedding starts
+at zero, so its vector starts as the mean of its content tokens' embeddings (what a cold
+item gets anyway); its bias starts at the mean bias. A new token starts small and random.
+The recurrent cell and the output projection are carried over unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .score import TrainedLM
+from .sequences import Catalogue, training_windows
+
+ARCHITECTURE = ("embedding_dim", "hidden_dim", "cell", "layers")
+
+
+def compatible(previous: TrainedLM, settings: dict) -> bool:
+    """Whether the previous model has the architecture `settings` asks for."""
+    old = previous.model.config.to_dict()
+    return all(settings.get(k, old[k]) == old[k] for k in ARCHITECTURE)
+
+
+def carry_weights(previous: TrainedLM, catalogue: Catalogue, has_events: np.ndarray,
+                  seed: int) -> dict[str, torch.Tensor]:
+    """A state dict for a model over `catalogue` holding `previous`'s weights."""
+    old = previous.model.state_dict()
+    d = previous.model.config.embedding_dim
+    n_new, n_tok = catalogue.n_items, len(catalogue.token_names)
+    old_ids = previous.catalogue.item_ids
+    pos = np.searchsorted(old_ids, catalogue.item_ids)
+    pos = np.minimum(pos, len(old_ids) - 1)
+    known = old_ids[pos] == catalogue.item_ids
+    new_rows = torch.from_numpy(np.flatnonzero(known) + 1)
+    old_rows = torch.from_numpy(pos[known] + 1)
+
+    item = torch.zeros(n_new + 1, d)
+    item[new_rows] = old["item_embedding.weight"][old_rows]
+    bias = torch.full((n_new + 1,), float(old["item_bias"][1:].mean()))
+    bias[0] = 0.0
+    bias[new_rows] = old["item_bias"][old_rows]
+
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(n_tok + 1, d, generator=gen) * 0.1
+    old_token = {name: i for i, name in enumerate(previous.catalogue.token_names)}
+    carried = [(i, old_token[name]) for i, name in enumerate(catalogue.token_names) if name in old_token]
+    if carried:
+        new_t, old_t = (torch.tensor(x) for x in zip(*carried))
+        tokens[new_t] = old["token_embedding.weight"][old_t]
+
+    state = {k: v.clone() for k, v in old.items()}
+    state.update({
+        "item_embedding.weight": item,
+        "item_bias": bias,
+        "token_embedding.weight": tokens,
+        "token_offsets": torch.from_numpy(catalogue.token_offsets).long(),
+        "token_index": torch.from_numpy(catalogue.token_index).long(),
+        "has_events": torch.from_numpy(np.asarray(has_events, dtype=np.float32)).reshape(-1, 1),
+    })
+    return state
+
+
+def warm_windows(sequences: list[np.ndarray], n_new: np.ndarray, window: int, replay_ratio: float,
+                 seed: int) -> tuple[list[np.ndarray], int, int]:
+    """Windows over what is new plus a replay sample of the rest.
+
+    `n_new[u]`: how many of sequence u's last events are new to the model (0: unchanged).
+    The new part's windows cover every transition into a new event with up to `window`
+    events of context; the replay sample, `replay_ratio` times as many windows drawn from
+    the unchanged sequences, keeps the model from forgetting them.
+    Returns (windows, new windows, replayed windows).
+    """
+    fresh: list[np.ndarray] = []
+    rest: list[np.ndarray] = []
+    for seq, k in zip(sequences, n_new):
+        if k > 0:
+            fresh.extend(training_windows([seq[max(0, len(seq) - int(k) - window):]], window))
+        else:
+            rest.append(seq)
+    pool = training_windows(rest, window)
+    n_replay = min(len(pool), int(round(replay_ratio * len(fresh))))
+    rng = np.random.default_rng(seed)
+    replay = [pool[i] for i in sorted(rng.choice(len(pool), n_replay, replace=False))] if n_replay else []
+    return fresh + replay, len(fresh), len(replay)

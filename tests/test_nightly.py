@@ -1,0 +1,54 @@
+"""Nightly builds of the whole project on a growing event log (tiny LM): new files are
+loaded, the model warm-starts from its last checkpoint, nothing new reuses everything."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from sql_fixtures import RATINGS_HEADER, build, connect, generated_dataset, make_project, rows, write_csv
+
+
+def test_nightly_builds_warm_start_and_reuse(tmp_path):
+    ratings, movies, tags = generated_dataset()
+    ratings = sorted(ratings, key=lambda r: r[3])
+    cut = int(len(ratings) * 0.9)
+    project = make_project(tmp_path, ratings[:1], movies, tags)
+    (project / "data/my_ratings.csv").unlink()
+    events = project / "data/events"
+    events.mkdir()
+    write_csv(events / "day_0.csv", RATINGS_HEADER, ratings[:cut])
+    config = yaml.safe_load((project / "project.yml").read_text())
+    config["seeds"]["ratings"]["+file"] = "data/events/*.csv"
+    (project / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    first = build(project)
+    assert first.code == 0, first
+    write_csv(events / "day_1.csv", RATINGS_HEADER, ratings[cut:] + [("x", 10, 4.0, ratings[-1][3])])
+    second = build(project)
+    assert second.code == 0, second
+    assert "loaded data/events/day_1.csv" in second.out and "1 malformed (line" in second.out, second.out
+    assert "warm start from lm-" in second.out
+    third = build(project)
+    assert third.code == 0, third
+
+    with connect(project) as con:
+        checkpoints = rows(con, "select checkpoint_id, parent_checkpoint_id, trained_on from ml.lm_checkpoints "
+                                "order by trained_at")
+        assert len(checkpoints) == 2
+        (first_id, no_parent, first_on), (_, parent, second_on) = checkpoints
+        assert no_parent is None and json.loads(first_on)["mode"] == "full"
+        assert parent == first_id and json.loads(second_on)["mode"] == "warm"
+        # every raw row is an event or counted as rejected, the malformed one included
+        assert rows(con, "select (select count(*) from staging.events) + (select sum(n_rows) from "
+                         "staging.rejected_events) = (select count(*) from raw.ratings)") == [(True,)]
+        assert rows(con, "select count(*) from staging.rejected_events where user_id is null") == [(1,)]
+        # one row per build x strategy x K
+        per_build = rows(con, "select count(*) from eval.metrics")[0][0]
+        assert rows(con, "select count(distinct run_id), count(*) from eval.metrics_history") == [(3, 3 * per_build)]
+        runs = rows(con, "select run_id from _duckrec.runs order by started_at")
+        last = runs[-1][0]
+        statuses = dict(rows(con, f"select name, status from _duckrec.node_runs where run_id = '{last}' "
+                                  "and kind != 'test'"))
+    # nothing new: everything reused but the history, which records the build itself
+    assert {n for n, s in statuses.items() if s != "reused"} == {"metrics_history"}, statuses
