@@ -66,7 +66,7 @@ def make_project(dest: Path, data: Path | None, memory_limit: str | None, thread
             config["seeds"][seed]["+file"] = str(data / f"{seed}.csv")
     for target in config["targets"].values():
         if memory_limit:
-            target["memory_limit"] = memory_limit
+            target.setdefault("settings", {})["memory_limit"] = memory_limit
         if threads:
             target["threads"] = threads
     (dest / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
