@@ -25,8 +25,8 @@ baselines behave as on MovieLens:
   ``--no-content``, which also leaves every movie at "(no genres listed)", the shape of a
   review log without content data).
 
-Everything is vectorised numpy and one DuckDB ``COPY`` per file: 10M events take about a
-minute on one core. A fixed ``--seed`` gives byte-identical files.
+Everything is vectorised numpy and one DuckDB ``COPY`` per file: 10M events took 16 s and
+4 GiB of RSS on the 2-core workplace machine. A fixed ``--seed`` gives byte-identical files.
 """
 from __future__ import annotations
 
