@@ -247,6 +247,13 @@ def main() -> int:
     n_hist, n_builds, per_build = con.execute(
         "select count(*), count(distinct run_id), (select count(*) from eval.metrics) from eval.metrics_history"
     ).fetchone()
+    print("\neval.exploration_outcomes (share of opened / not opened genres engaged with afterwards):")
+    for row in con.execute("select data_watermark, strategy, n_later_events, n_probed, probed_engaged_share, "
+                           "n_not_probed, not_probed_engaged_share from eval.exploration_outcomes "
+                           "order by data_watermark, strategy").fetchall():
+        print("  {} {:<10} later events {:6d}  opened {:5d} {}  not opened {:6d} {}".format(
+            row[0], row[1], row[2], row[3], "-" if row[4] is None else f"{row[4]:.3f}",
+            row[5], "-" if row[6] is None else f"{row[6]:.3f}"))
     con.close()
     nights = [r for r in rows if r["label"].startswith("night")]
     nothing = rows[1]

@@ -46,6 +46,17 @@ def test_nightly_builds_warm_start_and_reuse(tmp_path):
         # one row per build x strategy x K
         per_build = rows(con, "select count(*) from eval.metrics")[0][0]
         assert rows(con, "select count(distinct run_id), count(*) from eval.metrics_history") == [(3, 3 * per_build)]
+        # what exploring taught: the first build's probes scored against the events of the second
+        outcomes = rows(con, "select data_watermark, n_later_events, n_probed, probed_engaged_share, "
+                             "not_probed_engaged_share from eval.exploration_outcomes where strategy = 'lm_explore' "
+                             "order by data_watermark")
+        assert len(outcomes) == 2  # logged once per watermark: the third build appended nothing
+        (_, later, probed, probed_share, other_share), (_, none_later, _, unknown, _) = outcomes
+        assert later > 0 and probed > 0 and 0 <= probed_share <= 1 and 0 <= other_share <= 1
+        assert none_later == 0 and unknown is None
+        confirmed = rows(con, "select count(*) from features.user_interests where confirmed_at is not null")[0][0]
+        # an interest a user engaged with after it was probed has its confirmed_at
+        assert confirmed > 0 or probed_share == 0
         runs = rows(con, "select run_id from _duckrec.runs order by started_at")
         last = runs[-1][0]
         statuses = dict(rows(con, f"select name, status from _duckrec.node_runs where run_id = '{last}' "
