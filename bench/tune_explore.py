@@ -29,11 +29,13 @@ from duckrec.ml import TrainedLM, top_k, user_sequences
 from duckrec.ml import rerank
 
 K = 10
-GRID_WEIGHTS = (0.0, 1.0, 2.0)
+GRID_WEIGHTS = (0.0, 1.0, 2.0, 3.0)
 GRID_REPEATS = (10.0,)
 GRID_TEMPERATURES = (0.0, 1.0)
 # fewer probes than the default segments: 0.2 for new users, 0.1 for everyone else
 LOW_SHARES = {"New": 0.2, "Promising": 0.2}
+# between the two: 0.3 for new users, 0.2 for those who may grow, 0.1 for the rest
+MID_SHARES = {"New": 0.3, "Promising": 0.3, "Potential loyalists": 0.2, "Need attention": 0.2}
 PURPOSE = "holdout"
 
 
@@ -127,7 +129,7 @@ def main() -> None:
         base = measure(rerank.exploit_lists(candidates, K))
         print(f"lm: {fmt(base)}")
         shares_of = {"default segments": dict(rerank.RerankSettings().explore_shares),
-                     "low segments": LOW_SHARES}
+                     "mid segments": MID_SHARES, "low segments": LOW_SHARES}
         results = []
         for (label, shares), (w, rp, t) in itertools.product(shares_of.items(),
                                                             itertools.product(GRID_WEIGHTS, GRID_REPEATS, GRID_TEMPERATURES)):
