@@ -15,7 +15,7 @@ import torch
 from .model import ItemLM, LMConfig
 from .ngram import Bigram, fit_bigram, next_item_probs
 from .sequences import Catalogue, pad_histories
-from .threads import torch_threads
+from .threads import scoring_heap, torch_threads
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ def _exclude(scores: torch.Tensor, exclude: list[np.ndarray]) -> None:
     scores[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols)] = float("-inf")
 
 
+@scoring_heap()
 def top_k(
     lm: TrainedLM,
     histories: list[np.ndarray],
@@ -190,6 +191,7 @@ def rank_metrics(items: np.ndarray, targets: np.ndarray, k: int) -> dict[str, fl
     }
 
 
+@scoring_heap()
 def score_candidates_mc(
     lm: TrainedLM,
     histories: list[np.ndarray],

@@ -18,7 +18,7 @@ from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
 from .score import Mixture, TrainedLM, rank_metrics, score_rows, user_states
 from .sequences import Catalogue, make_batches, training_windows
-from .threads import CoreMeter, pick_threads
+from .threads import CoreMeter, pick_threads, scoring_heap
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,7 @@ class _Validator:
         val, idx = torch.topk(scores, min(self.config.eval_k, scores.shape[1]), 1)
         return torch.where(val >= 0, idx + 1, 0).cpu().numpy()
 
+    @scoring_heap()
     def evaluate(self, model: ItemLM) -> tuple[dict[str, float], Mixture, dict[str, float]]:
         """(best metrics, its mixture, rnn-alone metrics)."""
         config = self.config
