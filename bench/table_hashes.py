@@ -18,9 +18,19 @@ import sys
 
 import duckdb
 
-SCHEMAS = ("staging", "features", "ml", "recs", "eval")
-# column names that record when something ran, not what it computed
-VOLATILE = {"trained_at", "built_at", "loaded_at", "created_at", "run_started_at"}
+SCHEMAS = ("raw", "staging", "features", "ml", "recs", "eval")
+# columns that record when or how fast something ran, not what it computed:
+# ml.lm_checkpoints.trained_at, ml.lm_training_log.trained_at/seconds,
+# eval.metrics_history.run_id/built_at
+VOLATILE = {"trained_at", "built_at", "run_id", "seconds"}
+# ml.lm_checkpoints.history: per-epoch records with train_seconds etc.
+TIMED_JSON = {"history"}
+
+
+def _value(column):
+    if column in TIMED_JSON:
+        return f"""regexp_replace("{column}"::varchar, '"[a-z_]*seconds": *[-0-9.eE+]+,? *', '', 'g')"""
+    return f'"{column}"'
 
 
 def relation_hashes(path):
@@ -39,7 +49,7 @@ def relation_hashes(path):
         kept = [c for c, _ in cols if c not in VOLATILE]
         rel = f'"{schema}"."{name}"'
         if kept:
-            row = "struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in kept) + ")"
+            row = "struct_pack(" + ", ".join(f'"{c}" := {_value(c)}' for c in kept) + ")"
             n, h = con.execute(
                 f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0)::VARCHAR FROM {rel}"
             ).fetchone()
