@@ -18,6 +18,7 @@ from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
 from .score import Mixture, TrainedLM, rank_metrics, user_states
 from .sequences import Catalogue, make_batches, training_windows
+from .settings import settings_values
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,7 @@ class TrainConfig:
     @classmethod
     def from_vars(cls, values: dict | None) -> "TrainConfig":
         """A config from a project's ``lm`` var; unknown keys are an error."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown lm settings {unknown}; expected some of {sorted(known)}")
-        for key in ("rnn_weights", "smoothings", "decays"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
+        return cls(**settings_values(cls, values, "lm", ("rnn_weights", "smoothings", "decays")))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
