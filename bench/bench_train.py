@@ -2,7 +2,7 @@
 achieved against a plain matmul peak measured in the same run.
 
     python bench/bench_train.py [--items 8000] [--positions 100000] [--steps 12]
-                                [--matmul-dtype auto|float32|bfloat16] [--threads 2]
+                                [--matmul-dtype auto|float32|bfloat16] [--threads N] [--compete N]
 
 The step timed is the whole training step of ``train_lm`` (content-aware item vectors,
 GRU forward, chunked full-softmax loss with its gradients, backward through the GRU,
@@ -11,18 +11,28 @@ backward (the GRU, the projection to item space, and the three [positions x cata
 dim] matmuls of the softmax); the ratio is against the best square float32 matmul rate on
 the same threads, and, where the softmax matmuls run in bfloat16, also against the
 bfloat16 matmul peak. Check ``uptime`` first: a loaded machine measures the load.
+
+Threads: by default as training picks them (``duckrec.ml.threads.pick_threads``: the
+allowed CPUs less the cores busy right now); ``--threads N`` fixes them.
+``--compete N`` measures twice in one run: idle, then with N CPU-bound processes
+(``while True: pass``) that the bench starts beside itself and stops after, and prints
+both throughputs and their ratio.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
+
+# duckrec.ml first: it sets the OpenMP wait policy, which torch reads once when it loads
+from duckrec.ml import TrainConfig, make_batches, training_windows
+from duckrec.ml.model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
+from duckrec.ml.threads import pick_threads
 
 import numpy as np
 import torch
-
-from duckrec.ml import TrainConfig, make_batches, training_windows
-from duckrec.ml.model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 
 
 def matmul_peak(size: int = 2048, reps: int = 6, dtype: torch.dtype = torch.float32) -> float:
@@ -45,6 +55,39 @@ def flops_per_position(cfg: LMConfig) -> float:
     return 3 * (rnn + 2 * h * d + 2 * n * d)
 
 
+def measure(model, opt, batches, steps: int, dtype: torch.dtype) -> tuple[float, int, float]:
+    """(seconds, positions, seconds in the softmax loss) of ``steps`` timed training steps."""
+    timed, positions, loss_s = 0.0, 0, 0.0
+    for i, batch in enumerate(batches[: steps + 1]):
+        t0 = time.perf_counter()
+        vectors = model.item_vectors()
+        states, _ = model(batch.inputs, vectors)
+        mask = batch.targets > 0
+        t1 = time.perf_counter()
+        loss = full_softmax_loss(model, states[mask], batch.targets[mask], vectors, dtype=dtype)
+        t2 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        if i:  # the first batch warms up the allocator and kernels
+            timed += time.perf_counter() - t0
+            loss_s += t2 - t1
+            positions += int(mask.sum())
+    return timed, positions, loss_s
+
+
+def start_competitors(n: int) -> list[subprocess.Popen]:
+    """``n`` single-thread CPU-bound processes, as other jobs on a shared host."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for p in processes:
+        p.kill()
+        p.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=8000)
@@ -53,10 +96,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="batches timed (after one warm-up batch)")
     ap.add_argument("--matmul-dtype", default=None, help="default: the TrainConfig default")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="default: picked as training picks them")
+    ap.add_argument("--compete", type=int, default=0, help="also measure beside N CPU-bound processes")
     args = ap.parse_args()
     train = TrainConfig()
-    threads = args.threads or train.threads
+    threads = args.threads or pick_threads()
     batch_size = args.batch_size or train.batch_size
     dtype = fast_matmul_dtype(args.matmul_dtype or train.matmul_dtype)
     torch.set_num_threads(threads)
@@ -73,23 +117,7 @@ def main() -> None:
                    torch.ones(args.items + 1))
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
     batches = make_batches(training_windows(seqs, train.window), batch_size, rng)
-    timed, positions, loss_s = 0.0, 0, 0.0
-    for i, batch in enumerate(batches[: args.steps + 1]):
-        t0 = time.perf_counter()
-        vectors = model.item_vectors()
-        states, _ = model(batch.inputs, vectors)
-        mask = batch.targets > 0
-        t1 = time.perf_counter()
-        loss = full_softmax_loss(model, states[mask], batch.targets[mask], vectors, dtype=dtype)
-        t2 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        if i:  # the first batch warms up the allocator and kernels
-            timed += time.perf_counter() - t0
-            loss_s += t2 - t1
-            positions += int(mask.sum())
+    timed, positions, loss_s = measure(model, opt, batches, args.steps, dtype)
     rate = positions / timed
     achieved = rate * flops_per_position(cfg)
     softmax_flops = 6 * cfg.n_items * cfg.embedding_dim * positions
@@ -103,6 +131,19 @@ def main() -> None:
     if peak_bf16:
         line += f", {achieved / peak_bf16:.0%} of the bfloat16 peak ({peak_bf16 / 1e9:.1f} GFLOP/s)"
     print(line)
+    if args.compete:
+        others = start_competitors(args.compete)
+        try:
+            time.sleep(1.0)
+            busy_threads = args.threads or pick_threads()
+            torch.set_num_threads(busy_threads)
+            b_timed, b_positions, _ = measure(model, opt, batches[args.steps + 1 :], args.steps, dtype)
+        finally:
+            stop(others)
+        busy = b_positions / b_timed
+        print(f"with {args.compete} competing CPU-bound processes: {busy:,.0f} positions/s on {busy_threads} "
+              f"threads ({b_positions} positions in {b_timed:.2f}s); idle {rate:,.0f} on {threads}; "
+              f"ratio {busy / rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,25 @@ def test_the_manifest_and_run_results_follow_dbts_schemas(shop, capsys):
     assert {r["unique_id"] for r in results["results"]} <= set(manifest["nodes"])
 
 
+def test_the_artifacts_parse_with_dbts_own_models_and_ids_match_dbt(shop, capsys):
+    """dbt-artifacts-parser's classes are generated from dbt's published JSON schemas and forbid
+    unknown keys; the ids below are the ones dbt-core 1.10 + dbt-duckdb 1.10 wrote for this project."""
+    from dbt_artifacts_parser.parser import parse_manifest, parse_run_results
+
+    assert run(capsys, shop, "build").code == 0
+    manifest = json.loads((shop / "target/manifest.json").read_text())
+    assert type(parse_manifest(manifest)).__name__ == "ManifestV12"
+    results = json.loads((shop / "target/run_results.json").read_text())
+    assert type(parse_run_results(results)).__name__ == "RunResultsV6"
+    for uid in ("test.jaffle_shop.unique_customers_customer_id.c5af1ff4b1",
+                "test.jaffle_shop.not_null_orders_amount.106140f9fd",
+                "test.jaffle_shop.relationships_orders_customer_id__customer_id__ref_customers_.c6ec7f58f2",
+                "test.jaffle_shop.accepted_values_stg_payments_payment_method__credit_card__coupon__bank_transfer__"
+                "gift_card.3c3820f278",
+                "seed.jaffle_shop.raw_orders", "model.jaffle_shop.customers"):
+        assert uid in manifest["nodes"], uid
+
+
 def test_unsupported_settings_are_listed_once_and_nothing_is_silently_dropped(shop, capsys):
     text = (shop / "dbt_project.yml").read_text()
     (shop / "dbt_project.yml").write_text(text + "on-run-end: [\"select 1\"]\nseeds:\n  jaffle_shop:\n"

@@ -1,8 +1,8 @@
 """Each catalogue item's vector in the LM's item space (content-only for cold items)."""
 import polars as pl
-import torch
 
-from duckrec.ml import TrainedLM
+from duckrec.ml import TrainedLM  # before torch: it sets how torch's idle threads wait
+import torch
 
 
 def model(dbt, session):

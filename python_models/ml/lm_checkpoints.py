@@ -20,6 +20,7 @@ import polars as pl
 
 from duckrec.ml import TrainConfig, TrainedLM, train_lm
 from duckrec.ml.data import training_data
+from duckrec.ml.distributed import train_distributed
 from duckrec.ml.warm import carry_weights, compatible, warm_windows
 
 NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
@@ -52,6 +53,8 @@ def model(dbt, session):
     nightly = {k: lm_vars.pop(k, v) for k, v in NIGHTLY_SETTINGS.items()}
     settings = {k: v for k, v in lm_vars.items() if k not in NOT_TRAINING_SETTINGS}
     settings.setdefault("seed", dbt.var("seed", 42))
+    # no more torch threads than the build target gives DuckDB
+    settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchall()[0][0]))
     config = TrainConfig.from_vars(settings)
 
     data = training_data(events, items, tags)
@@ -99,8 +102,11 @@ def model(dbt, session):
     else:
         dbt.log(f"full training ({reason}) on {int(train.sum())} train events of {len(train_seqs)} users, "
                 f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
-        result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
-                          progress=dbt.progress)
+        if config.distributed:  # the same training on several processes (duckrec.ml.distributed)
+            result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+        else:
+            result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                              progress=dbt.progress)
         trained_on.update(mode="full", builds_since_full=0, reason=reason)
 
     lm = result.lm

@@ -21,9 +21,26 @@ DBT_VERSION = f"1.10.0+duckrec.{__version__}"  # the dbt artifact version these 
 _MACRO_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\((.*?)\)\s*-?%\}(.*?)\{%-?\s*endmacro\s*-?%\}", re.S)
 
 
+def test_metadata(spec: dict[str, Any]) -> dict[str, Any]:
+    """dbt's `test_metadata` of a generic test: its name, its arguments (with the column and the
+    model as dbt writes them) and no namespace."""
+    kwargs = {**spec.get("kwargs", {}), "column_name": spec.get("column"),
+              "model": f"{{{{ get_where_subquery(ref('{spec['model']}')) }}}}"}
+    return {"name": spec["type"], "kwargs": kwargs, "namespace": None}
+
+
+def _hashable(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _hashable(data[k]) for k in sorted(data)}
+    if isinstance(data, list):
+        return [_hashable(v) for v in data]
+    return str(data)
+
+
 def dbt_id(project: Project, node: Node) -> str:
     if node.kind == "test" and node.test and node.test.get("type") != "singular":
-        digest = hashlib.md5(f"{node.name}:{node.test.get('kwargs')}".encode()).hexdigest()[:10]
+        # dbt's suffix: the last 10 hex digits of md5(name + repr of the sorted, stringified metadata)
+        digest = hashlib.md5((node.name + repr(_hashable(test_metadata(node.test)))).encode()).hexdigest()[-10:]
         return f"test.{project.name}.{node.name}.{digest}"
     return f"{node.kind}.{project.name}.{node.name}"
 
@@ -154,9 +171,7 @@ def manifest(project: Project, target: str | None, compiled_path) -> dict[str, A
                           "deprecation_date": None})
         if n.kind == "test" and n.test and n.test.get("type") != "singular":
             spec = n.test
-            kwargs = {**spec.get("kwargs", {}), "column_name": spec.get("column"),
-                      "model": f"{{{{ get_where_subquery(ref('{spec['model']}')) }}}}"}
-            entry.update({"test_metadata": {"name": spec["type"], "kwargs": kwargs, "namespace": None},
+            entry.update({"test_metadata": test_metadata(spec),
                           "column_name": spec.get("column"), "file_key_name": f"models.{spec['model']}",
                           "attached_node": ids.get(n.attached_to) if n.attached_to else None})
         nodes[uid] = entry

@@ -1,5 +1,6 @@
 """duckrec's ML library: the recurrent item language model. Arrays in, arrays out;
 it never imports the engine."""
+from . import threads  # first: it sets the OpenMP wait policy, read once when torch loads
 from .model import ItemLM, LMConfig
 from .ngram import Bigram, fit_bigram, next_item_probs
 from .score import Mixture, TrainedLM, rank_metrics, score_candidates_mc, top_k, user_states

@@ -86,7 +86,7 @@ class ItemLM(nn.Module):
 
     def initial_state(self) -> torch.Tensor:
         """The item-space state before any event: what a user with no history gets."""
-        return self.to_item_space(torch.zeros(self.config.hidden_dim))
+        return self.to_item_space(torch.zeros(self.config.hidden_dim, device=self.item_bias.device))
 
     def logits(self, states: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """[N, n_items] scores of every catalogue item (padding excluded)."""
@@ -129,7 +129,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         grad_states = torch.empty_like(states)
         grad_vectors = torch.zeros_like(vectors)
         grad_bias = torch.zeros_like(bias)
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=states.device)
         low = dtype != torch.float32
         v, b, s_all = vectors.to(dtype), bias.to(dtype), states.to(dtype)
         vt = v.T
@@ -166,7 +166,7 @@ def full_softmax_loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor
     if targets.ndim == 1:
         targets = targets.unsqueeze(1)
     if weights is None:
-        weights = torch.ones(targets.shape, dtype=states.dtype)
+        weights = torch.ones(targets.shape, dtype=states.dtype, device=states.device)
     weights = torch.where(targets > 0, weights, 0.0).to(states.dtype)
     weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)  # a distribution per position
     total = _ChunkedSoftmaxCE.apply(states, vectors[1:], model.item_bias[1:], (targets - 1).clamp_min(0),

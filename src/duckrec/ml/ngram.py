@@ -28,26 +28,32 @@ class Bigram:
 
 def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int = 1,
                backward_weight: float = 0.0) -> Bigram:
-    """Count (item, later item) pairs over ``sequences`` of 1-based item indices."""
+    """Count (item, later item) pairs over ``sequences`` of 1-based item indices.
+
+    Pairs are reduced one distance and direction at a time, so the peak memory is that
+    of one event-sized key array, not of ``2 * max_distance`` of them.
+    """
     if max_distance < 1:
         raise ValueError(f"fit_bigram: expected max_distance >= 1, found {max_distance}")
-    src, dst, wts = [], [], []
+    width = n_items + 1
+    keys, weights = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
     for d in range(1, max_distance + 1):
-        a = [s[:-d] for s in sequences if len(s) > d]
-        b = [s[d:] for s in sequences if len(s) > d]
-        if not a:
+        long_enough = [s for s in sequences if len(s) > d]
+        if not long_enough:
             break
-        a_, b_ = np.concatenate(a), np.concatenate(b)
-        src += [a_, b_] if backward_weight > 0 else [a_]
-        dst += [b_, a_] if backward_weight > 0 else [b_]
-        wts += [np.full(len(a_), 1.0 / d)] + ([np.full(len(a_), backward_weight / d)] if backward_weight > 0 else [])
-    src_a = np.concatenate(src) if src else np.zeros(0, dtype=np.int64)
-    dst_a = np.concatenate(dst) if dst else np.zeros(0, dtype=np.int64)
-    w_a = np.concatenate(wts) if wts else np.zeros(0)
-    key = src_a * (n_items + 1) + dst_a
-    uniq, inverse = np.unique(key, return_inverse=True)
-    counts = np.bincount(inverse, weights=w_a, minlength=len(uniq))
-    rows, cols = uniq // (n_items + 1), uniq % (n_items + 1)
+        a_ = np.concatenate([s[:-d] for s in long_enough]).astype(np.int64)
+        b_ = np.concatenate([s[d:] for s in long_enough]).astype(np.int64)
+        for src, dst, w in ((a_, b_, 1.0 / d), (b_, a_, backward_weight / d)):
+            if w <= 0:
+                continue
+            uniq, count = np.unique(src * width + dst, return_counts=True)
+            keys.append(uniq)
+            weights.append(count * w)
+        del a_, b_
+    uniq, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    counts = np.bincount(inverse, weights=np.concatenate(weights), minlength=len(uniq))
+    del inverse
+    rows, cols = uniq // width, uniq % width
     offsets = np.zeros(n_items + 2, dtype=np.int64)
     np.add.at(offsets, rows + 1, 1)
     all_items = np.concatenate(sequences) if len(sequences) else np.zeros(0, dtype=np.int64)
@@ -68,27 +74,38 @@ def next_item_probs(bigram: Bigram, histories: list[np.ndarray], smoothing: floa
     """[U, n_items] P(next | history): the mean, weighted ``decay ** age``, over the last
     ``context`` items i of P(j | i) = (c(i, j) + smoothing * P(j)) / (c(i) + smoothing).
 
-    An empty history gives the unigram distribution.
+    An empty history gives the unigram distribution. The result is dense: callers score
+    a bounded number of users at a time.
     """
     if smoothing <= 0:
         raise ValueError(f"next_item_probs: expected smoothing > 0, found {smoothing}")
-    uni = torch.from_numpy(bigram.unigram[1:])
-    out = torch.zeros(len(histories), bigram.n_items)
-    for row, hist in enumerate(histories):
-        recent = np.asarray(hist[-context:])[::-1]
-        if len(recent) == 0:
-            out[row] = uni
-            continue
-        total_w = 0.0
-        for age, item in enumerate(recent.tolist()):
-            w = decay ** age
-            lo, hi = bigram.row_offsets[item], bigram.row_offsets[item + 1]
-            cnt = bigram.counts[lo:hi]
-            denom = float(cnt.sum()) + smoothing
-            out[row].add_(uni, alpha=w * smoothing / denom)
-            if hi > lo:
-                out[row].index_add_(0, torch.from_numpy(bigram.next_items[lo:hi] - 1),
-                                    torch.from_numpy(cnt), alpha=w / denom)
-            total_w += w
-        out[row] /= total_w
-    return out
+    n_users, n = len(histories), bigram.n_items
+    rows, items, ages = recent_items(histories, context)
+    w = np.power(float(decay), ages)
+    total_w = np.bincount(rows, weights=w, minlength=n_users)
+    csum = np.concatenate([[0.0], np.cumsum(bigram.counts, dtype=np.float64)])
+    lo, hi = bigram.row_offsets[items], bigram.row_offsets[items + 1]
+    denom = csum[hi] - csum[lo] + smoothing
+    share = w / total_w[rows] / denom  # the weight of row ``items`` in the user's mean
+    uni = bigram.unigram[1:].astype(np.float64)
+    uni_weight = np.bincount(rows, weights=share * smoothing, minlength=n_users)
+    uni_weight[total_w == 0] = 1.0  # no history: the unigram alone
+    # every (user, next item) count of the recent items' rows, summed in one bincount
+    lengths = hi - lo
+    pair = np.repeat(np.arange(len(items)), lengths)
+    pos = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths) + lo[pair]
+    flat = rows[pair] * n + bigram.next_items[pos] - 1
+    out = np.bincount(flat, weights=bigram.counts[pos] * share[pair], minlength=n_users * n).astype(np.float64, copy=False).reshape(n_users, n)
+    out += uni_weight[:, None] * uni[None, :]
+    return torch.from_numpy(out.astype(np.float32))
+
+
+def recent_items(histories: list[np.ndarray], context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, item, age) of each history's last ``context`` items; age 0 is the newest."""
+    recent = [np.asarray(h[-context:], dtype=np.int64) if context > 0 else np.zeros(0, np.int64) for h in histories]
+    lengths = np.fromiter((len(r) for r in recent), dtype=np.int64, count=len(recent))
+    rows = np.repeat(np.arange(len(recent)), lengths)
+    items = np.concatenate(recent + [np.zeros(0, np.int64)])
+    ends = np.cumsum(lengths)
+    ages = ends[rows] - 1 - np.arange(len(items)) if len(items) else np.zeros(0, np.int64)
+    return rows, items, ages

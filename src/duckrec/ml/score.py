@@ -6,7 +6,6 @@ round-trips through bytes, so a checkpoint stored in the warehouse reproduces th
 from __future__ import annotations
 
 import io
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -16,6 +15,7 @@ import torch
 from .model import ItemLM, LMConfig
 from .ngram import Bigram, fit_bigram, next_item_probs
 from .sequences import Catalogue, pad_histories
+from .threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,14 @@ class TrainedLM:
         return cls(cat, model, Mixture(**blob["mixture"]), blob["context"])
 
 
+SCORE_BLOCK = 1 << 22  # users x items scored at once (16 MB of float32); memory never grows with users x items
+
+
+def score_rows(n_items: int, block: int = SCORE_BLOCK) -> int:
+    """How many users to score at a time against ``n_items`` items."""
+    return max(8, min(1024, block // max(n_items, 1)))
+
+
 @torch.no_grad()
 def user_states(model: ItemLM, histories: list[np.ndarray], context: int | None = None, batch_size: int = 512) -> torch.Tensor:
     """[U, d] item-space state after each history's last ``context`` events (eval mode)."""
@@ -103,8 +111,8 @@ def _states(model: ItemLM, histories: list[np.ndarray], context: int | None, bat
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         inputs, lens = pad_histories([histories[i] for i in rows], context)
-        states, _ = model(inputs, vectors)
-        out[torch.from_numpy(rows)] = states[torch.arange(len(rows)), lens - 1]
+        states, _ = model(inputs.to(out.device), vectors)
+        out[torch.from_numpy(rows).to(out.device)] = states[torch.arange(len(rows)), lens.to(out.device) - 1]
     return out
 
 
@@ -132,7 +140,7 @@ def top_k(
     *,
     exclude: list[np.ndarray] | None = None,
     bigram_sequences: list[np.ndarray] | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` items per user: (1-based item indices [U, k], scores [U, k]), best first.
@@ -140,8 +148,9 @@ def top_k(
     ``exclude`` (default: the histories) are never returned; where fewer than ``k`` items
     remain the tail holds index 0 and score -inf. The bigram half of the mixture is
     counted over ``bigram_sequences`` (default: the histories themselves), i.e. over the
-    events that are history at scoring time. ``progress(task, done, total, unit=...)`` hears
-    of each chunk of users scored.
+    events that are history at scoring time. Users are scored ``chunk_size`` at a time
+    (default: as many as keep a block near 4M scores), so memory does not grow with
+    users x items. ``progress(task, done, total, unit=...)`` hears of each chunk of users scored.
     """
     if k < 1:
         raise ValueError(f"top_k: expected k >= 1, found {k}")
@@ -152,6 +161,7 @@ def top_k(
     bigram = lm.mixture.fit_ngram(histories if bigram_sequences is None else bigram_sequences, n)
     states = user_states(lm.model, histories, lm.context)
     kk = min(k, n)
+    chunk_size = chunk_size or score_rows(n)
     items = np.zeros((len(histories), k), dtype=np.int64)
     scores = np.full((len(histories), k), float("-inf"))
     for start in range(0, len(histories), chunk_size):
@@ -229,9 +239,13 @@ def score_candidates_mc(
     bigram = mixture.fit_ngram(histories if bigram_sequences is None else list(bigram_sequences), lm.catalogue.n_items)
     fixed = None  # the n-gram half of each candidate's probability, weighted
     w_rnn = 1.0
+    step = score_rows(lm.catalogue.n_items)
     if bigram is not None and w < 1.0:
-        ngram = next_item_probs(bigram, histories, mixture.smoothing, mixture.context, mixture.decay)
-        fixed = ((1.0 - w) * torch.gather(ngram, 1, pick)).double()
+        fixed = torch.empty(n_users, width, dtype=torch.float64)
+        for lo in range(0, n_users, step):
+            ngram = next_item_probs(bigram, histories[lo : lo + step], mixture.smoothing, mixture.context,
+                                    mixture.decay)
+            fixed[lo : lo + step] = ((1.0 - w) * torch.gather(ngram, 1, pick[lo : lo + step])).double()
         w_rnn = w
     if w_rnn == 0.0:
         # a pure n-gram mixture (validation can pick rnn_weight 0): dropout changes nothing,
@@ -265,8 +279,11 @@ def score_candidates_mc(
                 for rows, inputs, last in batches:
                     out, _ = model(inputs, vectors)
                     states[rows] = out[torch.arange(rows.numel()), last]
-                probs = torch.softmax(model.logits(states, vectors), dim=1)
-                draw = torch.gather(probs, 1, pick).double() * w_rnn
+                draw = torch.empty(n_users, width, dtype=torch.float64)
+                for lo in range(0, n_users, step):  # never users x items at once
+                    probs = torch.softmax(model.logits(states[lo : lo + step], vectors), dim=1)
+                    draw[lo : lo + step] = torch.gather(probs, 1, pick[lo : lo + step]).double()
+                draw *= w_rnn
                 if fixed is not None:
                     draw = draw + fixed
                 total += draw
@@ -281,14 +298,3 @@ def score_candidates_mc(
     mean, std = mean.numpy(), var.sqrt().numpy()
     mean[cand == 0], std[cand == 0] = 0.0, 0.0
     return mean, std
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Runs a block on ``n`` torch threads and restores the count after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(int(n), 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
-from .score import Mixture, TrainedLM, rank_metrics, user_states
+from .score import Mixture, TrainedLM, rank_metrics, score_rows, user_states
 from .sequences import Catalogue, make_batches, training_windows
 from .settings import settings_values
+from .threads import CoreMeter, pick_threads
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,16 @@ class TrainConfig:
     horizon: int = 1  # each position's target: the next `horizon` items, weighted horizon_decay ** (k - 1)
     horizon_decay: float = 0.5
     matmul_dtype: str = "auto"  # softmax matmuls: auto (bfloat16 where native), float32, bfloat16
-    sampled_softmax: int = 0  # 0: full softmax; n > 0: n shared negatives per batch
+    # 0: full softmax; n > 0: n shared negatives per batch; "auto": full up to
+    # FULL_SOFTMAX_ITEMS items, above it AUTO_NEGATIVES negatives (its cost grows with the catalogue)
+    sampled_softmax: int | str = "auto"
     seed: int = 42
-    threads: int = 2
+    device: str = "auto"  # training: auto (CUDA when present), cpu, cuda, cuda:N; scoring stays on the CPU
+    # lm.distributed (duckrec.ml.distributed): DDP over processes; None trains in this process
+    distributed: dict | None = None
+    # torch threads: at most this (the build target's threads), OMP_NUM_THREADS and the
+    # CPUs this process may use; None: those two alone
+    threads: int | None = None
     eval_k: int = 10
     # the n-gram half of the mixture; the grids are searched on validation NDCG@k
     ngram_distance: int = 5
@@ -74,11 +82,12 @@ class TrainResult:
 
 
 @contextmanager
-def deterministic(seed: int, threads: int) -> Iterator[np.random.Generator]:
+def deterministic(seed: int, threads: int | None) -> Iterator[np.random.Generator]:
     """Seeded, deterministic torch on a fixed thread count; previous settings restored."""
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(pick_threads(threads, follow_load=False))
+    # CUDA has no deterministic kernel for some ops (scatter_add_): there it warns instead
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -104,50 +113,128 @@ def _loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor, vectors: t
     return F.cross_entropy(torch.cat([pos.unsqueeze(1), neg], 1), torch.zeros_like(targets))
 
 
+RETHREAD_SECONDS = 5.0  # how often training re-counts the free cores
+FULL_SOFTMAX_ITEMS = 10_000
+AUTO_NEGATIVES = 2048
+VALID_BLOCK = 1 << 26  # validation users x items per grid point; above it, a seeded sample of users
+
+
 class _Validator:
-    """NDCG@k on validation for every (rnn weight, smoothing) of the grid, in one pass."""
+    """NDCG@k on validation for every (rnn weight, smoothing) of the grid, in one pass.
 
-    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, n_items: int, config: TrainConfig):
-        self.histories, self.targets, self.config = histories, np.asarray(targets), config
+    Users are scored a block at a time (``score_rows``), so memory never holds validation
+    users x items; where they exceed ``VALID_BLOCK`` scores per grid point, a seeded
+    sample of ``VALID_BLOCK / n_items`` users (at least ``min_users``) stands for them,
+    which bounds the cost of an epoch's validation on big catalogues.
+    """
+
+    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, n_items: int, config: TrainConfig,
+                 log: Callable[[str], None] = print, min_users: int = 2000):
+        self.config, self.n_items = config, n_items
         self.base = Mixture(1.0, 1.0, 1.0, config.ngram_context, config.ngram_distance, config.ngram_backward)
-        bigram = fit_bigram(histories, n_items, max_distance=config.ngram_distance,
-                            backward_weight=config.ngram_backward)
-        # probabilities are >= 0: a seen item is set to -1, so it never ranks above an
-        # unseen one (one masked_fill per epoch, not an index_put per grid point)
-        rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)] + [np.zeros(0, np.int64)])
-        cols = np.concatenate(list(histories) + [np.zeros(0, np.int64)]) - 1
-        self.seen = torch.zeros(len(histories), n_items, dtype=torch.bool)
-        self.seen[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))] = True
-        self.ngram_probs = {}
-        self.ngram_alone = {}  # the n-gram alone does not change between epochs
-        for s in config.smoothings:
-            for d in config.decays:
-                probs = next_item_probs(bigram, histories, s, config.ngram_context, d).masked_fill_(self.seen, -1.0)
-                self.ngram_probs[(s, d)] = probs
-                self.ngram_alone[(s, d)] = self._metrics(probs)
+        # the n-gram half counts over every validation history, sampled or not
+        self.bigram = fit_bigram(histories, n_items, max_distance=config.ngram_distance,
+                                 backward_weight=config.ngram_backward)
+        targets = np.asarray(targets)
+        cap = max(min_users, VALID_BLOCK // max(n_items, 1))
+        if len(histories) > cap:
+            pick = np.sort(np.random.default_rng(config.seed).choice(len(histories), cap, replace=False))
+            log(f"validation: a seeded sample of {cap} of {len(histories)} users ({n_items} items each)")
+            histories, targets = [histories[i] for i in pick], targets[pick]
+        self.histories, self.targets = histories, targets
+        self.rows = score_rows(n_items)
+        self.grid = [(s, d) for s in config.smoothings for d in config.decays]
+        self.ngram_alone = None  # the n-gram alone does not change between epochs: ranked once
 
-    def _metrics(self, scores: torch.Tensor) -> dict[str, float]:
-        k = self.config.eval_k
-        val, idx = torch.topk(scores, min(k, scores.shape[1]), 1)
-        return rank_metrics(torch.where(val >= 0, idx + 1, 0).numpy(), self.targets, k)
+    def _seen(self, lo: int, hi: int) -> torch.Tensor:
+        part = self.histories[lo:hi]
+        rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(part)] + [np.zeros(0, np.int64)])
+        cols = np.concatenate(list(part) + [np.zeros(0, np.int64)]) - 1
+        seen = torch.zeros(len(part), self.n_items, dtype=torch.bool)
+        seen[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))] = True
+        return seen
+
+    def _top(self, scores: torch.Tensor) -> np.ndarray:
+        # probabilities are >= 0: a seen item is set to -1, so it never ranks above an unseen one
+        val, idx = torch.topk(scores, min(self.config.eval_k, scores.shape[1]), 1)
+        return torch.where(val >= 0, idx + 1, 0).cpu().numpy()
 
     def evaluate(self, model: ItemLM) -> tuple[dict[str, float], Mixture, dict[str, float]]:
         """(best metrics, its mixture, rnn-alone metrics)."""
-        states = user_states(model, self.histories, self.config.window)
+        config = self.config
+        states = user_states(model, self.histories, config.window)
+        mixed = [w for w in config.rnn_weights if 0 < w < 1]
+        ranked: dict[tuple, list[np.ndarray]] = {}
+        first = self.ngram_alone is None
         with torch.no_grad():
-            rnn = torch.softmax(model.logits(states, model.item_vectors()), 1).masked_fill_(self.seen, -1.0)
-        best, best_mix, alone = None, self.base, self._metrics(rnn)
-        for w in self.config.rnn_weights:
-            for s, d in self.ngram_probs if w < 1 else [(1.0, 1.0)]:
-                if w >= 1:
-                    m = alone
-                elif w <= 0:
-                    m = self.ngram_alone[(s, d)]
-                else:  # ranks as w * rnn + (1 - w) * ngram; seen items stay negative
-                    m = self._metrics(torch.add(self.ngram_probs[(s, d)], rnn, alpha=w / (1 - w)))
+            vectors = model.item_vectors()
+            for lo in range(0, len(self.histories), self.rows):
+                hi = min(lo + self.rows, len(self.histories))
+                seen = self._seen(lo, hi).to(vectors.device)
+                rnn = torch.softmax(model.logits(states[lo:hi], vectors), 1).masked_fill_(seen, -1.0)
+                ranked.setdefault(("rnn",), []).append(self._top(rnn))
+                for s, d in self.grid:
+                    ngram = next_item_probs(self.bigram, self.histories[lo:hi], s, config.ngram_context, d)
+                    ngram = ngram.to(vectors.device).masked_fill_(seen, -1.0)
+                    if first:
+                        ranked.setdefault(("ngram", s, d), []).append(self._top(ngram))
+                    for w in mixed:  # ranks as w * rnn + (1 - w) * ngram; seen items stay negative
+                        ranked.setdefault((w, s, d), []).append(self._top(torch.add(ngram, rnn, alpha=w / (1 - w))))
+        k = config.eval_k
+        metrics = {key: rank_metrics(np.concatenate(parts), self.targets, k) for key, parts in ranked.items()}
+        if first:
+            self.ngram_alone = {(s, d): metrics[("ngram", s, d)] for s, d in self.grid}
+        alone = metrics[("rnn",)]
+        best, best_mix = None, self.base
+        for w in config.rnn_weights:
+            for s, d in self.grid if w < 1 else [(1.0, 1.0)]:
+                m = alone if w >= 1 else self.ngram_alone[(s, d)] if w <= 0 else metrics[(w, s, d)]
                 if best is None or m["ndcg"] > best["ndcg"] + 1e-12:
                     best, best_mix = m, replace(self.base, rnn_weight=w, smoothing=s, decay=d)
         return best, best_mix, alone
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the first CUDA device when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"lm.device: expected 'auto', 'cpu' or 'cuda[:N]', found {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"lm.device: {name!r} asked for, but torch sees no CUDA device here; use 'auto' or 'cpu'")
+    return device
+
+
+class StepLoss(torch.nn.Module):
+    """One training step's loss, as a module: what DistributedDataParallel wraps."""
+
+    def __init__(self, model: ItemLM, config: TrainConfig, negatives: int, sampler: torch.Tensor,
+                 dtype: torch.dtype):
+        super().__init__()
+        self.model, self.config, self.negatives, self.dtype = model, config, negatives, dtype
+        self.sampler = sampler
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss, predicted positions) of a batch."""
+        vectors = self.model.item_vectors()
+        states, _ = self.model(inputs, vectors)
+        mask = targets > 0  # padding predicts nothing and costs no logits
+        future, weights = future_targets(targets, self.config.horizon, self.config.horizon_decay)
+        loss = _loss(self.model, states[mask], future[mask], vectors, self.negatives, self.sampler,
+                     self.dtype, weights[mask])
+        return loss, mask.sum()
+
+
+def softmax_negatives(setting: int | str, n_items: int) -> int:
+    """Shared negatives per batch (0 = the full softmax) for a ``sampled_softmax`` setting."""
+    if setting == "auto":
+        return 0 if n_items <= FULL_SOFTMAX_ITEMS else AUTO_NEGATIVES
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        raise ValueError(f"lm.sampled_softmax: expected 'auto', 0 (full softmax) or a number of negatives, "
+                         f"found {setting!r}")
+    return setting
 
 
 def future_targets(targets: torch.Tensor, horizon: int, decay: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +248,7 @@ def future_targets(targets: torch.Tensor, horizon: int, decay: float) -> tuple[t
     width = targets.shape[1]
     padded = F.pad(targets, (0, horizon - 1))
     future = torch.stack([padded[:, k : k + width] for k in range(horizon)], dim=-1)
-    w = (future > 0).float() * torch.tensor([decay**k for k in range(horizon)])
+    w = (future > 0).float() * torch.tensor([decay**k for k in range(horizon)], device=targets.device)
     return future, w / w.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
@@ -186,11 +273,16 @@ def train_lm(
     config: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = print,
     progress: Callable[..., None] | None = None,
+    world=None,
     *,
     init: dict[str, torch.Tensor] | None = None,
     windows: list[np.ndarray] | None = None,
 ) -> TrainResult:
     """Train the LM on ``train_sequences`` (1-based item indices, one per user).
+
+    ``world`` (from ``duckrec.ml.distributed``) makes this one process of a
+    DistributedDataParallel job; every process validates the same weights the same way,
+    so they agree on the mixture and on when to stop without talking.
 
     Every position predicts the next. After each epoch the state after each validation
     history predicts its target and the n-gram mixture weight is re-fitted; the epoch
@@ -220,7 +312,7 @@ def train_lm(
               else np.zeros(n + 1, dtype=np.int64))
     lm_config = LMConfig(n, len(catalogue.token_names), config.embedding_dim, config.hidden_dim,
                          config.cell, config.layers, config.dropout)
-    validator = _Validator(valid_histories, valid_targets, n, config) if len(valid_targets) else None
+    validator = _Validator(valid_histories, valid_targets, n, config, log) if len(valid_targets) else None
     if not windows:
         # Defined fallback: nothing to learn from, so the RNN stays at its seeded
         # initialisation with no weight, and scores come from the n-gram half alone,
@@ -234,17 +326,28 @@ def train_lm(
         mixture = Mixture(0.0, 1.0, 1.0, config.ngram_context, config.ngram_distance, config.ngram_backward)
         return TrainResult(TrainedLM(catalogue, model, mixture, config.window), [], 0)
     dtype = fast_matmul_dtype(config.matmul_dtype)
+    negatives = softmax_negatives(config.sampled_softmax, n)
+    if negatives and config.sampled_softmax == "auto":
+        log(f"{n} items: sampled softmax with {negatives} shared negatives per batch (lm.sampled_softmax: auto)")
     steps_per_epoch = -(-len(windows) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     history: list[dict] = []
+    device = world.device if world is not None else resolve_device(config.device)
     with deterministic(config.seed, config.threads) as rng:
         model = ItemLM(lm_config, torch.from_numpy(catalogue.token_offsets),
                        torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0))
         if init is not None:
             model.load_state_dict(init)
+        model.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sampler = torch.from_numpy(counts[1:].astype(np.float64) ** 0.75 + 1e-3).float()
-        sampler /= sampler.sum()
+        sampler = (sampler / sampler.sum()).to(device)
+        step_loss = StepLoss(model, config, negatives, sampler, dtype)
+        # with a world (duckrec.ml.distributed) each process takes every size-th batch and
+        # DistributedDataParallel averages the gradients; the lr schedule counts its steps
+        stepper = world.wrap(step_loss) if world is not None else step_loss
+        if world is not None:
+            total_steps = (steps_per_epoch // world.size or 1) * config.epochs
         best_ndcg, best_rnn, best_epoch, last_gain = -1.0, -1.0, 0, 0
         best_state, best_mix = None, Mixture()
         started, step = time.perf_counter(), 0
@@ -255,29 +358,33 @@ def train_lm(
             log(f"epoch 0 (warm start) valid ndcg@{config.eval_k} {best_ndcg:.4f} (rnn alone {best_rnn:.4f})")
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
+            if world is None:  # the host's load changes; a worker keeps its share of the CPUs
+                torch.set_num_threads(pick_threads(config.threads))
+                meter, picked = CoreMeter(), time.perf_counter()
             model.train()
             total, positions = 0.0, 0
             task = f"epoch {epoch}/{config.epochs}"
-            for done, batch in enumerate(make_batches(windows, config.batch_size, rng), 1):
+            batches = make_batches(windows, config.batch_size, rng)
+            for done, batch in enumerate(world.shard(batches) if world is not None else batches, 1):
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, config)
                 step += 1
-                vectors = model.item_vectors()
-                states, _ = model(batch.inputs, vectors)
-                mask = batch.targets > 0  # padding predicts nothing and costs no logits
-                targets, weights = future_targets(batch.targets, config.horizon, config.horizon_decay)
-                loss = _loss(model, states[mask], targets[mask], vectors,
-                             config.sampled_softmax, sampler, dtype, weights[mask])
+                if world is None and time.perf_counter() - picked > RETHREAD_SECONDS:
+                    torch.set_num_threads(pick_threads(config.threads, meter=meter))
+                    picked = time.perf_counter()
+                loss, n_pos = stepper(batch.inputs.to(device), batch.targets.to(device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
-                n_pos = int(mask.sum())
+                n_pos = int(n_pos)
                 total += loss.item() * n_pos
                 positions += n_pos
                 if progress is not None:
                     progress(task, done, steps_per_epoch, {"loss": total / positions, "positions/s": positions / (
                         time.perf_counter() - t0)}, unit="batch")
+            if world is not None:
+                total, positions = world.all_sum(total, positions)
             row = {"epoch": epoch, "train_loss": total / positions, "lr": opt.param_groups[0]["lr"]}
             train_seconds = time.perf_counter() - t0
             if validator is not None:
@@ -310,13 +417,16 @@ def train_lm(
                     f"{config.patience} epochs; keeping epoch {best_epoch}")
                 break
             elapsed = time.perf_counter() - started
-            if config.max_seconds is not None and elapsed + row["seconds"] > config.max_seconds \
-                    and epoch < config.epochs:
+            over = config.max_seconds is not None and elapsed + row["seconds"] > config.max_seconds
+            if world is not None and config.max_seconds is not None:  # every process stops together
+                over = world.all_sum(float(over))[0] > 0
+            if over and epoch < config.epochs:
                 log(f"time budget of {config.max_seconds:.0f}s reached (max_seconds: the epoch count "
                     f"now depends on machine speed); keeping epoch {best_epoch}")
                 break
         model.load_state_dict(best_state)
-        model.eval()
+        model.to("cpu").eval()
     log(f"trained {len(history)} epochs in {time.perf_counter() - started:.1f}s "
-        f"({dtype_name(dtype)} softmax matmuls, {config.threads} threads); keeping epoch {best_epoch}")
+        f"({dtype_name(dtype)} softmax matmuls, up to {pick_threads(config.threads, follow_load=False)} threads, "
+        f"{device}); keeping epoch {best_epoch}")
     return TrainResult(TrainedLM(catalogue, model, best_mix, config.window), history, best_epoch)
