@@ -24,21 +24,63 @@ def _fails_cleanly(result, code: int) -> None:
     assert TRACEBACK not in result.text
 
 
-def test_unknown_ref_suggests_the_closest_name(built, capsys):
-    before = _snapshot(built)
-    (built / "sql/marts/customers.sql").write_text("select * from {{ ref('stg_customer') }}")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "sql/marts/customers.sql" in result.err and "ref('stg_customer')" in result.err
-    assert "Did you mean 'stg_customers'" in result.err
-    assert _snapshot(built) == before
+# One broken file each: (file, its new text or (old, new) to edit it, command, exit codes,
+# output stream, what the message must name, whether the published tables are checked).
+CLEAN_ERRORS = [
+    pytest.param("sql/marts/customers.sql", "select * from {{ ref('stg_customer') }}", "build", (2,), "err",
+                 ["sql/marts/customers.sql", "ref('stg_customer')", "Did you mean 'stg_customers'"], True,
+                 id="unknown_ref_suggests_the_closest_name"),
+    pytest.param("sql/staging/stg_customers.sql", "select * from {{ source('shop', 'raw_customer') }}", "build",
+                 (2,), "err", ["sql/staging/stg_customers.sql", "shop.raw_customers"], False, id="unknown_source"),
+    pytest.param("sql/marts/customers.sql", "select 1 as a\n{% if true %}\nfrom x\n{% endfi %}\n", "build", (1,),
+                 "out", ["sql/marts/customers.sql:4", "Jinja syntax error"], True,
+                 id="jinja_syntax_error_names_file_and_line"),
+    pytest.param("sql/macros/money.sql", "{% macro cents_to_dollars(col) %}\n{{ col }\n{% endmacro %}", "build",
+                 (1, 2), "text", ["sql/macros/money.sql:2", "Jinja syntax error"], False,
+                 id="jinja_syntax_error_in_a_macro"),
+    pytest.param("sql/marts/customers.sql", "select 1 as a\n-- {{ undefined_thing }}\n{% if true %}{% endif %}",
+                 "build", (1,), "out", ["sql/marts/customers.sql:2", "undefined_thing"], False,
+                 id="jinja_runtime_error_names_file"),
+    pytest.param("sql/marts/customers.sql", "select {{ var('not_there') }} as a", "build", (1, 2), "text",
+                 ["sql/marts/customers.sql", "var('not_there')"], False, id="unset_var_without_default"),
+    pytest.param("project.yml", "name: jaffle\nmodels:\n  staging: {+schema: staging\n", "build", (2,), "err",
+                 ["project.yml:", "YAML syntax error"], False, id="project_yml_syntax_error"),
+    pytest.param("sql/marts/customers.sql", "select customer_id, no_such_column from {{ ref('stg_customers') }}",
+                 "build", (1,), "out", ['"marts"."customers"', "target/compiled/sql/marts/customers.sql",
+                                        "no_such_column", "Binder Error", "SKIP", "customer_summary"], True,
+                 id="sql_error_names_model_compiled_path_and_duckdb_message"),
+    pytest.param("python_models/customers.py", "def model(dbt, session):\n    return dbt.ref('orders')\n", "build",
+                 (2,), "err", ["duplicate model name 'customers'", "sql/marts/customers.sql",
+                               "python_models/customers.py"], False, id="duplicate_model_name"),
+    pytest.param("sql/raw_orders.sql", "select 1 as a", "build", (2,), "err", ["raw_orders", "seed"], False,
+                 id="model_named_like_a_seed"),
+    pytest.param("sql/marts/customers.sql", "{{ config(materialized='tabel') }}\nselect 1 as a", "build", (2,),
+                 "err", ["sql/marts/customers.sql", "'tabel'", "'table'"], False, id="bad_materialization"),
+    pytest.param("project.yml", ("+materialized: table", "+materialized: tables"), "build", (2,), "err",
+                 ["project.yml", "'tables'"], False, id="bad_materialization_in_project_yml"),
+    pytest.param("python_models/customer_summary.py",
+                 "def model(dbt, session):\n    dbt.config(materialized='view')\n    return dbt.ref('customers')\n",
+                 "build", (2,), "err", ["customer_summary", "'view'"], False, id="python_model_cannot_be_a_view"),
+    pytest.param("models/extra.yml", "version: 2\nmodels:\n  - name: custmers\n    description: x\n", "build", (2,),
+                 "err", ["models/extra.yml:3", "Did you mean 'customers'"], False,
+                 id="properties_for_a_missing_model"),
+]
 
 
-def test_unknown_source(built, capsys):
-    (built / "sql/staging/stg_customers.sql").write_text("select * from {{ source('shop', 'raw_customer') }}")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "sql/staging/stg_customers.sql" in result.err and "shop.raw_customers" in result.err
+@pytest.mark.parametrize("path, text, command, codes, stream, expected, keeps_published", CLEAN_ERRORS)
+def test_error_names_what_is_wrong(built, capsys, path, text, command, codes, stream, expected, keeps_published):
+    before = _snapshot(built) if keeps_published else None
+    if isinstance(text, tuple):
+        text = (built / path).read_text().replace(*text)
+    (built / path).write_text(text)
+    result = run(capsys, built, command)
+    assert result.code in codes, result
+    assert TRACEBACK not in result.text
+    message = getattr(result, stream)
+    for part in expected:
+        assert part in message, (part, message)
+    if keeps_published:
+        assert _snapshot(built) == before
 
 
 def test_cycle_is_printed(built, capsys):
@@ -53,38 +95,6 @@ def test_cycle_is_printed(built, capsys):
     assert run(capsys, built, "ls").code == 2
 
 
-def test_jinja_syntax_error_names_file_and_line(built, capsys):
-    before = _snapshot(built)
-    (built / "sql/marts/customers.sql").write_text(
-        "select 1 as a\n{% if true %}\nfrom x\n{% endfi %}\n")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 1)
-    assert "sql/marts/customers.sql:4" in result.out and "Jinja syntax error" in result.out
-    assert _snapshot(built) == before
-
-
-def test_jinja_syntax_error_in_a_macro(built, capsys):
-    (built / "sql/macros/money.sql").write_text("{% macro cents_to_dollars(col) %}\n{{ col }\n{% endmacro %}")
-    result = run(capsys, built, "build")
-    assert result.code in (1, 2)
-    assert TRACEBACK not in result.text
-    assert "sql/macros/money.sql:2" in result.text and "Jinja syntax error" in result.text
-
-
-def test_jinja_runtime_error_names_file(built, capsys):
-    (built / "sql/marts/customers.sql").write_text("select 1 as a\n-- {{ undefined_thing }}\n{% if true %}{% endif %}")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 1)
-    assert "sql/marts/customers.sql:2" in result.out and "undefined_thing" in result.out
-
-
-def test_unset_var_without_default(built, capsys):
-    (built / "sql/marts/customers.sql").write_text("select {{ var('not_there') }} as a")
-    result = run(capsys, built, "build")
-    assert result.code in (1, 2) and TRACEBACK not in result.text
-    assert "sql/marts/customers.sql" in result.text and "var('not_there')" in result.text
-
-
 def test_yaml_syntax_error_names_file_and_line(built, capsys):
     before = _snapshot(built)
     (built / "models/schema.yml").write_text("version: 2\nmodels:\n  - name: customers\n    columns: [a\n  - b: c\n")
@@ -94,70 +104,6 @@ def test_yaml_syntax_error_names_file_and_line(built, capsys):
     line = int(result.err.split("models/schema.yml:", 1)[1].split(":", 1)[0])
     assert 4 <= line <= 5
     assert _snapshot(built) == before
-
-
-def test_project_yml_syntax_error(built, capsys):
-    (built / "project.yml").write_text("name: jaffle\nmodels:\n  staging: {+schema: staging\n")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "project.yml:" in result.err and "YAML syntax error" in result.err
-
-
-def test_sql_error_names_model_compiled_path_and_duckdb_message(built, capsys):
-    before = _snapshot(built)
-    (built / "sql/marts/customers.sql").write_text("select customer_id, no_such_column from {{ ref('stg_customers') }}")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 1)
-    assert '"marts"."customers"' in result.out
-    assert "target/compiled/sql/marts/customers.sql" in result.out
-    assert "no_such_column" in result.out and "Binder Error" in result.out
-    assert "SKIP" in result.out and "customer_summary" in result.out
-    assert _snapshot(built) == before
-
-
-def test_duplicate_model_name(built, capsys):
-    (built / "python_models/customers.py").write_text("def model(dbt, session):\n    return dbt.ref('orders')\n")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "duplicate model name 'customers'" in result.err
-    assert "sql/marts/customers.sql" in result.err and "python_models/customers.py" in result.err
-
-
-def test_model_named_like_a_seed(built, capsys):
-    (built / "sql/raw_orders.sql").write_text("select 1 as a")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "raw_orders" in result.err and "seed" in result.err
-
-
-def test_bad_materialization(built, capsys):
-    (built / "sql/marts/customers.sql").write_text("{{ config(materialized='tabel') }}\nselect 1 as a")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "sql/marts/customers.sql" in result.err and "'tabel'" in result.err and "'table'" in result.err
-
-
-def test_bad_materialization_in_project_yml(built, capsys):
-    text = (built / "project.yml").read_text().replace("+materialized: table", "+materialized: tables")
-    (built / "project.yml").write_text(text)
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "project.yml" in result.err and "'tables'" in result.err
-
-
-def test_python_model_cannot_be_a_view(built, capsys):
-    (built / "python_models/customer_summary.py").write_text(
-        "def model(dbt, session):\n    dbt.config(materialized='view')\n    return dbt.ref('customers')\n")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "customer_summary" in result.err and "'view'" in result.err
-
-
-def test_properties_for_a_missing_model(built, capsys):
-    (built / "models/extra.yml").write_text("version: 2\nmodels:\n  - name: custmers\n    description: x\n")
-    result = run(capsys, built, "build")
-    _fails_cleanly(result, 2)
-    assert "models/extra.yml:3" in result.err and "Did you mean 'customers'" in result.err
 
 
 def test_python_model_syntax_error(built, capsys):

@@ -101,16 +101,24 @@ def test_thread_count_respects_omp_num_threads_and_the_limit(monkeypatch):
     assert free is None or free <= (__import__("os").cpu_count() or 1) + 0.5
 
 
-def test_the_thread_count_does_not_change_the_model():
+def test_training_keeps_its_thread_count_whatever_the_load(monkeypatch):
+    """Thread counts change float sums, so by default the count must not follow the host's load:
+    a busy host (no idle core) still trains on the configured threads, with identical weights."""
+    from duckrec.ml import threads as threads_module
+
     cat, seqs = random_data(n_items=300, n_users=80)
-    weights = []
-    for threads in (1, 2):
-        config = TrainConfig(**{**TINY, "threads": threads, "dropout": 0.3, "matmul_dtype": "auto"})
-        torch.set_num_threads(threads)
-        lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
-                      log=lambda _: None).lm
-        weights.append(lm.to_bytes())
-    assert weights[0] == weights[1]
+    config = TrainConfig(**{**TINY, "threads": 2, "dropout": 0.3, "matmul_dtype": "auto"})
+
+    def trained():
+        return train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
+                        log=lambda _: None).lm.to_bytes()
+
+    quiet = trained()
+    monkeypatch.setattr(threads_module, "idle_cores", lambda window=0.25: 0.0)
+    monkeypatch.setattr(threads_module.CoreMeter, "free_cores", lambda self: 0.0)
+    assert trained() == quiet
+    # opted in, a busy host gets one thread
+    assert threads_module.pick_threads(2, follow_load=True) == 1
 
 
 def test_the_targets_memory_limit_is_honoured_and_checked(tmp_path):

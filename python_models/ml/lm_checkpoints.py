@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 
-from duckrec.ml import TrainConfig, TrainedLM, build_catalogue, train_lm, user_sequences
+from duckrec.ml import TrainConfig, TrainedLM, train_lm
+from duckrec.ml.data import training_data
 from duckrec.ml.distributed import train_distributed
 from duckrec.ml.warm import carry_weights, compatible, warm_windows
 
@@ -56,20 +57,9 @@ def model(dbt, session):
     settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchall()[0][0]))
     config = TrainConfig.from_vars(settings)
 
-    genres = items.select("item_id", pl.col("genres").alias("token")).explode("token").drop_nulls()
-    tokens = pl.concat([
-        genres.with_columns(("genre:" + pl.col("token").str.to_lowercase()).alias("token")),
-        tags.select("item_id", ("tag:" + pl.col("tag").str.to_lowercase().str.strip_chars()).alias("token")),
-    ])
-    catalogue = build_catalogue(items["item_id"].to_numpy(), tokens["item_id"].to_numpy(),
-                                tokens["token"].to_numpy())
-    index = catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
-    users, positions, split = events["user_id"].to_numpy(), events["position"].to_numpy(), events["split"].to_numpy()
-    train = split == "train"
-    train_users, train_seqs = user_sequences(users[train], index[train], positions[train])
-    history_of = dict(zip(train_users.tolist(), train_seqs))
-    valid = (split == "valid") & np.isin(users, train_users)
-    valid_histories = [history_of[u] for u in users[valid].tolist()]
+    data = training_data(events, items, tags)
+    catalogue, index, train, valid = data.catalogue, data.index, data.train, data.valid
+    train_users, train_seqs, valid_histories = data.train_users, data.train_seqs, data.valid_histories
     watermark = events["event_time"].max()
     trained_on = {"train_events": int(train.sum()), "users": len(train_seqs), "items": catalogue.n_items,
                   "data_watermark": str(watermark)}

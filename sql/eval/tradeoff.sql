@@ -3,16 +3,20 @@
 -- rules of eval.user_metrics / eval.metrics (sql/macros/measures.sql), plus the share of the
 -- shown slots that explore. One row per strategy and setting; the is_default rows equal
 -- eval.metrics at that K.
-with settings as (
-    select distinct strategy, parameter, value, setting, is_default from {{ ref('tradeoff_lists') }}
+with tradeoff_lists as (
+    select * from {{ ref('tradeoff_lists') }}
+),
+
+settings as (
+    select distinct strategy, parameter, value, setting, is_default from tradeoff_lists
 ),
 
 user_rows as (
-    {{ user_measures(ref('tradeoff_lists'), ['strategy', 'setting'], [var('rerank', {}).get('tradeoff_k', 10)]) }}
+    {{ user_measures('tradeoff_lists', ['strategy', 'setting'], [var('rerank', {}).get('tradeoff_k', 10)]) }}
 ),
 
 measured as (
-    {{ aggregate_measures('user_rows', ref('tradeoff_lists'), ['strategy', 'setting']) }}
+    {{ aggregate_measures('user_rows', 'tradeoff_lists', ['strategy', 'setting']) }}
 ),
 
 exploration as (
@@ -22,7 +26,7 @@ exploration as (
         user_rows.k,
         avg(lists.is_exploration::integer) as exploration_share
     from user_rows
-    join {{ ref('tradeoff_lists') }} lists
+    join tradeoff_lists lists
         on lists.strategy = user_rows.strategy
         and lists.setting = user_rows.setting
         and lists.user_id = user_rows.user_id

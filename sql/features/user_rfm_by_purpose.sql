@@ -21,11 +21,7 @@ with events as (
 reference_date as (
     select
         purpose,
-        {% if var('as_of', none) is none %}
-        max(event_time)
-        {% else %}
-        any_value(cast('{{ var("as_of") }}' as timestamp))
-        {% endif %} as as_of
+        {{ timestamp_var_or('as_of', 'max(event_time)') }} as as_of
     from events
     group by purpose
 ),

@@ -35,30 +35,11 @@ item_tag_lists as (
 ),
 
 genre_events as (
-    select
-        history.purpose,
-        history.user_id,
-        history.recency_position,
-        history.n_events,
-        'genre' as interest_type,
-        unnest(items.genres) as interest,
-        1.0 / len(items.genres) as share
-    from history
-    join items using (item_id)
-    where len(items.genres) > 0
+    {{ interest_events('genre', 'items', 'genres', 'item_id') }}
 ),
 
 tag_events as (
-    select
-        history.purpose,
-        history.user_id,
-        history.recency_position,
-        history.n_events,
-        'tag' as interest_type,
-        unnest(item_tag_lists.tags) as interest,
-        1.0 / len(item_tag_lists.tags) as share
-    from history
-    join item_tag_lists using (purpose, item_id)
+    {{ interest_events('tag', 'item_tag_lists', 'tags', 'purpose, item_id') }}
 ),
 
 weighted as (
@@ -97,6 +78,26 @@ select
     rank <= {{ top_n }} as is_top
 from ranked
 where interest_type = 'genre' or rank <= {{ top_n }}
+{%- endmacro %}
+
+
+{#
+  One event row per interest of the event's item (for user_interest_weights): `lists` is the
+  CTE holding each item's interests of `interest_type` in the list column `column`, joined to
+  the CTE `history` on `join_keys`. Each interest gets an equal share of the event's weight 1.
+#}
+{% macro interest_events(interest_type, lists, column, join_keys) -%}
+    select
+        history.purpose,
+        history.user_id,
+        history.recency_position,
+        history.n_events,
+        '{{ interest_type }}' as interest_type,
+        unnest({{ lists }}.{{ column }}) as interest,
+        1.0 / len({{ lists }}.{{ column }}) as share
+    from history
+    join {{ lists }} using ({{ join_keys }})
+    where len({{ lists }}.{{ column }}) > 0
 {%- endmacro %}
 
 

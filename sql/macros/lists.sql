@@ -1,12 +1,10 @@
 {#
-  The rows of one purpose ('served' or 'holdout') from each strategy's list model, in the
-  public list columns. Call it with literal refs so the DAG sees them:
-    {{ union_lists([ref('popularity_lists'), ref('item_knn_lists')], 'served') }}
-  A new strategy is one more ref in that list. The models are united by column name, so the
-  columns only some models log (lm_explore's probed_interest and propensity) come through,
-  NULL for the others.
+  The public list columns (recs.recommendations, eval.holdout_recommendations) of the rows
+  of one purpose ('served' or 'holdout') of `lists`, a relation or CTE with every
+  strategy's lists (recs/strategy_lists.sql). Columns that only some strategies log
+  (lm_explore's probed_interest and propensity) are NULL for the others.
 #}
-{% macro union_lists(list_models, purpose) -%}
+{% macro public_list_columns(lists, purpose) -%}
 select
     strategy::varchar as strategy,
     user_id::bigint as user_id,
@@ -17,41 +15,33 @@ select
     reason::varchar as reason,
     probed_interest::varchar as probed_interest,
     propensity::double as propensity
-from (
-{%- for list_model in list_models %}
-    select * exclude (purpose) from {{ list_model }} where purpose = '{{ purpose }}'
-{%- if not loop.last %}
-    union all by name
-{%- endif %}
-{%- endfor %}
-)
+from {{ lists }}
+where purpose = '{{ purpose }}'
 {%- endmacro %}
 
 
 {#
-  The end of a baseline's list query: its scored items (CTE `top_scored`: purpose, user_id,
-  item_id, score, reason, source_order = 1, source_rank) first, then the purpose's popularity
-  list fills the rest up to list_length(purpose), so every list is that long when the
-  catalogue allows.
-  Call it right after the CTE `top_scored`, inside the same `with`:
-    ..., top_scored as (...)
-    {{ fill_from_popularity('markov') }}
-  The caller's file must also name {{ ref('popularity_lists') }} (a comment is enough) for the DAG.
+  A baseline's lists filled from popularity: the rows of `scored` (a relation or CTE with
+  purpose, user_id, item_id, score, reason, source_order = 1, source_rank) first, then the
+  rows of `popularity_lists` (recs.popularity_lists, or a CTE over it) the user does not
+  have yet, up to list_length(purpose), so every list is that long when the catalogue
+  allows. Returns one query in the list columns, to use as a CTE's body:
+    lists as (
+        {{ fill_from_popularity('markov', 'top_scored', 'popularity_lists') }}
+    )
 #}
-{% macro fill_from_popularity(strategy) -%}
-,
-
-popular_fill as (
+{% macro fill_from_popularity(strategy, scored, popularity_lists) -%}
+with popular_fill as (
     select purpose, user_id, item_id, 0.0 as score, reason, 2 as source_order, rank as source_rank
-    from {{ ref('popularity_lists') }}
-    anti join top_scored using (purpose, user_id, item_id)
+    from {{ popularity_lists }}
+    anti join {{ scored }} using (purpose, user_id, item_id)
 ),
 
 ranked as (
     select
         *,
         row_number() over (partition by purpose, user_id order by source_order, source_rank) as rank
-    from (select * from top_scored union all select * from popular_fill)
+    from (select * from {{ scored }} union all select * from popular_fill)
     qualify rank <= {{ list_length('purpose') }}
 )
 
@@ -66,7 +56,6 @@ select
     reason
 from ranked
 {%- endmacro %}
-
 
 
 {#

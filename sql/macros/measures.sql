@@ -25,9 +25,12 @@
   and eval.tradeoff (lists: eval.tradeoff_lists, by ['strategy', 'setting'], rerank.tradeoff_k).
 #}
 {% macro user_measures(lists, by, ks) -%}
-{%- set keys = by | join(', ') -%}
 with lists as (
-    select {{ keys }}, user_id, rank, item_id from {{ lists }}
+    -- list_key: the `by` columns as one struct column, so the steps below name one column
+    select
+        struct_pack({% for c in by %}{{ c }} := {{ c }}{{ ', ' if not loop.last }}{% endfor %}) as list_key,
+        user_id, rank, item_id
+    from {{ lists }}
     where rank <= {{ ks | max }}
 ),
 
@@ -57,26 +60,26 @@ evaluated_users as (
 ),
 
 list_keys as (
-    select distinct {{ keys }} from lists
+    select distinct list_key from lists
 ),
 
 grid as (
-    select {% for c in by %}list_keys.{{ c }}, {% endfor %}evaluated_users.*, cutoffs.k
+    select list_keys.list_key, evaluated_users.*, cutoffs.k
     from list_keys
     cross join evaluated_users
     cross join cutoffs
 ),
 
 list_hits as (
-    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, lists.rank, test_items.is_new_interest
+    select lists.list_key, lists.user_id, lists.rank, test_items.is_new_interest
     from lists
     join test_items using (user_id, item_id)
 ),
 
 accuracy as (
     select
-        {% for c in by %}grid.{{ c }},
-        {% endfor %}grid.user_id,
+        grid.list_key,
+        grid.user_id,
         grid.k,
         grid.n_test_items,
         grid.is_new_interest_user,
@@ -86,22 +89,22 @@ accuracy as (
         coalesce(bool_or(list_hits.is_new_interest), false) as new_interest_hit
     from grid
     left join list_hits
-        on {% for c in by %}list_hits.{{ c }} = grid.{{ c }}
-        and {% endfor %}list_hits.user_id = grid.user_id
+        on list_hits.list_key = grid.list_key
+        and list_hits.user_id = grid.user_id
         and list_hits.rank <= grid.k
     group by all
 ),
 
 list_genres as (
-    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, lists.rank, items.genres
+    select lists.list_key, lists.user_id, lists.rank, items.genres
     from lists
     join items using (item_id)
 ),
 
 pair_similarity as (
     select
-        {% for c in by %}a.{{ c }},
-        {% endfor %}a.user_id,
+        a.list_key,
+        a.user_id,
         cutoffs.k,
         case
             when len(list_distinct(list_concat(a.genres, b.genres))) = 0 then 0.0
@@ -110,21 +113,21 @@ pair_similarity as (
         end as jaccard
     from list_genres a
     join list_genres b
-        on {% for c in by %}b.{{ c }} = a.{{ c }}
-        and {% endfor %}b.user_id = a.user_id
+        on b.list_key = a.list_key
+        and b.user_id = a.user_id
         and a.rank < b.rank
     join cutoffs on b.rank <= cutoffs.k
 ),
 
 diversity as (
     -- rounded: a parallel float sum differs in its last bits from run to run
-    select {{ keys }}, user_id, k, round(1 - avg(jaccard), 12) as diversity
+    select list_key, user_id, k, round(1 - avg(jaccard), 12) as diversity
     from pair_similarity
     group by all
 ),
 
 novelty as (
-    select {% for c in by %}lists.{{ c }}, {% endfor %}lists.user_id, cutoffs.k, round(avg(popularity.novelty_bits), 12) as novelty
+    select lists.list_key, lists.user_id, cutoffs.k, round(avg(popularity.novelty_bits), 12) as novelty
     from lists
     join cutoffs on lists.rank <= cutoffs.k
     join {{ ref('item_popularity') }} popularity
@@ -133,8 +136,8 @@ novelty as (
 )
 
 select
-    {% for c in by %}accuracy.{{ c }},
-    {% endfor %}accuracy.user_id,
+    unnest(accuracy.list_key),  -- back to the `by` columns
+    accuracy.user_id,
     accuracy.k::integer as k,
     accuracy.n_test_items,
     accuracy.n_hits,
@@ -150,8 +153,8 @@ select
     accuracy.is_new_interest_user,
     accuracy.is_new_interest_user and accuracy.new_interest_hit as new_interest_hit
 from accuracy
-left join diversity using ({{ keys }}, user_id, k)
-left join novelty using ({{ keys }}, user_id, k)
+left join diversity using (list_key, user_id, k)
+left join novelty using (list_key, user_id, k)
 {%- endmacro %}
 
 
@@ -176,13 +179,11 @@ catalogue as (
 
 recommended as (
     select
-        {% for c in keys %}per_user.{{ c }}, {% endfor %}
+        {{ keys | join(', ') }},
         count(distinct lists.item_id) as n_recommended_items
     from per_user
-    join {{ lists }} lists
-        on {% for c in list_keys %}lists.{{ c }} = per_user.{{ c }}
-        and {% endfor %}lists.user_id = per_user.user_id
-        and lists.rank <= per_user.k
+    join {{ lists }} lists using ({{ (list_keys + ['user_id']) | join(', ') }})
+    where lists.rank <= per_user.k
     group by all
 ),
 
@@ -204,7 +205,7 @@ averaged as (
 )
 
 select
-    {% for c in keys %}averaged.{{ c }}, {% endfor %}
+    {{ keys | join(', ') }},
     averaged.n_users,
     averaged.hit_rate,
     averaged.precision,

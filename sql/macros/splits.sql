@@ -5,11 +5,6 @@
   and features.fit_tags hides the tags given from then on.
 #}
 {% macro temporal_cutoff(events) -%}
-select
-    {% if var('temporal_cutoff', none) is none -%}
-    quantile_disc(event_time, 0.9)
-    {%- else -%}
-    any_value(cast('{{ var("temporal_cutoff") }}' as timestamp))
-    {%- endif %} as cutoff_time
+select {{ timestamp_var_or('temporal_cutoff', 'quantile_disc(event_time, 0.9)') }} as cutoff_time
 from {{ events }}
 {%- endmacro %}

@@ -8,11 +8,18 @@
 -- One self-join serves both purposes: each purpose counts the pairs of its own fit events
 -- (features.fit_events), each user's window of recent items cut from those events, so the
 -- 'holdout' neighbours never count a test event, not even through the window.
--- filled from {{ ref('popularity_lists') }}
 {% set neighbours = var('knn_neighbours', 20) %}
 {% set max_user_events = var('knn_max_user_events', 200) %}
 {% set min_co_users = var('knn_min_co_users', 3) %}
-with fit_items as (
+with popularity as (
+    select purpose, item_id, popularity_rank from {{ ref('item_popularity') }}
+),
+
+popularity_lists as (
+    select purpose, user_id, item_id, rank, reason from {{ ref('popularity_lists') }}
+),
+
+fit_items as (
     -- one row per purpose, user and item (an item rated twice counts once)
     select purpose, user_id, item_id, max(position) as last_position
     from {{ ref('fit_events') }}
@@ -160,8 +167,13 @@ top_scored as (
         ) as source_rank
     from unseen
     join items on items.item_id = unseen.closest_history_item
-    join {{ ref('item_popularity') }} popularity
+    join popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ list_length('unseen.purpose') }}
+),
+
+lists as (
+    {{ fill_from_popularity('item_knn', 'top_scored', 'popularity_lists') }}
 )
-{{ fill_from_popularity('item_knn') }}
+
+select * from lists

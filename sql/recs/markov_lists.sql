@@ -2,8 +2,15 @@
 -- by position, features.event_splits), counted over the purpose's fit events. A user's
 -- candidates are the items that followed their last history item, scored by the transition
 -- probability P(next | last); popularity breaks ties and fills the list to K.
--- filled from {{ ref('popularity_lists') }}
-with fit as (
+with popularity as (
+    select purpose, item_id, popularity_rank from {{ ref('item_popularity') }}
+),
+
+popularity_lists as (
+    select purpose, user_id, item_id, rank, reason from {{ ref('popularity_lists') }}
+),
+
+fit as (
     select purpose, user_id, item_id, position from {{ ref('fit_events') }}
 ),
 
@@ -61,8 +68,13 @@ top_scored as (
         ) as source_rank
     from unseen
     join items on items.item_id = unseen.last_item_id
-    join {{ ref('item_popularity') }} popularity
+    join popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ list_length('unseen.purpose') }}
+),
+
+lists as (
+    {{ fill_from_popularity('markov', 'top_scored', 'popularity_lists') }}
 )
-{{ fill_from_popularity('markov') }}
+
+select * from lists

@@ -7,6 +7,10 @@ with recommendations as (
     select * from {{ ref('recommendations') }}
 ),
 
+calibration as (
+    select strategy, rank, hit_probability from {{ ref('rank_calibration') }}
+),
+
 items as (
     select
         item_id,
@@ -76,4 +80,4 @@ from parsed
 join items using (item_id)
 left join reason_items using (strategy, user_id, rank)
 left join watched_genres on watched_genres.user_id = parsed.user_id and watched_genres.genre = parsed.probed_genre
-left join {{ ref('rank_calibration') }} calibration using (strategy, rank)
+left join calibration using (strategy, rank)

@@ -1,8 +1,10 @@
 """The DAG: link refs to nodes, order them, find cycles, and select subsets."""
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Iterable
+from graphlib import CycleError, TopologicalSorter
 
 from .errors import ProjectError, did_you_mean
 from .project import Node, Project
@@ -40,58 +42,25 @@ def order(nodes: dict[str, Node]) -> list[str]:
     rank = {"seed": 0, "model": 1, "test": 2}
     keys = sorted(nodes, key=lambda u: (rank[nodes[u].kind], nodes[u].path, u))
     position = {u: (nodes[u].kind != "test", i) for i, u in enumerate(keys)}
-    indegree = {u: 0 for u in keys}
-    children: dict[str, list[str]] = {u: [] for u in keys}
-    for u in keys:
-        for d in nodes[u].depends_on:
-            if d in nodes:
-                indegree[u] += 1
-                children[d].append(u)
-    import heapq
-
-    ready = [(position[u], u) for u in keys if indegree[u] == 0]
+    sorter = TopologicalSorter({u: [d for d in nodes[u].depends_on if d in nodes] for u in keys})
+    try:
+        sorter.prepare()
+    except CycleError as e:
+        cycle = e.args[1][:-1]  # each node a dependency of the next, the first repeated at the end
+        first = min(range(len(cycle)), key=lambda i: position[cycle[i]][1])
+        cycle = cycle[first:] + cycle[:first + 1]
+        pretty = " -> ".join(nodes[u].name for u in cycle)
+        raise ProjectError(f"dependency cycle: {pretty}", path=nodes[cycle[0]].path) from None
+    ready = [(position[u], u) for u in sorter.get_ready()]
     heapq.heapify(ready)
     out: list[str] = []
     while ready:
         _, u = heapq.heappop(ready)
         out.append(u)
-        for c in children[u]:
-            indegree[c] -= 1
-            if indegree[c] == 0:
-                heapq.heappush(ready, (position[c], c))
-    if len(out) != len(keys):
-        cycle = find_cycle(nodes, [u for u in keys if indegree[u] > 0])
-        pretty = " -> ".join(nodes[u].name for u in cycle)
-        raise ProjectError(f"dependency cycle: {pretty}", path=nodes[cycle[0]].path)
+        sorter.done(u)
+        for c in sorter.get_ready():
+            heapq.heappush(ready, (position[c], c))
     return out
-
-
-def find_cycle(nodes: dict[str, Node], candidates: list[str]) -> list[str]:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(u: str) -> list[str] | None:
-        state[u] = 1
-        stack.append(u)
-        for d in nodes[u].depends_on:
-            if d not in nodes:
-                continue
-            if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
-            if d not in state:
-                found = visit(d)
-                if found:
-                    return found
-        state[u] = 2
-        stack.pop()
-        return None
-
-    for u in candidates:
-        if u not in state:
-            found = visit(u)
-            if found:
-                return list(reversed(found))
-    return candidates[:1]
 
 
 def children_map(nodes: dict[str, Node]) -> dict[str, list[str]]:

@@ -31,152 +31,22 @@ real file, so a link and its target share one lock and the link stays a link.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DuckrecError, LockedError, WarehouseError, WriterConnectedError
+from .errors import DuckrecError, WarehouseError
+from .locks import (  # noqa: F401 - BuildLock, ReaderHold and the paths are imported from here too
+    BuildLock, ReaderHold, building_path, describe_process, real_path, wal_path, writer_pid,
+)
+from .readers import connect_read_only, open_reader, quoted_relation, sql_string  # noqa: F401
 
 # errno values that mean "the disk or the folder", not "the project"
 _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
                errno.ENOTDIR, errno.EIO, errno.EFBIG}
 _ENV_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "File too large")
-
-
-def real_path(warehouse: Path) -> Path:
-    """The file a build locks, copies and replaces: symlinks resolved."""
-    return Path(os.path.realpath(warehouse))
-
-
-def wal_path(db: Path) -> Path:
-    return db.with_name(db.name + ".wal")
-
-
-def building_path(warehouse: Path) -> Path:
-    return warehouse.with_name(warehouse.name + ".building")
-
-
-class BuildLock:
-    def __init__(self, warehouse: Path, wait: bool = False):
-        self.path = warehouse.with_name(warehouse.name + ".lock")
-        self.wait = wait
-        self._fd: int | None = None
-
-    def __enter__(self) -> "BuildLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if not self.wait:
-                    holder = _read(fd)
-                    os.close(fd)
-                    raise LockedError(
-                        f"another duckrec build is running on this warehouse ({holder or 'holder unknown'}); "
-                        "wait for it to finish or pass --wait", path=str(self.path)) from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _read(fd: int) -> str:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return os.read(fd, 200).decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-# ----------------------------------------------------------------- DuckDB's file locks
-
-_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
-_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", None)
-
-
-def _flock(kind: int) -> bytes:
-    # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
-    return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
-
-
-def writer_pid(fd: int) -> int | None:
-    """The pid of a process holding an exclusive (read-write) DuckDB lock on the file, -1 when
-    the holder is not a process lock, None when there is no writer."""
-    cmd = _OFD_GETLK if _OFD_GETLK is not None else fcntl.F_GETLK
-    kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, cmd, _flock(fcntl.F_RDLCK)))
-    return None if kind == fcntl.F_UNLCK else pid
-
-
-def describe_process(pid: int | None) -> str:
-    if pid is None or pid <= 0:
-        return "process unknown"
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        cmd = ""
-    return f"pid {pid}" + (f": {cmd[:120]}" if cmd else "")
-
-
-class ReaderHold:
-    """A shared lock on the published file, as a DuckDB read-only client takes: readers share
-    it, no read-write client can connect while it is held, and it cannot be taken while one
-    is connected. Open-file-description locks (Linux) belong to this descriptor alone, so
-    the build's other opens and closes of the file cannot drop it."""
-
-    def __init__(self, db: Path, wait: bool):
-        self.fd = os.open(db, os.O_RDONLY)
-        if _OFD_SETLK is None:  # not Linux: no hold, only the check for a connected writer
-            pid = writer_pid(self.fd)
-            if pid is not None:
-                os.close(self.fd)
-                raise _writer_connected(db, pid)
-            return
-        while True:
-            try:
-                fcntl.fcntl(self.fd, _OFD_SETLK, _flock(fcntl.F_RDLCK))
-                return
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(self.fd)
-                    raise
-            if not wait:
-                pid = writer_pid(self.fd)
-                os.close(self.fd)
-                raise _writer_connected(db, pid)
-            time.sleep(0.2)
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing the descriptor drops its lock
-            self.fd = -1
-
-
-def _writer_connected(db: Path, pid: int | None) -> WriterConnectedError:
-    return WriterConnectedError(
-        f"a read-write DuckDB connection is open on the warehouse ({describe_process(pid)}). While it is "
-        "open DuckDB lets no other process read the file, so a build cannot take a consistent copy, and "
-        "what the connection writes after a publish would be lost. Close it (BI tools: reconnect "
-        "read-only, see the README's 'Connecting a BI tool') and build again, or pass --wait to build as "
-        "soon as it closes. Nothing was built; the warehouse is untouched.", path=str(db))
-
-
-# ----------------------------------------------------------------- environmental failures
 
 
 def environmental_cause(e: BaseException) -> str | None:
@@ -363,7 +233,7 @@ class Build:
                 last = con.execute("select coalesce(max(block_id), -1) from pragma_metadata_info()").fetchone()[0]
                 for i in range(0, len(tables), 200):
                     parts = [f"select greatest(max(block_id), max(list_max(additional_block_ids))) as b "
-                             f"from pragma_storage_info({_sql_str(_quoted(s, t))})"
+                             f"from pragma_storage_info({sql_string(quoted_relation(s, t))})"
                              for s, t in tables[i:i + 200]]
                     found = con.execute(f"select max(b) from ({' union all '.join(parts)})").fetchone()[0]
                     last = max(last, -1 if found is None else int(found))
@@ -437,60 +307,3 @@ def discard(work: Path, only_wal: bool = False) -> None:
     tmp = work.with_name(work.name + ".tmp")  # DuckDB's spill folder
     if not only_wal and tmp.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ----------------------------------------------------------------- readers
-
-
-def open_reader(warehouse: str | os.PathLike, *, allow_files: bool = False):
-    """A read-only connection on a fresh DuckDB instance that sees the latest published build.
-
-    `duckdb.connect(path)` reuses a database instance already open on that path in the same
-    process, so a long-running server that reconnects keeps seeing the build it first
-    opened. This opens an in-memory instance and attaches the warehouse read-only, then
-    (unless allow_files) turns off file access and locks the configuration, so the
-    connection can neither write files nor attach others. Open one per query or request
-    and close it after; the warehouse's schemas are queried as usual (`staging.events`).
-    """
-    import duckdb
-
-    path = real_path(Path(warehouse))
-    if path.is_dir():
-        raise WarehouseError("this warehouse path is a directory, not a DuckDB file", path=str(warehouse))
-    if not path.exists():
-        raise DuckrecError("no warehouse here yet: run `duckrec build` first", path=str(warehouse))
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"attach {_sql_str(str(path))} as warehouse (read_only)")
-        con.execute("use warehouse")
-        if not allow_files:
-            con.execute("set enable_external_access = false")
-            con.execute("set lock_configuration = true")
-    except duckdb.Error as e:
-        con.close()
-        text = str(e)
-        if "Could not set lock" in text:
-            raise WriterConnectedError(
-                "a read-write DuckDB connection is open on the warehouse, and while it is open DuckDB lets no "
-                f"other process read the file ({text.splitlines()[0]}). Close it, or reconnect it read-only.",
-                path=str(warehouse)) from None
-        if "WAL" in text:
-            raise WarehouseError(
-                f"cannot open the warehouse: {text}. The log beside it ({path.name}.wal) was written by a "
-                "read-write client against an older build; the next `duckrec build` sets it aside (or move it "
-                "away yourself).", path=str(warehouse)) from None
-        raise WarehouseError(f"cannot open the warehouse read-only ({text}); if the file is damaged, restore it "
-                             "from a backup or move it aside and build again", path=str(warehouse)) from None
-    return con
-
-
-def _quoted(schema: str, table: str) -> str:
-    return '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def connect_read_only(warehouse: Path):
-    return open_reader(warehouse)

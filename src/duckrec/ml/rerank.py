@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from .settings import settings_values
+
 __all__ = [
     "aligned_offsets",
     "calibrate",
@@ -883,14 +885,8 @@ class RerankSettings:
 
     @classmethod
     def from_vars(cls, values: Mapping | None) -> RerankSettings:
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"RerankSettings: unknown rerank settings {unknown}; expected some of {sorted(known)}")
-        for key in ("tradeoff_mmr_lambdas", "tradeoff_calibration_lambdas", "tradeoff_explore_shares"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
+        values = settings_values(cls, values, "rerank",
+                                 ("tradeoff_mmr_lambdas", "tradeoff_calibration_lambdas", "tradeoff_explore_shares"))
         if "explore_shares" in values:
             values["explore_shares"] = {str(s): float(v) for s, v in dict(values["explore_shares"]).items()}
         settings = cls(**values)

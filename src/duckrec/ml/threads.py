@@ -9,14 +9,14 @@ the barrier, and a GRU (a parallel region per time step) ran 10-20x slower inste
   starts OpenMP unless the environment says otherwise), so a waiting thread gives its
   core back; on an idle machine that costs nothing measurable;
 - the count is the smallest of ``OMP_NUM_THREADS`` (when set), the CPUs this process may
-  run on (``os.sched_getaffinity``), the caller's limit (the build target's ``threads``)
-  and the cores idle right now (``/proc/stat`` over a quarter of a second): another
-  process, or other work of the same build, takes its core out of the count. Training
-  picks again at every epoch.
+  run on (``os.sched_getaffinity``) and the caller's limit (the build target's
+  ``threads``). With ``lm.follow_load`` (opt-in) training also counts the cores idle right
+  now (``/proc/stat``) and picks again every few seconds.
 
-A different thread count must not change the tables a fixed seed gives: on the x86 CPUs
-measured, the LM's training and scoring are bitwise identical on 1 and 2 threads (the
-matmul kernels split rows, not sums; tests/test_scale_memory.py checks it).
+A different thread count changes the float sums of training (measured: 1 and 2 threads
+give different weights on this CPU), so the count is fixed by default and a fixed seed
+gives the same tables on a quiet or a busy host; ``follow_load`` trades that for speed on
+a crowded one.
 """
 from __future__ import annotations
 

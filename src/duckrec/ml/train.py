@@ -3,11 +3,10 @@ NDCG@k, then the bigram mixture weight fitted on the same validation events.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -18,67 +17,8 @@ from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
 from .score import Mixture, TrainedLM, rank_metrics, score_rows, user_states
 from .sequences import Catalogue, make_batches, training_windows
+from .settings import TrainConfig  # noqa: F401 - imported from here too
 from .threads import CoreMeter, pick_threads, scoring_heap
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    embedding_dim: int = 64
-    hidden_dim: int = 128
-    cell: str = "gru"
-    layers: int = 1
-    dropout: float = 0.3
-    epochs: int = 10  # at most; also the length of the cosine learning-rate schedule
-    batch_size: int = 64  # windows per step
-    window: int = 32  # training windows (truncated BPTT length) and scoring context
-    lr: float = 2e-2  # peak learning rate (Adam)
-    warmup: float = 0.05  # fraction of all steps with a linear warm-up to lr, then cosine decay
-    min_lr: float = 0.05  # the cosine ends at lr * min_lr after `epochs` epochs
-    weight_decay: float = 0.0
-    patience: int = 3  # epochs in which neither the mixture nor the RNN alone improves on validation
-    # Opt-in wall-clock guard: stop before an epoch that would overrun it. The number of
-    # epochs then depends on machine load, so a fixed seed no longer fixes the tables:
-    # it trades determinism for a time bound. None (default): epochs/patience alone decide.
-    max_seconds: float | None = None
-    horizon: int = 1  # each position's target: the next `horizon` items, weighted horizon_decay ** (k - 1)
-    horizon_decay: float = 0.5
-    matmul_dtype: str = "auto"  # softmax matmuls: auto (bfloat16 where native), float32, bfloat16
-    # 0: full softmax; n > 0: n shared negatives per batch; "auto": full up to
-    # FULL_SOFTMAX_ITEMS items, above it AUTO_NEGATIVES negatives (its cost grows with the catalogue)
-    sampled_softmax: int | str = "auto"
-    seed: int = 42
-    device: str = "auto"  # training: auto (CUDA when present), cpu, cuda, cuda:N; scoring stays on the CPU
-    # lm.distributed (duckrec.ml.distributed): DDP over processes; None trains in this process
-    distributed: dict | None = None
-    # torch threads: at most this (the build target's threads), OMP_NUM_THREADS and the
-    # CPUs this process may use; None: those two alone
-    threads: int | None = None
-    eval_k: int = 10
-    # the n-gram half of the mixture; the grids are searched on validation NDCG@k
-    ngram_distance: int = 5
-    ngram_backward: float = 0.5
-    ngram_context: int = 5
-    # no train transition: fall back to the n-gram half instead of failing (pipelines want a list)
-    allow_untrained: bool = True
-    rnn_weights: tuple[float, ...] = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
-    smoothings: tuple[float, ...] = (0.5, 2.0, 8.0)
-    decays: tuple[float, ...] = (0.4, 0.6, 0.8)
-
-    @classmethod
-    def from_vars(cls, values: dict | None) -> "TrainConfig":
-        """A config from a project's ``lm`` var; unknown keys are an error."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown lm settings {unknown}; expected some of {sorted(known)}")
-        for key in ("rnn_weights", "smoothings", "decays"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 @dataclass
@@ -367,7 +307,7 @@ def train_lm(
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             if world is None:  # the host's load changes; a worker keeps its share of the CPUs
-                torch.set_num_threads(pick_threads(config.threads))
+                torch.set_num_threads(pick_threads(config.threads, follow_load=config.follow_load))
                 meter, picked = CoreMeter(), time.perf_counter()
             model.train()
             total, positions = 0.0, 0
@@ -377,7 +317,7 @@ def train_lm(
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, config)
                 step += 1
-                if world is None and time.perf_counter() - picked > RETHREAD_SECONDS:
+                if world is None and config.follow_load and time.perf_counter() - picked > RETHREAD_SECONDS:
                     torch.set_num_threads(pick_threads(config.threads, meter=meter))
                     picked = time.perf_counter()
                 loss, n_pos = stepper(batch.inputs.to(device), batch.targets.to(device))

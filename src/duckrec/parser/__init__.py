@@ -1,0 +1,13 @@
+"""Reading a project into nodes, one question per module, as dbt-core's parser/ does:
+
+- project_file: what project.yml (or dbt_project.yml) says
+- config: how folder configs, YAML configs and config() merge, and what a config may hold
+- files: which seeds, models, singular tests and macros the folders hold
+- dependencies: what each model refers to (ref, source, config), statically or by rendering
+- properties: the YAML properties: descriptions, columns, sources, generic tests
+- docs: docs blocks and doc() in descriptions
+- yaml_file: YAML with line numbers for messages
+- cache: the partial-parse cache
+
+The records themselves are in duckrec.nodes; duckrec.project puts the steps together.
+"""
