@@ -46,7 +46,8 @@ def _previous(dbt, session):
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    events = dbt.ref("fit_events").pl().filter(pl.col("purpose") == "holdout")
+    # sorted: a table's rows come in no fixed order, and validation means follow the row order
+    events = dbt.ref("fit_events").pl().filter(pl.col("purpose") == "holdout").sort("user_id", "position")
     items = dbt.ref("items").pl()
     tags = dbt.ref("fit_tags").pl().filter(pl.col("purpose") == "holdout").select("item_id", "tag").unique()
     lm_vars = dict(dbt.var("lm", {}) or {})

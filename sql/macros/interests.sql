@@ -48,8 +48,9 @@ weighted as (
         user_id,
         interest_type,
         interest,
-        sum(share) / any_value(n_events) as long_term_weight,
-        coalesce(sum(share) filter (where recency_position <= {{ window }}), 0)
+        -- decimal sums are exact: a weight is the same whatever order the scan feeds it in
+        sum(share::decimal(38, 18)) / any_value(n_events) as long_term_weight,
+        coalesce(sum(share::decimal(38, 18)) filter (where recency_position <= {{ window }}), 0)
             / least(any_value(n_events), {{ window }}) as short_term_weight
     from (select * from genre_events union all select * from tag_events)
     group by purpose, user_id, interest_type, interest

@@ -120,14 +120,15 @@ pair_similarity as (
 ),
 
 diversity as (
-    -- rounded: a parallel float sum differs in its last bits from run to run
-    select list_key, user_id, k, round(1 - avg(jaccard), 12) as diversity
+    -- averaged as decimals: the sum is exact, so the order a parallel scan feeds it cannot
+    -- change a bit of the result (a float sum differs in its last bits from run to run)
+    select list_key, user_id, k, round(1 - avg(jaccard::decimal(38, 18)), 12) as diversity
     from pair_similarity
     group by all
 ),
 
 novelty as (
-    select lists.list_key, lists.user_id, cutoffs.k, round(avg(popularity.novelty_bits), 12) as novelty
+    select lists.list_key, lists.user_id, cutoffs.k, round(avg(popularity.novelty_bits::decimal(38, 18)), 12) as novelty
     from lists
     join cutoffs on lists.rank <= cutoffs.k
     join {{ ref('item_popularity') }} popularity
@@ -191,14 +192,14 @@ averaged as (
     select
         {{ keys | join(', ') }},
         count(*) as n_users,
-        round(avg(hit), 12) as hit_rate,
-        round(avg(precision), 12) as precision,
-        round(avg(recall), 12) as recall,
-        round(avg(ndcg), 12) as ndcg,
-        round(avg(reciprocal_rank), 12) as mrr,
-        round(avg(diversity), 12) as diversity,
-        round(avg(novelty), 12) as novelty,
-        round(avg(new_interest_hit::integer) filter (where is_new_interest_user), 12) as new_interest_hit_rate,
+        round(avg(hit::decimal(38, 18)), 12) as hit_rate,
+        round(avg(precision::decimal(38, 18)), 12) as precision,
+        round(avg(recall::decimal(38, 18)), 12) as recall,
+        round(avg(ndcg::decimal(38, 18)), 12) as ndcg,
+        round(avg(reciprocal_rank::decimal(38, 18)), 12) as mrr,
+        round(avg(diversity::decimal(38, 18)), 12) as diversity,
+        round(avg(novelty::decimal(38, 18)), 12) as novelty,
+        round(avg(new_interest_hit::integer::decimal(38, 18)) filter (where is_new_interest_user), 12) as new_interest_hit_rate,
         count(*) filter (where is_new_interest_user) as n_new_interest_users
     from per_user
     group by {{ keys | join(', ') }}

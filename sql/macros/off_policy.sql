@@ -46,8 +46,9 @@ weighted as (
 ),
 
 per_user as (
-    select {{ keys }}, users.user_id, coalesce(sum(weight * reward), 0) as weighted_reward,
-        coalesce(sum(weight), 0) as weight
+    -- decimal sums are exact, so the estimate does not change with the order rows arrive in
+    select {{ keys }}, users.user_id, coalesce(sum((weight * reward)::decimal(38, 18)), 0) as weighted_reward,
+        coalesce(sum(weight::decimal(38, 18)), 0) as weight
     from (select distinct {{ keys }} from target) keys
     cross join users
     left join weighted using ({{ keys }}, user_id)
@@ -64,10 +65,10 @@ select
     any_value(slots.n_target_slots) as n_target_slots,
     sum(weighted_reward) / any_value(slots.n_target_slots) as ips,
     sum(weighted_reward) / nullif(sum(weight), 0) as snips,
-    (sum(weighted_reward) - 1.96 * coalesce(stddev_samp(weighted_reward), 0) * sqrt(count(*)))
-        / any_value(slots.n_target_slots) as ips_low,
-    (sum(weighted_reward) + 1.96 * coalesce(stddev_samp(weighted_reward), 0) * sqrt(count(*)))
-        / any_value(slots.n_target_slots) as ips_high
+    round((sum(weighted_reward) - 1.96 * coalesce(stddev_samp(weighted_reward), 0) * sqrt(count(*)))
+        / any_value(slots.n_target_slots), 12) as ips_low,
+    round((sum(weighted_reward) + 1.96 * coalesce(stddev_samp(weighted_reward), 0) * sqrt(count(*)))
+        / any_value(slots.n_target_slots), 12) as ips_high
 from per_user
 join slots using ({{ keys }})
 group by all
