@@ -13,7 +13,8 @@ the same threads, and, where the softmax matmuls run in bfloat16, also against t
 bfloat16 matmul peak. Check ``uptime`` first: a loaded machine measures the load.
 
 Threads: by default as training picks them (``duckrec.ml.threads.pick_threads``: the
-allowed CPUs less the cores busy right now); ``--threads N`` fixes them.
+allowed CPUs, fixed); ``--follow-load`` as training does with ``lm.follow_load`` (less the
+cores busy right now); ``--threads N`` fixes them.
 ``--compete N`` measures twice in one run: idle, then with N CPU-bound processes
 (``while True: pass``) that the bench starts beside itself and stops after, and prints
 both throughputs and their ratio.
@@ -98,9 +99,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="default: picked as training picks them")
     ap.add_argument("--compete", type=int, default=0, help="also measure beside N CPU-bound processes")
+    ap.add_argument("--follow-load", action="store_true", help="pick threads from the idle cores (lm.follow_load)")
     args = ap.parse_args()
     train = TrainConfig()
-    threads = args.threads or pick_threads()
+    threads = args.threads or pick_threads(follow_load=args.follow_load)
     batch_size = args.batch_size or train.batch_size
     dtype = fast_matmul_dtype(args.matmul_dtype or train.matmul_dtype)
     torch.set_num_threads(threads)
@@ -135,7 +137,7 @@ def main() -> None:
         others = start_competitors(args.compete)
         try:
             time.sleep(1.0)
-            busy_threads = args.threads or pick_threads()
+            busy_threads = args.threads or pick_threads(follow_load=args.follow_load)
             torch.set_num_threads(busy_threads)
             b_timed, b_positions, _ = measure(model, opt, batches[args.steps + 1 :], args.steps, dtype)
         finally:
