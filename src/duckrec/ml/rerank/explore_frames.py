@@ -1,0 +1,239 @@
+"""The exploration lists over the warehouse's frames and their inputs: MC-dropout
+uncertainty, new-interest flags, item popularity and slots per user."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import polars as pl
+
+from .batching import RankedRows, _ranked_rows, group_offsets
+from .exploration import ExploreRule, Placement, exploration_reason, exploration_slots, explore_batch
+from .frames import Candidates, _per_candidate, aligned_offsets, lists_frame
+
+
+def interest_flags_of(candidates: Candidates, interests: pl.DataFrame) -> tuple[np.ndarray, list[str | None]]:
+    """Per candidate row: is it a new interest for its user, and the interest it would open,
+    from a ``recs.lm_candidate_interests`` frame (purpose, user_id, item_id, is_new_interest,
+    probed_interest), where the rule is defined once in SQL, shared with evaluation.
+
+    A candidate without a row means that table is older than ``recs.lm_candidates``: an
+    error (rebuild it), never a silent "not new".
+    """
+    joined = _per_candidate(candidates, interests, {"is_new_interest": pl.Boolean, "probed_interest": pl.Utf8},
+                            required=["is_new_interest"], table="lm_candidate_interests", caller="interest_flags_of")
+    outside = joined["is_new_interest"].to_numpy().astype(bool)
+    probes = [p if new else None for p, new in zip(joined["probed_interest"].to_list(), outside.tolist())]
+    return outside, probes
+
+
+def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mapping[str, float],
+                    k: int | Mapping[str, int], default_share: float) -> np.ndarray:
+    """Exploration slots of each (purpose, user) group's list from the user's ``rfm_segment``
+    for that purpose (``segments``: purpose, user_id, rfm_segment, e.g.
+    ``features.user_rfm_by_purpose``); ``k`` is the list length, one for all or per purpose."""
+    missing = sorted({"purpose", "user_id", "rfm_segment"} - set(segments.columns))
+    if missing:
+        raise ValueError(f"slots_per_group: expected segments with purpose, user_id, rfm_segment, found "
+                         f"{segments.columns} (missing {missing})")
+    segment_of = {
+        (p, int(u)): s
+        for p, u, s in zip(segments["purpose"].to_list(), segments["user_id"].cast(pl.Int64).to_list(),
+                           segments["rfm_segment"].to_list())
+    }
+    return np.array(
+        [exploration_slots(segment_of.get((p, int(u))), shares, _length_of(k, p), default_share)
+         for p, u in zip(groups["purpose"].to_list(), groups["user_id"].to_list())],
+        dtype=np.int64,
+    )
+
+
+def _length_of(k: int | Mapping[str, int], purpose: str) -> int:
+    if isinstance(k, Mapping):
+        if purpose not in k:
+            raise ValueError(f"list length: expected a length for purpose {purpose!r}, found only {sorted(k)}")
+        return int(k[purpose])
+    return int(k)
+
+
+def explore_lists(
+    candidates: Candidates,
+    mean: np.ndarray,
+    std: np.ndarray,
+    outside: np.ndarray,
+    probes: Sequence[str | None],
+    n_slots: np.ndarray | int,
+    k: int | Mapping[str, int],
+    rule: ExploreRule = "ucb",
+    beta: float = 1.0,
+    seed: int = 0,
+    placement: Placement = "spread",
+    distinct_interests: bool = True,
+    repeat_penalty: float = 0.0,
+    strategy: str = "lm_explore",
+    popularity: np.ndarray | None = None,
+    novelty_weight: float = 0.0,
+    temperature: float = 0.0,
+) -> pl.DataFrame:
+    """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
+    exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
+    ``distinct_interests``), each with its reason and the genre it probes in
+    ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``k`` is the
+    list length, one for all or per purpose (:func:`list_lengths`). ``repeat_penalty`` (see
+    :func:`explore_batch`) counts the probes of each purpose apart, users in id order.
+    ``popularity`` (per candidate row, :func:`popularity_of`), ``novelty_weight`` and
+    ``temperature`` are :func:`explore`'s; ``propensity`` is each slot's probability
+    (:func:`explore_with_propensity`)."""
+    users = candidates.groups["user_id"].to_numpy()
+    purposes = candidates.groups["purpose"].to_list()
+    purpose_keys = np.array([zlib.crc32(p.encode()) for p in purposes], dtype=np.int64)
+    slots = np.broadcast_to(np.asarray(n_slots, dtype=np.int64), (len(purposes),))
+    interest_ids = _interest_ids(probes) if distinct_interests else None
+    scores = candidates.frame["score"].to_numpy()
+    item_ids = candidates.item_ids()
+    parts = []
+    # groups are sorted by purpose, so each purpose is one run of groups and one row range
+    group_runs = group_offsets(np.asarray(purposes, dtype=object)) if purposes else np.zeros(1, np.int64)
+    for first, last in zip(group_runs[:-1].tolist(), group_runs[1:].tolist()):
+        row0, row1 = int(candidates.offsets[first]), int(candidates.offsets[last])
+        part = explore_batch(
+            candidates.offsets[first : last + 1] - row0,
+            mean[row0:row1],
+            std[row0:row1],
+            outside[row0:row1],
+            _length_of(k, purposes[first]),
+            slots[first:last],
+            rule=rule,
+            beta=beta,
+            seed=seed,
+            group_keys=np.stack([purpose_keys[first:last], users[first:last]], axis=1),
+            exploit_scores=scores[row0:row1],
+            placement=placement,
+            interests=None if interest_ids is None else interest_ids[row0:row1],
+            item_keys=item_ids[row0:row1],
+            repeat_penalty=repeat_penalty,
+            popularity=None if popularity is None else popularity[row0:row1],
+            novelty_weight=novelty_weight,
+            temperature=temperature,
+        )
+        parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration, part.propensity))
+    ranked = _ranked_rows(
+        [p.rows for p in parts], [p.group for p in parts], [p.rank for p in parts], [p.is_exploration for p in parts]
+    )
+    propensity = np.concatenate([p.propensity for p in parts]) if parts else np.zeros(0)
+    probed = [probes[r] if flag else None for r, flag in zip(ranked.rows.tolist(), ranked.is_exploration.tolist())]
+    reasons = [
+        exploration_reason(p or "another interest", float(mean[r]), float(std[r])) if flag else None
+        for r, flag, p in zip(ranked.rows.tolist(), ranked.is_exploration.tolist(), probed)
+    ]
+    lists = lists_frame(candidates, ranked, strategy, reasons)
+    at = lists.get_column_index("reason")
+    return lists.insert_column(at, pl.Series("propensity", propensity, dtype=pl.Float64)).insert_column(
+        at, pl.Series("probed_interest", probed, dtype=pl.Utf8)
+    )
+
+
+def popularity_of(candidates: Candidates, item_popularity: pl.DataFrame) -> np.ndarray:
+    """Per candidate row, the share of its purpose's users who know the item, from
+    ``features.item_popularity`` (purpose, item_id, novelty_bits): ``2 ** -novelty_bits``, so an
+    item nobody touched counts as known to one user, as novelty does. Always > 0."""
+    keys = ["purpose", "item_id"]
+    bits = item_popularity.select("purpose", pl.col("item_id").cast(pl.Int64), pl.col("novelty_bits").cast(pl.Float64))
+    joined = candidates.frame.select(keys).join(bits.unique(keys, keep="first"), on=keys, how="left",
+                                                maintain_order="left")
+    missing = joined.filter(pl.col("novelty_bits").is_null())
+    if missing.height:
+        purpose, item = missing.row(0)[:2]
+        raise ValueError(
+            f"popularity_of: {missing.height} of {joined.height} candidates have no novelty_bits in item_popularity "
+            f"(e.g. purpose {purpose!r}, item {item}); rebuild it after lm_candidates"
+        )
+    return np.exp2(-joined["novelty_bits"].to_numpy())
+
+
+def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
+    ids: dict[str | None, int] = {}
+    return np.array([ids.setdefault(p, len(ids)) for p in probes], dtype=np.int64)
+
+
+def candidate_uncertainty(
+    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1,
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and spread of the LM's probability for every candidate row
+    (:func:`duckrec.ml.score.score_candidates_mc`), each (purpose, user) scored from its
+    purpose's history, as ``recs.lm_candidates`` was: per purpose, the n-gram half counts
+    over the histories of that purpose's candidate users. Items outside the LM's catalogue get 0, 0.
+    """
+    from ..score import score_candidates_mc
+
+    mean = np.zeros(candidates.frame.height)
+    std = np.zeros(candidates.frame.height)
+    catalogue_ids = lm.catalogue.item_ids
+    history, history_offsets = aligned_offsets(candidates.groups, histories)
+    history_items = history["item_id"].to_numpy()
+    known_history = np.isin(history_items, catalogue_ids)
+    history_index = np.zeros(history_items.size, dtype=np.int64)
+    history_index[known_history] = lm.catalogue.index(history_items[known_history])
+    cand_items = candidates.item_ids()
+    known_cand = np.isin(cand_items, catalogue_ids)
+    cand_index = np.zeros(cand_items.size, dtype=np.int64)
+    cand_index[known_cand] = lm.catalogue.index(cand_items[known_cand])
+    purposes = candidates.groups["purpose"].to_numpy()
+    for purpose in sorted(set(purposes.tolist())):
+        group_ids = np.flatnonzero(purposes == purpose)
+        seqs = []
+        for g in group_ids:
+            h = history_index[history_offsets[g] : history_offsets[g + 1]]
+            seqs.append(h[h > 0])
+        sizes = candidates.offsets[group_ids + 1] - candidates.offsets[group_ids]
+        width = max(int(sizes.max()), 1)
+        block = np.zeros((group_ids.size, width), dtype=np.int64)
+        column = np.arange(width)
+        valid = column[None, :] < sizes[:, None]
+        rows = candidates.offsets[group_ids][:, None] + column[None, :]
+        block[valid] = cand_index[rows[valid]]
+        report = None if progress is None else (
+            lambda task, *args, _p=purpose, **kwargs: progress(f"{_p} {task}", *args, **kwargs))
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=threads, progress=report)
+        mean[rows[valid]] = m[valid]
+        std[rows[valid]] = s[valid]
+    return mean, std
+
+
+UNCERTAINTY_SCHEMA: dict[str, pl.DataType] = {
+    "purpose": pl.Utf8,
+    "user_id": pl.Int64,
+    "item_id": pl.Int64,
+    "mc_mean": pl.Float64,
+    "mc_std": pl.Float64,
+}
+
+
+def uncertainty_frame(candidates: Candidates, mean: np.ndarray, std: np.ndarray) -> pl.DataFrame:
+    """``recs.lm_candidate_uncertainty``: one (purpose, user_id, item_id, mc_mean, mc_std) row
+    per candidate row."""
+    frame = candidates.frame
+    return pl.DataFrame(
+        {
+            "purpose": frame["purpose"],
+            "user_id": frame["user_id"],
+            "item_id": frame["item_id"],
+            "mc_mean": pl.Series(np.asarray(mean, dtype=np.float64)),
+            "mc_std": pl.Series(np.asarray(std, dtype=np.float64)),
+        },
+        schema=UNCERTAINTY_SCHEMA,
+    )
+
+
+def uncertainty_of(candidates: Candidates, uncertainty: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(mc_mean, mc_std) of every candidate row from a ``recs.lm_candidate_uncertainty`` frame.
+
+    A candidate without a row means the table is older than ``recs.lm_candidates``: that is
+    an error (rebuild lm_candidate_uncertainty), never a silent zero.
+    """
+    joined = _per_candidate(candidates, uncertainty, {"mc_mean": pl.Float64, "mc_std": pl.Float64},
+                            required=["mc_mean", "mc_std"], table="lm_candidate_uncertainty", caller="uncertainty_of")
+    return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
