@@ -653,6 +653,72 @@ def test_frames_accept_an_empty_candidate_table():
         assert rerank.like_reasons(lists, histories, pl.DataFrame({"item_id": [1], "embedding": [[1.0]]}), items).height == 0
 
 
+
+def _toy_tradeoff_inputs():
+    items, fit_events, candidates, flags = _toy_tables()
+    holdout = [frame.filter(pl.col("purpose") == "holdout") for frame in (fit_events, candidates, flags)]
+    fit_events, candidates, flags = holdout
+    uncertainty = candidates.select("purpose", "user_id", "item_id", mc_mean="score", mc_std=pl.lit(0.01))
+    popularity = items.select(pl.lit("holdout").alias("purpose"), "item_id",
+                              novelty_bits=pl.col("item_id").cast(pl.Float64))
+    embeddings = pl.DataFrame({"item_id": list(range(1, 8)),
+                               "embedding": [[1.0, float(i % 3), float(i % 2)] for i in range(1, 8)]})
+    segments = pl.DataFrame({"purpose": ["holdout", "holdout"], "user_id": [10, 20], "rfm_segment": ["Lost", "New"]})
+    return dict(candidates=candidates, fit_events=fit_events, items=items, embeddings=embeddings,
+                uncertainty=uncertainty, interests=flags, item_popularity=popularity, segments=segments)
+
+
+def test_tradeoff_lists_rebuild_each_setting_with_the_served_lists_code():
+    inputs = _toy_tradeoff_inputs()
+    settings = rerank.RerankSettings(
+        mmr_lambda=0.5, calibration_lambda=0.5, explore_shares={"New": 0.5}, explore_default_share=0.0,
+        tradeoff_k=3, tradeoff_mmr_lambdas=(1.0, 0.5), tradeoff_calibration_lambdas=(0.0, 0.5),
+        tradeoff_explore_shares=(0.0, 0.5),
+    )
+    seen = []
+    grid = rerank.tradeoff_lists(settings, **inputs, list_length=4, max_rank=2, seed=1,
+                                 progress=lambda done, total, last: seen.append((done, total, last)))
+    assert dict(grid.schema) == rerank.TRADEOFF_SCHEMA
+    settings_rows = grid.select("strategy", "parameter", "value", "setting", "is_default").unique(maintain_order=True)
+    assert settings_rows.rows() == [
+        ("lm", None, None, "exploit", True),
+        ("lm_mmr", "lambda", 1.0, "lambda=1", False),
+        ("lm_mmr", "lambda", 0.5, "lambda=0.5", True),
+        ("lm_calibrated", "lambda", 0.0, "lambda=0", False),
+        ("lm_calibrated", "lambda", 0.5, "lambda=0.5", True),
+        ("lm_explore", "share", 0.0, "share=0", False),
+        ("lm_explore", "share", 0.5, "share=0.5", False),
+        ("lm_explore", "share", None, "share=segments", True),
+    ]
+    assert rerank.tradeoff_setting_count(settings) == 8
+    assert seen[-1] == (8, 8, "lm_explore share=segments") and [s[0] for s in seen] == list(range(1, 9))
+
+    def rows(strategy, setting):
+        part = grid.filter(pl.col("strategy") == strategy, pl.col("setting") == setting)
+        return part.select("user_id", "rank", "item_id", "is_exploration").rows()
+
+    # holdout user 10's candidates are items 3, 4, 5, 6, 7 (1 and 2 are history), user 20's 4
+    # and 2 (1 is history). MMR and calibration read the LM's first max_rank=2 candidates...
+    exploit = [(10, 1, 3, False), (10, 2, 4, False), (20, 1, 4, False)]
+    assert rows("lm", "exploit") == exploit
+    # ...and, switched off, give the exploit list back
+    assert rows("lm_mmr", "lambda=1") == exploit
+    assert rows("lm_calibrated", "lambda=0") == exploit
+    # exploration reads the whole pool; lists of 4 are kept to tradeoff_k=3 (item 6 goes)
+    assert rows("lm_explore", "share=0") == [(10, 1, 3, False), (10, 2, 4, False), (10, 3, 5, False),
+                                             (20, 1, 4, False), (20, 2, 2, False)]
+    # half of user 20's 2 slots: item 4 is its only new interest, probed in the last slot
+    assert rows("lm_explore", "share=0.5")[-2:] == [(20, 1, 2, False), (20, 2, 4, True)]
+    # by segment: user 20 ('New') explores, user 10 ('Lost', default share 0) does not
+    by_segment = grid.filter(pl.col("setting") == "share=segments")
+    assert by_segment.group_by("user_id").agg(pl.col("is_exploration").sum()).sort("user_id").rows() == [(10, 0), (20, 1)]
+    # the other settings are exactly the served lists' functions over the same candidates
+    histories = rerank.purpose_histories(inputs["fit_events"])
+    ranked = rerank.Candidates.from_frame(inputs["candidates"], histories, max_rank=2)
+    vectors = rerank.embedding_matrix(ranked.item_ids(), inputs["embeddings"])
+    served_mmr = rerank.mmr_lists(ranked, vectors, 4, 0.5).filter(pl.col("rank") <= 3)
+    assert rows("lm_mmr", "lambda=0.5") == served_mmr.select("user_id", "rank", "item_id", "is_exploration").rows()
+
 # --- MC-dropout uncertainty (recs.lm_candidate_uncertainty) --------------------------------
 
 

@@ -14,84 +14,34 @@ from duckrec.ml import rerank
 
 PURPOSE = "holdout"
 
-SCHEMA = {
-    "strategy": pl.Utf8, "parameter": pl.Utf8, "value": pl.Float64, "setting": pl.Utf8, "is_default": pl.Boolean,
-    "user_id": pl.Int64, "rank": pl.Int32, "item_id": pl.Int64, "is_exploration": pl.Boolean,
-}
-
 
 def model(dbt, session):
     dbt.config(materialized="table")
     settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
     list_length = max(dbt.var("ks", [10]))
-    k = settings.tradeoff_k
-    seed = int(dbt.var("seed", 42))
-    items = dbt.ref("items").pl()
-    histories = rerank.purpose_histories(dbt.ref("fit_events").pl().filter(pl.col("purpose") == PURPOSE))
-    pool = dbt.ref("lm_candidates").pl().filter(pl.col("purpose") == PURPOSE)
-    # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
-    explore_candidates = rerank.Candidates.from_frame(pool, histories)
-    candidates = rerank.Candidates.from_frame(pool, histories, max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100))
-    frames = []
-    n_settings = 1 + sum(map(len, (settings.tradeoff_mmr_lambdas, settings.tradeoff_calibration_lambdas,
-                                   settings.tradeoff_explore_shares))) + 1
 
-    def add(strategy, parameter, value, lists, is_default):
-        if parameter is None:
-            setting = "exploit"
-        elif value is None:
-            setting = f"{parameter}=segments"
-        else:
-            setting = f"{parameter}={value:g}"
-        frames.append(
-            lists.filter(pl.col("rank") <= k).select(
-                pl.lit(strategy, pl.Utf8).alias("strategy"),
-                pl.lit(parameter, pl.Utf8).alias("parameter"),
-                pl.lit(value, pl.Float64).alias("value"),
-                pl.lit(setting, pl.Utf8).alias("setting"),
-                pl.lit(is_default, pl.Boolean).alias("is_default"),
-                "user_id", "rank", "item_id", "is_exploration",
-            )
-        )
-        dbt.progress("re-ranking settings", len(frames), n_settings, {"last": f"{strategy} {setting}"}, unit="setting",
-                     final=len(frames) == n_settings)
+    def holdout(relation):
+        return relation.pl().filter(pl.col("purpose") == PURPOSE)
 
-    add("lm", None, None, rerank.exploit_lists(candidates, list_length), True)
+    def report(done, total, last):
+        dbt.progress("re-ranking settings", done, total, {"last": last}, unit="setting", final=done == total)
 
-    vectors = rerank.embedding_matrix(candidates.item_ids(), dbt.ref("item_embeddings").pl())
-    for lam in settings.tradeoff_mmr_lambdas:
-        add("lm_mmr", "lambda", lam, rerank.mmr_lists(candidates, vectors, list_length, lam),
-            lam == settings.mmr_lambda)
-
-    item_genres, _ = rerank.genre_matrix(candidates.item_ids(), items)
-    target_mixes = rerank.history_genre_mix(candidates.groups, histories, items)
-    for lam in settings.tradeoff_calibration_lambdas:
-        add("lm_calibrated", "lambda", lam,
-            rerank.calibrated_lists(candidates, item_genres, target_mixes, list_length, lam),
-            lam == settings.calibration_lambda)
-
-    uncertainty = dbt.ref("lm_candidate_uncertainty").pl().filter(pl.col("purpose") == PURPOSE)
-    mean, std = rerank.uncertainty_of(explore_candidates, uncertainty)
-    outside, probes = rerank.interest_flags_of(
-        explore_candidates, dbt.ref("lm_candidate_interests").pl().filter(pl.col("purpose") == PURPOSE)
+    lists = rerank.tradeoff_lists(
+        settings,
+        candidates=holdout(dbt.ref("lm_candidates")),
+        fit_events=holdout(dbt.ref("fit_events")),
+        items=dbt.ref("items").pl(),
+        embeddings=dbt.ref("item_embeddings").pl(),
+        uncertainty=holdout(dbt.ref("lm_candidate_uncertainty")),
+        interests=holdout(dbt.ref("lm_candidate_interests")),
+        item_popularity=holdout(dbt.ref("item_popularity")),
+        segments=holdout(dbt.ref("user_rfm_by_purpose")),
+        list_length=list_length,
+        # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
+        max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100),
+        seed=int(dbt.var("seed", 42)),
+        progress=report,
     )
-
-    popularity = rerank.popularity_of(
-        explore_candidates, dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
-    )
-
-    def explore(slots):
-        return rerank.explore_lists(explore_candidates, mean, std, outside, probes, slots, list_length, seed=seed,
-                                    popularity=popularity, **settings.explore_options())
-
-    for share in settings.tradeoff_explore_shares:
-        uniform = rerank.exploration_slots(None, {}, list_length, default_share=share)
-        add("lm_explore", "share", share, explore(uniform), False)
-    segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
-    segment_slots = rerank.slots_per_group(explore_candidates.groups, segments, settings.explore_shares,
-                                           list_length, settings.explore_default_share)
-    add("lm_explore", "share", None, explore(segment_slots), True)
-
-    dbt.log(f"tradeoff_lists: {len(frames)} settings over {candidates.groups.height} holdout users, "
-            f"lists of {list_length} kept to K={k}")
-    return pl.concat(frames).cast(SCHEMA)
+    dbt.log(f"tradeoff_lists: {rerank.tradeoff_setting_count(settings)} settings over "
+            f"{lists['user_id'].n_unique()} holdout users, lists of {list_length} kept to K={settings.tradeoff_k}")
+    return lists

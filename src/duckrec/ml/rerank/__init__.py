@@ -16,7 +16,8 @@ padded-chunk batching and the array checks every re-ranker shares), ``diversity`
 ``settings`` (``RerankSettings``). ``frames`` and ``explore_frames`` lift all of this to
 polars frames of the warehouse's tables (``Candidates``, ``*_lists``, MC-dropout
 uncertainty), so the Python models that build ``recs.lm_*_lists`` and ``eval.tradeoff_lists``
-stay a few lines and share one code path. Import from the package (``from duckrec.ml import
+stay a few lines and share one code path; ``tradeoff`` builds the settings grid of
+``eval.tradeoff_lists`` from them. Import from the package (``from duckrec.ml import
 rerank``): the names below are its public API.
 """
 
@@ -40,6 +41,7 @@ from .explore_frames import (
     slots_per_group, uncertainty_frame, uncertainty_of,
 )
 from .reasons import like_reasons, most_similar_rows
+from .tradeoff import TRADEOFF_SCHEMA, tradeoff_lists, tradeoff_setting_count
 
 __all__ = [
     "aligned_offsets",
@@ -83,6 +85,9 @@ __all__ = [
     "score_order",
     "score_order_batch",
     "slots_per_group",
+    "tradeoff_lists",
+    "tradeoff_setting_count",
+    "TRADEOFF_SCHEMA",
     "uncertainty_frame",
     "uncertainty_of",
     "UNCERTAINTY_SCHEMA",
