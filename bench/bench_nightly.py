@@ -46,6 +46,8 @@ def make_copy(dest: Path) -> None:
     for name in ("movies.csv", "tags.csv", "links.csv"):
         shutil.copy(REPO / "seeds" / name, dest / "seeds" / name)
     config = yaml.safe_load((REPO / "project.yml").read_text())
+    if config.get("vars_schema"):
+        shutil.copy(REPO / config["vars_schema"], dest / config["vars_schema"])
     config["seeds"]["ratings"]["+file"] = "events/*.csv"
     for target in config["targets"].values():
         target["warehouse"] = "warehouse.duckdb"
