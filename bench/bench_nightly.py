@@ -46,6 +46,8 @@ def make_copy(dest: Path) -> None:
     for name in ("movies.csv", "tags.csv", "links.csv"):
         shutil.copy(REPO / "seeds" / name, dest / "seeds" / name)
     config = yaml.safe_load((REPO / "project.yml").read_text())
+    if config.get("vars_schema"):
+        shutil.copy(REPO / config["vars_schema"], dest / config["vars_schema"])
     config["seeds"]["ratings"]["+file"] = "events/*.csv"
     for target in config["targets"].values():
         target["warehouse"] = "warehouse.duckdb"
@@ -211,6 +213,7 @@ def main() -> int:
     show(run_build(nightly, "nothing new", vars_=extra_vars))
     kill_report = None
     malformed_report = None
+    last_wall = None
     for i, f in enumerate(files, 1):
         dest = nightly / "events" / f.name
         shutil.copy(f, dest)
@@ -219,11 +222,13 @@ def main() -> int:
             with open(dest, "a") as fh:  # a user id that is no number, a row one field short
                 fh.write(f"not-a-user,1,4.0,{last_time}\n612,1,4.0\n")
         if i == args.kill_night:
-            after = args.kill_after or min(0.5 * initial["wall"], 60.0)
+            # half a nightly build (the last one timed), so the kill lands while it runs
+            after = args.kill_after or min(0.5 * (last_wall or initial["wall"]), 60.0)
             kill_report = killed_build(nightly, after)
             print(f"night {i}: build killed with SIGKILL after {after:.0f}s: {kill_report}", flush=True)
         row = run_build(nightly, f"night {i}", vars_=extra_vars)
         show(row)
+        last_wall = row["wall"]
         if i == args.malformed_night:
             lines = [ln.strip() for ln in row["out"].splitlines() if "malformed" in ln]
             con = duckdb.connect(str(nightly / "warehouse.duckdb"), read_only=True)

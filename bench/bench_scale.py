@@ -61,6 +61,8 @@ def make_project(dest: Path, data: Path | None, memory_limit: str | None, thread
         if not link.exists():
             link.symlink_to(ROOT / name)
     config = yaml.safe_load((ROOT / "project.yml").read_text())
+    if config.get("vars_schema") and not (dest / config["vars_schema"]).exists():
+        (dest / config["vars_schema"]).symlink_to(ROOT / config["vars_schema"])
     if data is not None:
         for seed in ("ratings", "movies", "tags", "links"):
             config["seeds"][seed]["+file"] = str(data / f"{seed}.csv")

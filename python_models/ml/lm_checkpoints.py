@@ -24,7 +24,7 @@ from duckrec.ml.distributed import train_distributed
 from duckrec.ml.warm import carry_weights, compatible, warm_windows
 
 NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
-NIGHTLY_SETTINGS = {"warm_start": True, "warm_epochs": 3, "warm_lr_scale": 0.3, "replay_ratio": 1.0,
+NIGHTLY_SETTINGS = {"warm_start": True, "warm_epochs": 2, "warm_lr_scale": 0.3, "replay_ratio": 1.0,
                     "full_retrain_every": 7, "keep_checkpoints": 3}
 SCHEMA = {"checkpoint_id": pl.Utf8, "parent_checkpoint_id": pl.Utf8, "trained_at": pl.Datetime("us"),
           "config": pl.Utf8, "trained_on": pl.Utf8, "history": pl.Utf8, "state": pl.Binary}
