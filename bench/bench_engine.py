@@ -302,6 +302,8 @@ def floor_plan(project: Path, incremental_run: bool) -> list[tuple[str, str]]:
     for r in results:
         n = nodes[r["unique_id"]]
         n["relation"] = f'"{n["schema"]}"."{n["alias"]}"'  # relation_name has the database too
+        if r["status"] == "reused":  # unchanged since the last build: duckrec ran nothing for it
+            continue
         if r["status"] not in ("success", "pass"):
             raise SystemExit(f"duckrec build left {r['unique_id']} as {r['status']}: {r['message']}")
         if n["resource_type"] != "test":
