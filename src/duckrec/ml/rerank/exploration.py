@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -68,18 +68,12 @@ def explore(
     outside_top_interests: np.ndarray,
     k: int,
     n_slots: int,
-    rule: ExploreRule = "ucb",
-    beta: float = 1.0,
-    rng: np.random.Generator | None = None,
-    exploit_scores: np.ndarray | None = None,
-    placement: Placement = "spread",
-    interests: np.ndarray | None = None,
-    rank_penalty: np.ndarray | None = None,
-    popularity: np.ndarray | None = None,
-    novelty_weight: float = 0.0,
-    temperature: float = 0.0,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One user's list with ``n_slots`` of its ``k`` slots given to exploration.
+    """One user's list with ``n_slots`` of its ``k`` slots given to exploration; ``options``
+    are the keyword settings of :func:`explore_with_propensity` (rule, beta, rng,
+    exploit_scores, placement, interests, rank_penalty, popularity, novelty_weight,
+    temperature), described here.
 
     The exploit slots keep the order of ``exploit_scores`` (default ``mean``). The
     exploration slots go to candidates outside the user's top interests that the exploit
@@ -106,11 +100,7 @@ def explore(
     probability.
     Returns (candidate positions, is_exploration flags), both of the list's length.
     """
-    order, flags, _ = explore_with_propensity(
-        mean, std, outside_top_interests, k, n_slots, rule=rule, beta=beta, rng=rng,
-        exploit_scores=exploit_scores, placement=placement, interests=interests, rank_penalty=rank_penalty,
-        popularity=popularity, novelty_weight=novelty_weight, temperature=temperature,
-    )
+    order, flags, _ = explore_with_propensity(mean, std, outside_top_interests, k, n_slots, **options)
     return order, flags
 
 
