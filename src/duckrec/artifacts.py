@@ -10,6 +10,7 @@ from typing import Any
 
 from . import __version__
 from .project import Node, Project
+from .readers import insert_rows
 
 
 @dataclass
@@ -45,26 +46,43 @@ class CompiledWriter:
     (both release the GIL); creating hundreds of small files costs as much as running them."""
 
     def __init__(self, project: Project):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.project = project
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckrec-compiled")
-        self._pending: list = []
+        self._queue = None
+        self._thread = None
+        self._problems: list[str] = []
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                write_compiled(self.project, *item)
+            except Exception as e:  # noqa: BLE001 - reported by close()
+                self._problems.append(f"could not write compiled SQL: {e}")
 
     def write(self, node: Node, sql: str) -> Path:
-        self._pending.append(self._pool.submit(write_compiled, self.project, node, sql))
+        if self._thread is None:  # a plain thread and queue: concurrent.futures costs an import per build
+            import threading
+            from queue import SimpleQueue
+
+            self._queue = SimpleQueue()
+            self._thread = threading.Thread(target=self._drain, name="duckrec-compiled", daemon=True)
+            self._thread.start()
+        self._queue.put((node, sql))
         return compiled_path(self.project, node)
 
     def close(self) -> list[str]:
         """Wait for every write; the problems, if any, as messages."""
-        self._pool.shutdown(wait=True)
-        return [f"could not write compiled SQL: {f.exception()}" for f in self._pending if f.exception()]
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self._problems
 
 
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    # compact, as dbt writes them (an indented dump takes json's pure-Python encoder)
+    tmp.write_text(json.dumps(payload, default=str), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -87,7 +105,8 @@ create schema if not exists _duckrec;
 create table if not exists _duckrec.runs (
     run_id varchar primary key, command varchar, target varchar, selector varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, n_nodes integer, n_success integer,
-    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar, vars varchar);
+    n_errors integer, n_warnings integer, n_skipped integer, duckrec_version varchar, vars varchar,
+    data_watermark timestamp);
 create table if not exists _duckrec.node_runs (
     run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
     started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
@@ -99,20 +118,18 @@ comment on table _duckrec.node_runs is 'One row per node per run: status, starte
 def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: bool = False) -> None:
     if not exists:
         con.execute(HISTORY_DDL)
-    else:  # a warehouse from before `vars` was recorded
-        con.execute("alter table _duckrec.runs add column if not exists vars varchar")
+    else:  # a warehouse from before `vars` and `data_watermark` (the newest event time) were recorded
+        con.execute("alter table _duckrec.runs add column if not exists vars varchar; "
+                    "alter table _duckrec.runs add column if not exists data_watermark timestamp")
     # the build's vars (project vars merged with --vars) tell apart builds of one warehouse;
-    # columns named: later versions add columns (data_watermark) to existing warehouses
+    # columns named: later versions may add columns to existing warehouses
     con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
-                "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version, vars) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                "seconds, n_nodes, n_success, n_errors, n_warnings, n_skipped, duckrec_version, vars, data_watermark) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run["run_id"], run["command"], run["target"], run["selector"], run["status"], run["started_at"],
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
-        run["n_skipped"], __version__, json.dumps(run.get("vars") or {}, sort_keys=True, default=str)])
-    # One multi-row insert per chunk: executemany costs milliseconds per row.
-    rows = [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
-             r.seconds, r.rows, r.message or None] for r in results]
-    for i in range(0, len(rows), 200):
-        chunk = rows[i:i + 200]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        con.execute(f"insert into _duckrec.node_runs values {values}", [v for row in chunk for v in row])
+        run["n_skipped"], __version__, json.dumps(run.get("vars") or {}, sort_keys=True, default=str),
+        run.get("data_watermark")])
+    insert_rows(con, "_duckrec.node_runs", ["varchar"] * 6 + ["timestamp", "timestamp", "double", "bigint", "varchar"],
+                [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
+                  r.seconds, r.rows, r.message or None] for r in results])

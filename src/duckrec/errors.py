@@ -1,7 +1,6 @@
 """Errors a user can cause, each with where it happened and what was expected."""
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -50,6 +49,8 @@ class WarehouseError(DuckrecError):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, sorted(set(choices)), n=3, cutoff=0.5)
     if not close:
         return ""

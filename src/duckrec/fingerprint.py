@@ -33,6 +33,8 @@ create table if not exists _duckrec.node_state (
     built_at timestamp, status varchar, rows bigint, detail json);
 """
 
+STATE_TYPES = ["varchar", "varchar", "varchar", "varchar", "timestamp", "varchar", "bigint", "json"]
+
 HASHED_CHUNK = 1 << 20
 
 
@@ -263,6 +265,7 @@ class StateWriter:
     """Keeps `_duckrec.node_state` of the build's private copy in step with what it built."""
 
     def __init__(self, con, exists: bool):
+        self.fresh = not exists  # a table this build created holds no rows to replace
         if not exists:
             con.execute(STATE_DDL)
         self.rows: list[list[Any]] = []
@@ -277,14 +280,12 @@ class StateWriter:
         self.drop.append(uid)
 
     def flush(self, con) -> None:
+        from .readers import insert_rows
+
         ids = [r[0] for r in self.rows] + self.drop
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            con.execute(f"delete from _duckrec.node_state where unique_id in ({', '.join('?' * len(chunk))})", chunk)
-        for i in range(0, len(self.rows), 200):
-            chunk = self.rows[i:i + 200]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-            con.execute(f"insert into _duckrec.node_state values {values}", [v for row in chunk for v in row])
+        if ids and not self.fresh:
+            con.execute("delete from _duckrec.node_state where unique_id in (select unnest(?::varchar[]))", [ids])
+        insert_rows(con, "_duckrec.node_state", STATE_TYPES, self.rows)
 
 
 REUSABLE = {"success": "success", "pass": "pass", "reused": None}

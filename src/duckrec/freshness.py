@@ -76,11 +76,6 @@ def watermark(con, project: Project) -> datetime | None:
     return max(times) if times else None
 
 
-def record_watermark(con, run_id: str, value: datetime | None) -> None:
-    con.execute("alter table _duckrec.runs add column if not exists data_watermark timestamp")
-    con.execute("update _duckrec.runs set data_watermark = ? where run_id = ?", [value, run_id])
-
-
 def check(con, project: Project, now: datetime | None = None) -> list[dict[str, Any]]:
     """One result per checked table: status pass | warn | error | runtime error."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)

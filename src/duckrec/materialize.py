@@ -17,9 +17,13 @@ class Catalog:
     catalogue; a 500-model build would spend seconds on it.
     """
 
-    def __init__(self, con):
+    def __init__(self, con, fresh: bool = False):
+        if fresh:  # a warehouse file this build created: nothing in it yet
+            self.relations: dict[tuple[str, str], str] = {}
+            self.schemas = {"main"}
+            return
         # duckdb_tables()/duckdb_views() answer several times faster than information_schema
-        self.relations: dict[tuple[str, str], str] = {
+        self.relations = {
             (s, n): t for s, n, t in con.execute(
                 "select schema_name, table_name, 'BASE TABLE' from duckdb_tables() "
                 "where database_name = current_database() and not temporary "

@@ -59,5 +59,15 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def insert_rows(con, table: str, types: list[str], rows: list[list]) -> None:
+    """Append rows to `table` (columns in order, of `types`) with one statement and one list
+    parameter per column: binding one parameter per value costs milliseconds per hundred."""
+    if not rows:
+        return
+    columns = [list(c) for c in zip(*rows)]
+    select = ", ".join(f"unnest(?::{t}[])" for t in types)
+    con.execute(f"insert into {table} select {select}", columns)
+
+
 def connect_read_only(warehouse: Path):
     return open_reader(warehouse)

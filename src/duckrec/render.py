@@ -9,14 +9,14 @@ import ast
 import dataclasses
 import os
 import re
-import traceback
 from typing import Any
 
+from . import fast_template
 from .errors import DuckrecError, NodeError, ProjectError
 from .project import Node, Project
 from .resolve import Resolver, runtime
 
-_MISSING = object()
+_MISSING = fast_template.MISSING
 # {{ expression }} with optional whitespace control, or {# comment #}
 _TAG_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{#(-?)(.*?)(-?)#\}", re.S)
 _IF_INCREMENTAL_RE = re.compile(
@@ -60,6 +60,7 @@ class Renderer:
         self.target = target
         self._env = None
         self._macro_templates: list[Any] | None = None
+        self._fast_macro_table: Any = _MISSING  # set on first use
         self.empty = False  # --empty: every ref()/source() reads zero rows (dbt's --empty)
         # dbt's invocation_id and run_started_at; the runner sets them for each build
         self.invocation_id: str | None = None
@@ -125,11 +126,27 @@ class Renderer:
             return None
         return resolver.refs, resolver.sources, recorded
 
-    def _render_fast(self, code: str, ctx: dict[str, Any] | None) -> str | None:
+    def _render_fast(self, code: str, ctx: dict[str, Any]) -> str | None:
+        if self._fast_macros() is None:
+            return None  # a project macro named ref, var, config...: only Jinja calls it
+        simple = self._render_simple(code, ctx)
+        if simple is not None:
+            return simple
+        # set/for/if, macro calls (dbt's jaffle_shop payment columns, cents_to_dollars()):
+        # rendered as Jinja would render them, else None and Jinja renders
+        try:
+            return fast_template.render(code, {"this": ctx["this"]}, lambda e: self._eval_simple(e, ctx),
+                                        self._fast_macros())
+        except DuckrecError:
+            return None  # Jinja raises it again, with the macro's file and line
+
+    def _render_simple(self, code: str, ctx: dict[str, Any]) -> str | None:
+        """ref()/source()/var() calls, comments and the is_incremental() idiom (the output
+        keeps the template's trailing newline, as duckrec always rendered these)."""
         if "{%" in code:
             # the incremental idiom is common enough to spare Jinja for it
             code = _IF_INCREMENTAL_RE.sub(
-                lambda m: m.group(1) if ctx is None or ctx["is_incremental"]() else (m.group(2) or ""), code)
+                lambda m: m.group(1) if ctx["is_incremental"]() else (m.group(2) or ""), code)
             if "{%" in code:
                 return None
         out: list[str] = []
@@ -155,6 +172,25 @@ class Renderer:
         tail = code[pos:]
         out.append(tail.lstrip() if strip_next else tail)
         return "".join(out)
+
+    def _fast_macros(self) -> dict[str, Any] | None:
+        """The project's macros the fast renderer can run: all of them when every macro file
+        is plain macro blocks of its subset, else none (Jinja then renders any macro call).
+        None when a macro overrides a function the fast renderer evaluates itself."""
+        if self._fast_macro_table is _MISSING:
+            table: dict[str, Any] | None = {}
+            texts = [(self.project.root / rel).read_text(encoding="utf-8") for rel in self.project.macro_files]
+            if any(m.group(1) in _FAST_CALLS | {"this"} for text in texts for m in _MACRO_NAME_RE.finditer(text)):
+                table = None
+            else:
+                for text in texts:
+                    parsed = fast_template.parse_macros(text)
+                    if parsed is None:
+                        table = {}
+                        break
+                    table.update(parsed)  # later files win, as in _load_macros
+            self._fast_macro_table = table
+        return self._fast_macro_table
 
     @staticmethod
     def _eval_simple(expr: str, ctx: dict[str, Any] | None) -> Any:
@@ -266,6 +302,8 @@ class Renderer:
         """(file, line, " (called from ...)") of the innermost template frame of `exc`."""
         frames = []
         macro_files = set(self.project.macro_files)
+        import traceback
+
         for frame in traceback.extract_tb(exc.__traceback__):
             try:
                 rel = os.path.relpath(frame.filename, self.project.root)

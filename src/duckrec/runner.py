@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -179,7 +179,7 @@ class Runner:
         if not plan and self.selection_warnings:
             self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
             return 0
-        run_id = uuid.uuid4().hex[:12]
+        run_id = os.urandom(6).hex()  # 12 hex digits, as uuid4().hex[:12] gave
         self.renderer.invocation_id, self.renderer.run_started_at = run_id, started
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
         self.report.info(f"duckrec {self.opt.command}: {n_models} seeds/models, {len(plan) - n_models} tests, "
@@ -192,7 +192,7 @@ class Runner:
             with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
                 con = build.con
                 connection.configure(con, project, self.target, self.opt.threads)
-                self.catalog = materialize.Catalog(con)
+                self.catalog = materialize.Catalog(con, fresh=build.fresh)
                 self.compiled = artifacts.CompiledWriter(project)
                 try:
                     # --empty tables are never reused, nor recorded as built
@@ -216,9 +216,9 @@ class Runner:
                 artifacts.record_history(con, {
                     "run_id": run_id, "command": self.opt.command, "target": self.target,
                     "selector": _selector(self.opt), "vars": project.vars, "status": status, "started_at": started,
-                    "finished_at": finished, "seconds": time.perf_counter() - t0, **counts}, results,
+                    "finished_at": finished, "seconds": time.perf_counter() - t0,
+                    "data_watermark": freshness.watermark(con, project), **counts}, results,
                     exists=("_duckrec", "node_runs") in (self.catalog if publishes else materialize.Catalog(con)).relations)
-                freshness.record_watermark(con, run_id, freshness.watermark(con, project))
                 build.publish()
         except (KeyboardInterrupt, Interrupted):
             self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])

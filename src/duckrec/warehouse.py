@@ -92,6 +92,7 @@ class Build:
         self.warn = warn
         self.con = None
         self.published = False
+        self.fresh = False  # True when no warehouse was published yet: the build starts from an empty file
         self.stage = "preparing the build"
         self._lock: BuildLock | None = None
         self._hold: ReaderHold | None = None
@@ -177,7 +178,8 @@ class Build:
                 from_retired = True
             else:
                 self._set_aside(retired, "a log retired by an interrupted publish, with a newer log beside it")
-        if self.path.exists():
+        self.fresh = not self.path.exists()
+        if not self.fresh:
             self.stage = f"copying {self.path.name} to its private build copy"
             shutil.copyfile(self.path, self.work)
             self._verify_copy()
