@@ -748,6 +748,39 @@ def _tiny_histories():
     return [rng.integers(1, 13, size=n) for n in (4, 0, 9, 2, 7, 1)]
 
 
+def _dropout_states(lm, histories):
+    """score._states with the model's output dropout drawn only at each user's last
+    position (ItemLM.last_states), in _states's batches."""
+    import torch
+
+    from duckrec.ml.sequences import pad_histories
+
+    model = lm.model
+    vectors = model.item_vectors()
+    out = model.initial_state().expand(len(histories), -1).clone()
+    lengths = np.array([min(len(h), lm.context or len(h)) for h in histories])
+    order = np.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    for start in range(0, len(order), 512):
+        rows = order[start:start + 512]
+        inputs, lens = pad_histories([histories[i] for i in rows], lm.context)
+        out[torch.from_numpy(rows)] = model.last_states(inputs, lens - 1, vectors)
+    return out
+
+
+def test_last_states_are_forwards_states_at_the_last_inputs():
+    import torch
+
+    from duckrec.ml import score
+
+    lm = _tiny_lm(0.5)
+    histories = _tiny_histories()
+    with torch.no_grad():
+        lm.model.eval()
+        np.testing.assert_allclose(_dropout_states(lm, histories).numpy(),
+                                   score._states(lm.model, histories, lm.context, 512).numpy(), rtol=1e-6, atol=1e-7)
+
+
 def _naive_mc(lm, histories, cand, passes, seed):
     """MC dropout the plain way: every pass recomputes the whole mixture for every item
     (score._states + score.next_item_scores), on one torch thread; the reference for
@@ -766,7 +799,7 @@ def _naive_mc(lm, histories, cand, passes, seed):
             torch.manual_seed(seed)
             lm.model.train()
             for _ in range(passes):
-                states = score._states(lm.model, histories, lm.context, 512)
+                states = _dropout_states(lm, histories)
                 draws.append(torch.gather(score.next_item_scores(lm, states, histories, bigram), 1, pick))
     finally:
         lm.model.eval()

@@ -84,6 +84,15 @@ class ItemLM(nn.Module):
         out, hidden = self.rnn(x, hidden)
         return self.to_item_space(self.drop(out)), hidden
 
+    def last_states(self, inputs: torch.Tensor, last: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """[B, d]: the item-space state after input ``last[b]`` of each row, as ``forward``
+        gives it, with the output dropout (in training mode) drawn only for those positions.
+        MC dropout needs nothing else; the masks of the other positions were 2/3 of its
+        dropout cost."""
+        x = self.drop(F.embedding(inputs, vectors))
+        out, _ = self.rnn(x)
+        return self.to_item_space(self.drop(out[torch.arange(inputs.shape[0]), last]))
+
     def initial_state(self) -> torch.Tensor:
         """The item-space state before any event: what a user with no history gets."""
         return self.to_item_space(torch.zeros(self.config.hidden_dim, device=self.item_bias.device))

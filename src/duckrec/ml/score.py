@@ -279,8 +279,7 @@ def score_candidates_mc(
             for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
-                    out, _ = model(inputs, vectors)
-                    states[rows] = out[torch.arange(rows.numel()), last]
+                    states[rows] = model.last_states(inputs, last, vectors)
                 draw = torch.empty(n_users, width, dtype=torch.float64)
                 for lo in range(0, n_users, step):  # never users x items at once
                     probs = torch.softmax(model.logits(states[lo : lo + step], vectors), dim=1)
