@@ -128,6 +128,41 @@ def test_calibration_without_a_target_keeps_the_score_order():
     assert order.tolist() == [0, 1, 2, 3, 4]
 
 
+def _steck_greedy(scores, genres, target, k, lam, alpha=0.01):
+    """Steck's calibrated re-ranking written out plainly: at each step the candidate that
+    maximises (1 - lam) * rel - lam * KL(p || (1 - alpha) q + alpha p)."""
+    p = target / target.sum()
+    rel = (scores - scores.min()) / (scores.max() - scores.min())
+    item = genres / np.maximum(genres.sum(1, keepdims=True), 1e-300)
+    chosen: list[int] = []
+    for _ in range(k):
+        best, best_value = None, -np.inf
+        for i in range(len(scores)):
+            if i in chosen:
+                continue
+            mix = item[chosen + [i]].sum(0)
+            q = mix / mix.sum() if mix.sum() > 0 else np.zeros_like(mix)
+            q_s = (1 - alpha) * q + alpha * p
+            kl = sum(pg * np.log(pg / qg) for pg, qg in zip(p, q_s) if pg > 0)
+            value = (1 - lam) * rel[i] - lam * kl
+            if value > best_value:
+                best, best_value = i, value
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize("lam", [0.3, 0.9])
+def test_calibration_is_stecks_greedy_objective(lam):
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        scores = rng.random(25)
+        genres = (rng.random((25, 6)) < 0.35).astype(float)
+        genres[:2] = 0.0  # items without genres
+        target = rng.random(6) * (rng.random(6) < 0.6) + np.r_[1.0, np.zeros(5)]
+        assert rerank.calibrate(scores, genres, target, k=8, lam=lam).tolist() == _steck_greedy(
+            scores, genres, target, 8, lam)
+
+
 def test_calibrate_batch_matches_one_user_at_a_time():
     data = _random_batch(4)
     offsets = data["offsets"]

@@ -96,22 +96,27 @@ def _calibrate_padded(
 ):
     rel = _padded_minmax(padded, scores)
     dist = np.where(padded.valid[:, :, None], item_dist[padded.rows], 0.0)
-    p = target_dist[padded.group_index][:, None, :]
+    dist_total = dist.sum(axis=2)  # 1, or 0 for an item without genres
+    p = target_dist[padded.group_index]
     # a user without any genre history has nothing to calibrate to: keep the score order
-    weight = np.where(p.sum(axis=2) > 0, lam, 0.0)
-    p_log = np.log(np.where(p > 0, p, 1.0))
+    weight = np.where(p.sum(axis=1) > 0, lam, 0.0)[:, None]
+    # KL(p || q~) = sum_{p>0} p log p - sum_{p>0} p log q~. The first sum is the user's, the
+    # same for every candidate; in the second, q~ > 0 wherever p > 0, and where p == 0 the
+    # log's argument is shifted by 1 so that 0 * log(...) stays 0.
+    own = np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)[:, None]
+    shift = (p == 0).astype(np.float64)[:, None, :]
+    alpha_p = alpha * p[:, None, :]
     n_groups, width = padded.valid.shape
     mix_sum = np.zeros((n_groups, 1, dist.shape[2]))
+    mix_total = np.zeros((n_groups, 1))
     available = padded.valid.copy()
     groups = np.arange(n_groups)
     picks = np.full((n_groups, min(k, width)), -1, dtype=np.int64)
     for step in range(picks.shape[1]):
-        with_candidate = mix_sum + dist
-        totals = with_candidate.sum(axis=2, keepdims=True)
-        q = np.divide(with_candidate, totals, out=np.zeros_like(with_candidate), where=totals > 0)
-        q_smooth = (1.0 - alpha) * q + alpha * p
-        # terms with p == 0 contribute 0 to KL(p || q~); q~ > 0 wherever p > 0
-        kl = np.sum(np.where(p > 0, p * (p_log - np.log(np.where(p > 0, q_smooth, 1.0))), 0.0), axis=2)
+        totals = mix_total + dist_total
+        scale = np.divide(1.0 - alpha, totals, out=np.zeros_like(totals), where=totals > 0)
+        q_smooth = (mix_sum + dist) * scale[:, :, None] + alpha_p
+        kl = own - np.einsum("gwn,gn->gw", np.log(q_smooth + shift), p)
         objective = (1.0 - weight) * rel - weight * kl
         objective[~available] = -np.inf
         best = objective.argmax(axis=1)
@@ -119,4 +124,5 @@ def _calibrate_padded(
         picks[has_pick, step] = best[has_pick]
         available[groups[has_pick], best[has_pick]] = False
         mix_sum[has_pick, 0] += dist[groups[has_pick], best[has_pick]]
+        mix_total[has_pick, 0] += dist_total[groups[has_pick], best[has_pick]]
     return picks
