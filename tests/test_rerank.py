@@ -258,6 +258,29 @@ def test_repeat_penalty_spreads_probes_over_items_across_users():
         rerank.explore_batch(offsets, mean, np.zeros(12), outside, k=2, n_slots=1, repeat_penalty=1.0)
 
 
+def test_repeat_shown_steers_probes_away_from_items_other_lists_show():
+    # user 1: 200 is its exploit item, 101 (0.5) and 102 (0.4) new interests, 101 the better probe
+    # user 2: 101 is its exploit item, 103 (0.5) and 104 (0.4) new interests
+    mean = np.array([0.9, 0.5, 0.4, 0.9, 0.5, 0.4])
+    outside = np.array([False, True, True, False, True, True])
+    items = np.array([200, 101, 102, 101, 103, 104])
+    offsets = np.array([0, 3, 6])
+
+    def probes(**options):
+        ranked = rerank.explore_batch(offsets, mean, np.zeros(6), outside, k=2, n_slots=1, item_keys=items, **options)
+        return items[ranked.rows[ranked.is_exploration]].tolist()
+
+    # counting probes only, 101 was probed by nobody before user 1: user 1 probes it, though
+    # user 2 is shown it anyway
+    assert probes(repeat_penalty=2.0) == [101, 103]
+    # counting what the exploit slots show: 101 sits at place 0 + 2 x 1 (user 2 shows it),
+    # 102 at place 1 -> user 1 probes 102, an item no list showed
+    assert probes(repeat_penalty=2.0, repeat_shown=True) == [102, 103]
+    # a penalty of 0.5 keeps 101 ahead (0.5 < 1)
+    assert probes(repeat_penalty=0.5, repeat_shown=True) == [101, 103]
+    assert rerank.RerankSettings.from_vars({"explore_repeat_shown": True}).explore_options()["repeat_shown"] is True
+
+
 def test_novelty_weight_probes_the_long_tail():
     # 0 is the exploit item; among the probes 1 has the best bound but everyone knows it
     mean = np.array([0.9, 0.4, 0.3, 0.1])

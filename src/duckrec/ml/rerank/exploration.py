@@ -228,6 +228,7 @@ def explore_batch(
     popularity: np.ndarray | None = None,
     novelty_weight: float = 0.0,
     temperature: float = 0.0,
+    repeat_shown: bool = False,
 ) -> RankedRows:
     """:func:`explore` for every group; ``n_slots`` is one count per group (or one for all).
 
@@ -240,6 +241,10 @@ def explore_batch(
     group's probe order. Without it every user probes the same few popular items of an
     interest and exploration adds almost no coverage; the price is that a list then
     depends on the groups before it (still the same list for the same batch).
+    With ``repeat_shown`` the count starts from the items every group's exploit slots show
+    (its first ``length - n_slots`` items in ``exploit_scores`` order, all groups counted
+    before the first probe is chosen), so a probe goes first to an item that no list shows
+    yet: a probe of an item another user is shown anyway adds nothing to coverage.
     """
     offsets = _check_offsets(offsets, len(mean))
     n_groups = offsets.size - 1
@@ -255,6 +260,8 @@ def explore_batch(
         raise ValueError("explore_batch: repeat_penalty needs item_keys (the item of each row), found None")
     items = None if item_keys is None else _as_vector("item_keys", item_keys, size=mean.size)
     times_probed: dict = {}
+    if repeat_penalty > 0 and repeat_shown:
+        times_probed = _exploit_exposure(offsets, mean if exploit is None else exploit, items, k, slots)
 
     share = None if popularity is None else _as_vector("popularity", popularity, size=mean.size)
     rows, ranks, groups, flags, chances = [], [], [], [], []
@@ -294,6 +301,20 @@ def explore_batch(
     ranked = _ranked_rows(rows, groups, ranks, flags)
     propensity = np.concatenate(chances).astype(np.float64) if chances else np.zeros(0)
     return RankedRows(ranked.rows, ranked.group, ranked.rank, ranked.is_exploration, propensity)
+
+
+def _exploit_exposure(offsets: np.ndarray, exploit: np.ndarray, items: np.ndarray, k: int,
+                      slots: np.ndarray) -> dict:
+    """How many groups' exploit slots show each item: per group the first
+    ``min(k, size) - n_slots`` candidates by ``exploit`` (stable)."""
+    shown: dict = {}
+    for g in range(offsets.size - 1):
+        start, stop = int(offsets[g]), int(offsets[g + 1])
+        n_exploit = max(min(k, stop - start) - int(slots[g]), 0)
+        top = np.argsort(-exploit[start:stop], kind="stable")[:n_exploit]
+        for i in items[start:stop][top].tolist():
+            shown[i] = shown.get(i, 0) + 1
+    return shown
 
 
 def _group_seed_keys(group_keys: np.ndarray | None, n_groups: int) -> list[tuple[int, ...]]:

@@ -76,13 +76,15 @@ def explore_lists(
     popularity: np.ndarray | None = None,
     novelty_weight: float = 0.0,
     temperature: float = 0.0,
+    repeat_shown: bool = False,
 ) -> pl.DataFrame:
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
     ``distinct_interests``), each with its reason and the genre it probes in
     ``probed_interest`` (NULL on exploit slots); columns ``EXPLORE_LIST_SCHEMA``. ``k`` is the
     list length, one for all or per purpose (:func:`list_lengths`). ``repeat_penalty`` (see
-    :func:`explore_batch`) counts the probes of each purpose apart, users in id order.
+    :func:`explore_batch`) counts the probes of each purpose apart, users in id order, and with
+    ``repeat_shown`` the items that purpose's exploit slots show too.
     ``popularity`` (per candidate row, :func:`popularity_of`), ``novelty_weight`` and
     ``temperature`` are :func:`explore`'s; ``propensity`` is each slot's probability
     (:func:`explore_with_propensity`)."""
@@ -117,6 +119,7 @@ def explore_lists(
             popularity=None if popularity is None else popularity[row0:row1],
             novelty_weight=novelty_weight,
             temperature=temperature,
+            repeat_shown=repeat_shown,
         )
         parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration, part.propensity))
     ranked = _ranked_rows(

@@ -40,6 +40,7 @@ class RerankSettings:
     explore_placement: Placement = "spread"
     explore_distinct_interests: bool = True
     explore_repeat_penalty: float = 0.0
+    explore_repeat_shown: bool = False
     explore_novelty_weight: float = 0.0
     explore_temperature: float = 0.0
     explore_candidates: int = 100
@@ -54,6 +55,7 @@ class RerankSettings:
         return {
             "rule": self.explore_rule, "beta": self.explore_beta, "placement": self.explore_placement,
             "distinct_interests": self.explore_distinct_interests, "repeat_penalty": self.explore_repeat_penalty,
+            "repeat_shown": self.explore_repeat_shown,
             "novelty_weight": self.explore_novelty_weight, "temperature": self.explore_temperature,
         }
 
