@@ -13,7 +13,13 @@ Two shortcuts, both favouring no setting over another: interests and popularity 
 and the new-interest rule is mirrored here in Python (new_interests in
 sql/macros/interests.sql is the definition).
 
-    .venv/bin/python bench/tune_explore.py [warehouse.duckdb] [--candidates 100 200]
+    .venv/bin/python bench/tune_explore.py [warehouse.duckdb] [--candidates 300 600]
+
+The grid: share profiles x novelty weight x repeat penalty x whether the penalty also counts
+the items the exploit slots show (rerank.explore_repeat_shown) x temperature. The choice:
+NDCG@10 at least 0.95 x lm first, then the most bars met, then coverage / lm + novelty gain
++ new-interest hit rate / lm. Last, the new-interest frontier: probes by the LM's mean alone
+(w = 0, no penalty, no sampling), the most new-interest hits probes can buy, with their NDCG.
 """
 from __future__ import annotations
 
@@ -29,12 +35,13 @@ from duckrec.ml import TrainedLM, top_k, user_sequences
 from duckrec.ml import rerank
 
 K = 10
-GRID_WEIGHTS = (0.0, 1.0, 2.0, 3.0)
-GRID_REPEATS = (10.0,)
-GRID_TEMPERATURES = (0.0, 1.0)
-# fewer probes than the default segments: 0.2 for new users, 0.1 for everyone else
+GRID_WEIGHTS = (1.0, 2.0, 3.0)
+GRID_REPEATS = (10.0, 100.0)
+GRID_SHOWN = (False, True)
+GRID_TEMPERATURES = (1.0,)
+# the served shares: 0.2 for new users, 0.1 for everyone else
 LOW_SHARES = {"New": 0.2, "Promising": 0.2}
-# between the two: 0.3 for new users, 0.2 for those who may grow, 0.1 for the rest
+# more: 0.3 for new users, 0.2 for those who may grow, 0.1 for the rest
 MID_SHARES = {"New": 0.3, "Promising": 0.3, "Potential loyalists": 0.2, "Need attention": 0.2}
 PURPOSE = "holdout"
 
@@ -76,7 +83,7 @@ def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.D
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("warehouse", nargs="?", default="warehouse.duckdb")
-    parser.add_argument("--candidates", type=int, nargs="+", default=[100])
+    parser.add_argument("--candidates", type=int, nargs="+", default=[300, 600])
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
@@ -124,40 +131,46 @@ def main() -> None:
             new_hits = {(u, i) for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list()) if (u, i) in new_target}
             return {"ndcg": gain.sum() / users.size, "coverage": top["item_id"].n_unique() / n_items,
                     "novelty": float(np.mean([bits.get(i, 0.0) for i in top["item_id"].to_list()])),
-                    "new_hit": len(new_hits) / max(len(new_target), 1)}
+                    "new_hit": len(new_hits) / max(len(new_target), 1), "new_hits": len(new_hits)}
 
         base = measure(rerank.exploit_lists(candidates, K))
         print(f"lm: {fmt(base)}")
-        shares_of = {"default segments": dict(rerank.RerankSettings().explore_shares),
-                     "mid segments": MID_SHARES, "low segments": LOW_SHARES}
+        shares_of = {"served segments": LOW_SHARES, "mid segments": MID_SHARES}
         results = []
-        for (label, shares), (w, rp, t) in itertools.product(shares_of.items(),
-                                                            itertools.product(GRID_WEIGHTS, GRID_REPEATS, GRID_TEMPERATURES)):
-            slots = rerank.slots_per_group(candidates.groups, segments, shares, K, 0.2 if label.startswith("default") else 0.1)
+        for (label, shares), (w, rp, shown, t) in itertools.product(
+                shares_of.items(), itertools.product(GRID_WEIGHTS, GRID_REPEATS, GRID_SHOWN, GRID_TEMPERATURES)):
+            slots = rerank.slots_per_group(candidates.groups, segments, shares, K, 0.1)
             options = dict(rule="ucb", beta=1.0, placement="spread", distinct_interests=True,
-                           repeat_penalty=rp, novelty_weight=w, temperature=t)
+                           repeat_penalty=rp, repeat_shown=shown, novelty_weight=w, temperature=t)
             m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, K, seed=args.seed,
                                              popularity=pop, **options))
-            results.append((label, w, rp, t, m))
-            print(f"{label} ({slots.mean():.2f} probes/list) w={w:g} repeat={rp:g} T={t:g}: {fmt(m)}  {bars(m, base)}")
-        ok = [r for r in results if r[4]["ndcg"] >= 0.95 * base["ndcg"]]
-        label, w, rp, t, _ = max(ok or results, key=lambda r: (r[4]["coverage"] / base["coverage"]
-                                                               + (r[4]["novelty"] - base["novelty"])
-                                                               + r[4]["new_hit"] / max(base["new_hit"], 1e-9)))
-        print(f"chosen (NDCG >= 0.95 x lm first): {label} w={w:g} repeat={rp:g} T={t:g}; its share curve:")
+            results.append((label, options, m))
+            print(f"{label} ({slots.mean():.2f} probes/list) w={w:g} repeat={rp:g} shown={shown} T={t:g}: "
+                  f"{fmt(m)}  {bars(m, base)}")
+        ok = [r for r in results if r[2]["ndcg"] >= 0.95 * base["ndcg"]]
+        label, options, _ = max(ok or results, key=lambda r: (bars(r[2], base).count("Y"),
+                                                              r[2]["coverage"] / base["coverage"]
+                                                              + (r[2]["novelty"] - base["novelty"])
+                                                              + r[2]["new_hit"] / max(base["new_hit"], 1e-9)))
+        print(f"chosen (NDCG >= 0.95 x lm first, then bars met): {label} {options}; its share curve:")
         for share in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
             slots = rerank.exploration_slots(None, {}, K, default_share=share)
             m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, K, seed=args.seed,
-                                             popularity=pop, rule="ucb", beta=1.0, placement="spread",
-                                             distinct_interests=True, repeat_penalty=rp, novelty_weight=w,
-                                             temperature=t))
+                                             popularity=pop, **options))
             print(f"  share={share:g}: {fmt(m)}")
+        print("new-interest frontier: probes by the LM's mean alone (w=0, no penalty, T=0)")
+        for share in (0.1, 0.2, 0.3):
+            slots = rerank.exploration_slots(None, {}, K, default_share=share)
+            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, K, seed=args.seed,
+                                             popularity=pop, rule="ucb", beta=1.0, placement="spread",
+                                             distinct_interests=True))
+            print(f"  share={share:g}: {fmt(m)}  {bars(m, base)}")
     print(f"load average at end: {open('/proc/loadavg').read().split()[:3]}")
 
 
 def fmt(m: dict) -> str:
     return (f"ndcg {m['ndcg']:.4f} coverage {m['coverage']:.4f} novelty {m['novelty']:.3f} "
-            f"new-interest hit {m['new_hit']:.3f}")
+            f"new-interest hit {m['new_hit']:.3f} ({m['new_hits']})")
 
 
 def bars(m: dict, base: dict) -> str:
