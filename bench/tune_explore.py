@@ -152,7 +152,32 @@ def main() -> None:
                                                               r[2]["coverage"] / base["coverage"]
                                                               + (r[2]["novelty"] - base["novelty"])
                                                               + r[2]["new_hit"] / max(base["new_hit"], 1e-9)))
-        print(f"chosen (NDCG >= 0.95 x lm first, then bars met): {label} {options}; its share curve:")
+        print(f"chosen (NDCG >= 0.95 x lm first, then bars met): {label} {options}")
+        shares = dict(shares_of[label])
+        chosen = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
+                                              rerank.slots_per_group(candidates.groups, segments, shares, K, 0.1),
+                                              K, seed=args.seed, popularity=pop, **options))
+        print("per segment: one more probe (share + 0.1) for that segment alone")
+        gains = []
+        for segment in sorted(set(segments["rfm_segment"].to_list())):
+            more = {**shares, segment: shares.get(segment, 0.1) + 0.1}
+            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
+                                             rerank.slots_per_group(candidates.groups, segments, more, K, 0.1),
+                                             K, seed=args.seed, popularity=pop, **options))
+            cost = max(chosen["ndcg"] - m["ndcg"], 0.0) / base["ndcg"]
+            gains.append(((m["coverage"] - chosen["coverage"]) / base["coverage"] / max(cost, 1e-3), segment))
+            print(f"  {segment}: {fmt(m)}  {bars(m, base)}")
+        print("segments given one more probe in order of coverage gained per NDCG lost, while NDCG >= 0.95 x lm:")
+        for _, segment in sorted(gains, reverse=True):
+            more = {**shares, segment: shares.get(segment, 0.1) + 0.1}
+            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
+                                             rerank.slots_per_group(candidates.groups, segments, more, K, 0.1),
+                                             K, seed=args.seed, popularity=pop, **options))
+            keep = m["ndcg"] >= 0.95 * base["ndcg"]
+            print(f"  + {segment}: {fmt(m)}  {bars(m, base)}  {'kept' if keep else 'dropped'}")
+            if keep:
+                shares = more
+        print(f"  shares: {shares} (others 0.1); the share curve of {options}:")
         for share in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
             slots = rerank.exploration_slots(None, {}, K, default_share=share)
             m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, K, seed=args.seed,
