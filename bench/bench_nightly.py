@@ -12,7 +12,9 @@ events) and --nights nightly files. In a throwaway copy of the project (ratings 
   reference    a --full-refresh build of every file, in a separate copy
 
 and prints per build: wall time, nodes rebuilt/reused, lm NDCG@10; then the comparison
-with the reference and the issue's bars. Timings are noisy on a shared machine: the load
+with the reference, eval.exploration_outcomes, an off-policy (IPS) estimate of lm from
+lm_explore's served logs of every build against lm's directly measured precision, and the
+issue's bars. Timings are noisy on a shared machine: the load
 average is printed next to each build; compare ratios from one run.
 
     .venv/bin/python bench/bench_nightly.py [--nights 5] [--vars '{lm: {epochs: 4}}']
@@ -146,6 +148,69 @@ def _diff(con, name: str, left: str, right: str) -> tuple[str, int, int, int]:
     return name, n, only_left, only_right
 
 
+def served_slots(project: Path, k: int = 10) -> tuple:
+    """The build's data watermark and lm's and lm_explore's served slots (with lm_explore's
+    propensities): the logs a production system keeps of what it showed each night."""
+    con = duckdb.connect(str(project / "warehouse.duckdb"), read_only=True)
+    try:
+        mark = con.execute("select max(event_time) from staging.events").fetchone()[0]
+        rows = con.execute("select strategy, user_id, item_id, propensity from recs.recommendations "
+                           "where strategy in ('lm', 'lm_explore') and rank <= ?", [k]).fetchall()
+    finally:
+        con.close()
+    return mark, rows
+
+
+def replay_off_policy(logs: list[tuple], reference: Path) -> list[str]:
+    """IPS of lm (and of lm_explore itself) from lm_explore's served logs over the replay, by
+    the project's off_policy_estimate macro, beside lm's directly measured precision on the
+    same slots. One unit per (build, user): the lists a build served, rewarded by the user's
+    events after the build's watermark (to the end of the replay); builds with no later
+    events and repeated watermarks (a build with nothing new) are left out."""
+    import polars as pl
+
+    frames, seen = [], set()
+    for b, (mark, rows) in enumerate(logs):
+        if mark in seen or not rows:
+            continue
+        seen.add(mark)
+        schema = {"strategy": pl.Utf8, "user_id": pl.Int64, "item_id": pl.Int64, "propensity": pl.Float64}
+        frames.append(pl.DataFrame(rows, schema=schema, orient="row")
+                      .with_columns(pl.lit(b).alias("build"), pl.lit(mark).alias("watermark")))
+    con = duckdb.connect()
+    con.execute(f"attach '{reference / 'warehouse.duckdb'}' as ref (read_only)")
+    con.register("slots_frame", pl.concat(frames))
+    unit = "build::bigint * 1000000000 + user_id"  # (build, user) as one user id
+    con.execute(f"""
+        create table later_events as
+        select distinct {unit} as user_id, e.item_id
+        from ref.staging.events e join (select distinct build, watermark from slots_frame) m
+            on e.event_time > m.watermark""")
+    con.execute(f"create table slots as select {unit} as unit, * from slots_frame "
+                f"where build in (select distinct user_id // 1000000000 from later_events)")
+    con.execute("create table logged_slots as select unit as user_id, item_id, propensity from slots "
+                "where strategy = 'lm_explore'")
+    con.execute("create table target_slots as select strategy, unit as user_id, item_id from slots")
+    sql = subprocess.run(duckrec(reference, "compile", "--inline",
+                                 "{{ off_policy_estimate('logged_slots', 'target_slots', 'later_events', "
+                                 "['strategy']) }}"), capture_output=True, text=True, check=True).stdout
+    estimates = {r[0]: r[1:] for r in con.execute(
+        f"select strategy, n_users, ips, snips, ips_low, ips_high from ({sql})").fetchall()}
+    direct = {r[0]: r[1:] for r in con.execute(
+        "select strategy, avg((e.user_id is not null)::integer), count(e.user_id) from target_slots t "
+        "left join later_events e using (user_id, item_id) group by all").fetchall()}
+    builds = con.execute("select count(distinct build) from slots").fetchone()[0]
+    con.close()
+    out = [f"{builds} builds' served lists, rewarded by each user's later events in the replay"]
+    for strategy in ("lm", "lm_explore"):
+        n, ips, snips, low, high = estimates[strategy]
+        d, hits = direct[strategy]
+        out.append(f"{strategy:<10} IPS {ips:.4f} [{low:.4f}, {high:.4f}]  SNIPS {snips:.4f}  direct {d:.4f} "
+                   f"({hits} slots engaged with later, {n} build x user units)  direct within the interval: "
+                   f"{low <= d <= high}")
+    return out
+
+
 def list_drift(project: Path, k: int = 10) -> str:
     """How many served lm lists of users with no new event change when the newest (warm)
     checkpoint replaces its parent: whether recomputing only changed users would be correct."""
@@ -210,6 +275,7 @@ def main() -> int:
     print(f"{'build':<14} {'wall':>9}", flush=True)
     initial = run_build(nightly, "initial", vars_=extra_vars)
     show(initial)
+    logs = [served_slots(nightly)]
     show(run_build(nightly, "nothing new", vars_=extra_vars))
     kill_report = None
     malformed_report = None
@@ -228,6 +294,7 @@ def main() -> int:
             print(f"night {i}: build killed with SIGKILL after {after:.0f}s: {kill_report}", flush=True)
         row = run_build(nightly, f"night {i}", vars_=extra_vars)
         show(row)
+        logs.append(served_slots(nightly))
         last_wall = row["wall"]
         if i == args.malformed_night:
             lines = [ln.strip() for ln in row["out"].splitlines() if "malformed" in ln]
@@ -260,6 +327,9 @@ def main() -> int:
             row[0], row[1], row[2], row[3], "-" if row[4] is None else f"{row[4]:.3f}",
             row[5], "-" if row[6] is None else f"{row[6]:.3f}"))
     con.close()
+    print("\noff-policy: lm estimated from lm_explore's served logs over the replay (precision at 10):")
+    for line in replay_off_policy(logs, reference):
+        print("  " + line)
     nights = [r for r in rows if r["label"].startswith("night")]
     nothing = rows[1]
     worst_night = max(r["wall"] for r in nights) / initial["wall"]

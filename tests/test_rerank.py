@@ -928,6 +928,9 @@ def test_candidate_uncertainty_round_trips_through_its_table():
     table = rerank.Candidates.from_frame(candidates)
     mean, std = rerank.candidate_uncertainty(lm, table, histories, passes=5, seed=1)
     assert (mean > 0).all() and (std > 0).all()
+    # the purposes run in threads at once or one after the other: the same figures
+    one = rerank.candidate_uncertainty(lm, table, histories, passes=5, seed=1, threads=1)
+    assert np.array_equal(one[0], mean) and np.array_equal(one[1], std)
     frame = rerank.uncertainty_frame(table, mean, std)
     assert dict(frame.schema) == rerank.UNCERTAINTY_SCHEMA and frame.height == candidates.height
     # read back in another row order, and for a history-filtered candidate table

@@ -38,6 +38,14 @@ class LMConfig:
         return asdict(self)
 
 
+def _dropout(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Inverted dropout (as F.dropout in training) with masks from ``generator``."""
+    if p == 0.0:
+        return x
+    keep = torch.empty_like(x).bernoulli_(1.0 - p, generator=generator)
+    return x * keep / (1.0 - p)
+
+
 class ItemLM(nn.Module):
     def __init__(
         self,
@@ -84,14 +92,23 @@ class ItemLM(nn.Module):
         out, hidden = self.rnn(x, hidden)
         return self.to_item_space(self.drop(out)), hidden
 
-    def last_states(self, inputs: torch.Tensor, last: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    def last_states(self, inputs: torch.Tensor, last: torch.Tensor, vectors: torch.Tensor,
+                    mc_generator: torch.Generator | None = None) -> torch.Tensor:
         """[B, d]: the item-space state after input ``last[b]`` of each row, as ``forward``
-        gives it, with the output dropout (in training mode) drawn only for those positions.
-        MC dropout needs nothing else; the masks of the other positions were 2/3 of its
-        dropout cost."""
-        x = self.drop(F.embedding(inputs, vectors))
+        gives it, with the output dropout drawn only for those positions (the masks of the
+        other positions were 2/3 of MC dropout's cost).
+
+        With ``mc_generator`` the input and output dropout are always drawn, from that
+        generator and not torch's global one, whatever the module's mode (MC dropout that
+        several threads can run at once, each deterministic); a multi-layer GRU's own
+        between-layer dropout is then not drawn."""
+        if mc_generator is None:
+            drop = self.drop
+        else:
+            drop = lambda t: _dropout(t, self.config.dropout, mc_generator)  # noqa: E731
+        x = drop(F.embedding(inputs, vectors))
         out, _ = self.rnn(x)
-        return self.to_item_space(self.drop(out[torch.arange(inputs.shape[0]), last]))
+        return self.to_item_space(drop(out[torch.arange(inputs.shape[0]), last]))
 
     def initial_state(self) -> torch.Tensor:
         """The item-space state before any event: what a user with no history gets."""

@@ -5,6 +5,7 @@ round-trips through bytes, so a checkpoint stored in the warehouse reproduces th
 """
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -200,7 +201,7 @@ def score_candidates_mc(
     passes: int = 20,
     seed: int = 0,
     bigram_sequences: list[np.ndarray] | None = None,
-    threads: int = 1,
+    threads: int | None = 1,
     batch_size: int = 512,
     progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -212,18 +213,23 @@ def score_candidates_mc(
     ``bigram_sequences`` (default: the histories, as in ``recs.lm_candidates``).
     ``candidates`` are 1-based item indices, 0 pads (mean and std 0). The std is the
     unbiased (n - 1) one, as ``torch.std``. Each pass runs the users in ``_states``'s order
-    and batches, so the dropout masks are those of a plain per-pass loop; it is faster:
+    and batches, drawing the input and output dropout (``ItemLM.last_states``) from a
+    generator seeded by ``seed``, not torch's global one: calls in several threads at once
+    give what they give one after the other. It is faster than a plain per-pass loop:
 
     - the n-gram half has no dropout, so it is counted once, not per pass, and only its
       candidate columns are kept; the passes only redo the recurrent half;
     - the item vectors (no dropout either) are built once; with ``rnn_weight`` 0 no pass
       is run at all (the std is exactly 0);
-    - torch runs on ``threads`` threads (default 1) inside the call. The GRU's per-step
-      parallel regions make two threads on a two-core machine 10-50x *slower* as soon as
-      another process holds one core; one thread is as fast on a quiet machine and does
-      not collapse under load.
+    - torch runs on ``threads`` threads (default 1) inside the call; None leaves torch's
+      count as it is (callers that run several calls in threads set it once). The GRU's
+      per-step parallel regions make two threads on a two-core machine 10-50x *slower* as
+      soon as another process holds one core; one thread is as fast on a quiet machine and
+      does not collapse under load.
 
-    The global torch RNG, thread count and the model's train/eval mode are left as they were.
+    The global torch RNG, thread count and the model's train/eval mode are left as they
+    were; a multi-layer GRU in training mode is put in eval mode for the call (its
+    between-layer dropout is not drawn), so call it in threads with the model in eval mode.
     ``progress(task, done, total, unit=...)`` hears of each pass.
     """
     cand = np.asarray(candidates, dtype=np.int64)
@@ -267,19 +273,20 @@ def score_candidates_mc(
         inputs, lens = pad_histories([np.asarray(histories[i]) for i in rows], context)
         batches.append((torch.from_numpy(rows), inputs, lens - 1))
     model = lm.model
-    was_training = model.training
+    gru_training = model.rnn.training
     total = torch.zeros(n_users, width, dtype=torch.float64)
     total_sq = torch.zeros(n_users, width, dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(threads):
-        torch.manual_seed(seed)
-        model.train()  # dropout on; no optimiser step, so the weights do not change
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad(), torch_threads(threads) if threads else contextlib.nullcontext():
+        if gru_training:
+            model.rnn.eval()  # dropout comes from last_states' generator only
         try:
             vectors = model.item_vectors()
             initial = model.initial_state()
             for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
-                    states[rows] = model.last_states(inputs, last, vectors)
+                    states[rows] = model.last_states(inputs, last, vectors, mc_generator=generator)
                 draw = torch.empty(n_users, width, dtype=torch.float64)
                 for lo in range(0, n_users, step):  # never users x items at once
                     probs = torch.softmax(model.logits(states[lo : lo + step], vectors), dim=1)
@@ -292,7 +299,8 @@ def score_candidates_mc(
                 if progress is not None:
                     progress("MC dropout", done, passes, unit="pass", final=done == passes)
         finally:
-            model.train(was_training)
+            if gru_training:
+                model.rnn.train()
     mean = total / passes
     # the unbiased (n - 1) std, as torch.std; clipped at 0 against rounding
     var = ((total_sq - passes * mean * mean) / (passes - 1)).clamp(min=0.0)

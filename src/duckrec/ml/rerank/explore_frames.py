@@ -162,15 +162,25 @@ def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
 
 
 def candidate_uncertainty(
-    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int = 1,
+    lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and spread of the LM's probability for every candidate row
     (:func:`duckrec.ml.score.score_candidates_mc`), each (purpose, user) scored from its
     purpose's history, as ``recs.lm_candidates`` was: per purpose, the n-gram half counts
     over the histories of that purpose's candidate users. Items outside the LM's catalogue get 0, 0.
+
+    The purposes run at once, one thread each, each on one torch thread, at most ``threads``
+    of them (default: the CPUs this process may use): independent single-threaded loops
+    share a busy host gracefully, where one loop's per-step parallel regions collapse. Each
+    purpose's dropout masks come from its own generator seeded by ``seed``, so the figures
+    do not depend on how many run at once.
     """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..score import score_candidates_mc
+    from ..threads import pick_threads, torch_threads
 
     mean = np.zeros(candidates.frame.height)
     std = np.zeros(candidates.frame.height)
@@ -185,6 +195,8 @@ def candidate_uncertainty(
     cand_index = np.zeros(cand_items.size, dtype=np.int64)
     cand_index[known_cand] = lm.catalogue.index(cand_items[known_cand])
     purposes = candidates.groups["purpose"].to_numpy()
+    jobs = []
+    lock = threading.Lock()
     for purpose in sorted(set(purposes.tolist())):
         group_ids = np.flatnonzero(purposes == purpose)
         seqs = []
@@ -198,11 +210,34 @@ def candidate_uncertainty(
         valid = column[None, :] < sizes[:, None]
         rows = candidates.offsets[group_ids][:, None] + column[None, :]
         block[valid] = cand_index[rows[valid]]
-        report = None if progress is None else (
-            lambda task, *args, _p=purpose, **kwargs: progress(f"{_p} {task}", *args, **kwargs))
-        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=threads, progress=report)
+        jobs.append((purpose, seqs, block, rows, valid))
+
+    def run(job):
+        purpose, seqs, block, rows, valid = job
+
+        def report(task, *args, **kwargs):
+            if progress is not None:
+                with lock:  # one progress line at a time
+                    progress(f"{purpose} {task}", *args, **kwargs)
+
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=None, progress=report)
         mean[rows[valid]] = m[valid]
         std[rows[valid]] = s[valid]
+
+    workers = max(1, min(len(jobs), pick_threads(threads, follow_load=False)))
+    model = lm.model
+    was_training = model.training
+    model.eval()  # dropout is drawn by each job's generator, never torch's global one
+    try:
+        with torch_threads(1):
+            if workers == 1:
+                for job in jobs:
+                    run(job)
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="duckrec-mc") as pool:
+                    list(pool.map(run, jobs))  # list(): re-raises a job's exception here
+    finally:
+        model.train(was_training)
     return mean, std
 
 
