@@ -3,8 +3,9 @@ the purpose, var rerank.explore_shares) given to candidates that are a new inter
 user (recs.lm_candidate_interests, the rule eval's new_interest_hit_rate uses), chosen by the
 model's uncertainty (recs.lm_candidate_uncertainty: MC-dropout mean and spread), then UCB
 or a Thompson draw (var rerank.explore_rule), divided by the item's popularity (features.item_popularity)
-to the power var rerank.explore_novelty_weight (long tail), items other users already probe
-pushed down (explore_repeat_penalty), probes drawn at explore_temperature. Seeded by var seed:
+to the power var rerank.explore_novelty_weight (long tail), items other lists already probe
+(or, with explore_repeat_shown, show) pushed down (explore_repeat_penalty), probes drawn at
+explore_temperature. Seeded by var seed:
 the same build gives the same lists. probed_interest names the genre each exploration slot
 probes, propensity the probability with which the policy chose the slot's item."""
 from duckrec.ml import rerank
