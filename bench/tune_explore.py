@@ -138,15 +138,23 @@ def main() -> None:
 
         base = measure(rerank.exploit_lists(candidates, LENGTH))
         print(f"lm: {fmt(base)}")
+
+        def run(slots, **options) -> dict:
+            """The measures of the lists with these slots per user and explore_lists options."""
+            return measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, LENGTH,
+                                                seed=args.seed, popularity=pop, **options))
+
+        def by_segment(shares: dict) -> np.ndarray:
+            return rerank.slots_per_group(candidates.groups, segments, shares, LENGTH, 0.1)
+
         shares_of = {"served segments": LOW_SHARES, "mid segments": MID_SHARES}
         results = []
         for (label, shares), (w, rp, shown, t) in itertools.product(
                 shares_of.items(), itertools.product(GRID_WEIGHTS, GRID_REPEATS, GRID_SHOWN, GRID_TEMPERATURES)):
-            slots = rerank.slots_per_group(candidates.groups, segments, shares, LENGTH, 0.1)
+            slots = by_segment(shares)
             options = dict(rule="ucb", beta=1.0, placement="spread", distinct_interests=True,
                            repeat_penalty=rp, repeat_shown=shown, novelty_weight=w, temperature=t)
-            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, LENGTH, seed=args.seed,
-                                             popularity=pop, **options))
+            m = run(slots, **options)
             results.append((label, options, m))
             print(f"{label} ({slots.mean():.2f} probes/list of {LENGTH}) w={w:g} repeat={rp:g} shown={shown} T={t:g}: "
                   f"{fmt(m)}  {bars(m, base)}")
@@ -156,41 +164,31 @@ def main() -> None:
                                                               r[2]["novelty"]))
         print(f"chosen (NDCG >= 0.95 x lm first, then bars met, then coverage): {label} {options}")
         shares = dict(shares_of[label])
-        chosen = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
-                                              rerank.slots_per_group(candidates.groups, segments, shares, LENGTH, 0.1),
-                                              LENGTH, seed=args.seed, popularity=pop, **options))
+        chosen = run(by_segment(shares), **options)
         print("per segment: one more probe (share + 0.1) for that segment alone")
         gains = []
         for segment in sorted(set(segments["rfm_segment"].to_list())):
             more = {**shares, segment: shares.get(segment, 0.1) + 0.1}
-            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
-                                             rerank.slots_per_group(candidates.groups, segments, more, LENGTH, 0.1),
-                                             LENGTH, seed=args.seed, popularity=pop, **options))
+            m = run(by_segment(more), **options)
             cost = max(chosen["ndcg"] - m["ndcg"], 0.0) / base["ndcg"]
             gains.append(((m["coverage"] - chosen["coverage"]) / base["coverage"] / max(cost, 1e-3), segment))
             print(f"  {segment}: {fmt(m)}  {bars(m, base)}")
         print("segments given one more probe in order of coverage gained per NDCG lost, while NDCG >= 0.95 x lm:")
         for _, segment in sorted(gains, reverse=True):
             more = {**shares, segment: shares.get(segment, 0.1) + 0.1}
-            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes,
-                                             rerank.slots_per_group(candidates.groups, segments, more, LENGTH, 0.1),
-                                             LENGTH, seed=args.seed, popularity=pop, **options))
+            m = run(by_segment(more), **options)
             keep = m["ndcg"] >= 0.95 * base["ndcg"]
             print(f"  + {segment}: {fmt(m)}  {bars(m, base)}  {'kept' if keep else 'dropped'}")
             if keep:
                 shares = more
         print(f"  shares: {shares} (others 0.1); the share curve of {options}:")
         for share in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
-            slots = rerank.exploration_slots(None, {}, LENGTH, default_share=share)
-            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, LENGTH, seed=args.seed,
-                                             popularity=pop, **options))
+            m = run(rerank.exploration_slots(None, {}, LENGTH, default_share=share), **options)
             print(f"  share={share:g}: {fmt(m)}")
         print("new-interest frontier: probes by the LM's mean alone (w=0, no penalty, T=0)")
         for share in (0.1, 0.2, 0.3):
-            slots = rerank.exploration_slots(None, {}, LENGTH, default_share=share)
-            m = measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, LENGTH, seed=args.seed,
-                                             popularity=pop, rule="ucb", beta=1.0, placement="spread",
-                                             distinct_interests=True))
+            m = run(rerank.exploration_slots(None, {}, LENGTH, default_share=share), rule="ucb", beta=1.0,
+                    placement="spread", distinct_interests=True)
             print(f"  share={share:g}: {fmt(m)}  {bars(m, base)}")
     print(f"load average at end: {open('/proc/loadavg').read().split()[:3]}")
 
