@@ -940,3 +940,24 @@ def test_candidate_uncertainty_round_trips_through_its_table():
     assert np.array_equal(rerank.uncertainty_of(fewer, frame)[0], mean[table.frame["purpose"].to_numpy() == "served"])
     with pytest.raises(ValueError, match="1 of 9 candidates have no mc_mean"):
         rerank.uncertainty_of(table, frame.slice(1))
+
+
+def test_item_rows_hold_one_row_per_item_and_rerank_as_the_full_matrix():
+    data = _random_batch(4)
+    offsets, scores = data["offsets"], data["scores"]
+    n = scores.size
+    rng = np.random.default_rng(9)
+    items = rng.integers(0, 6, size=n)  # few distinct items, repeated across lists
+    vectors, genres = rng.normal(size=(6, 5)), (rng.random((6, 4)) < 0.5).astype(float)
+    rows = rerank.ItemRows(vectors, items)
+    assert rows.shape == (n, 5) and rows.table.shape == (6, 5)
+    assert np.array_equal(np.asarray(rows), vectors[items]) and np.array_equal(rows[[2, 0]], vectors[items[[2, 0]]])
+    full = rerank.mmr_batch(offsets, scores, vectors[items], 6, 0.6)
+    held = rerank.mmr_batch(offsets, scores, rows, 6, 0.6)
+    assert np.array_equal(full.rows, held.rows) and np.array_equal(full.rank, held.rank)
+    targets = data["targets"][:, :4]
+    full = rerank.calibrate_batch(offsets, scores, genres[items], targets, 6, 0.7)
+    held = rerank.calibrate_batch(offsets, scores, rerank.ItemRows(genres, items), targets, 6, 0.7)
+    assert np.array_equal(full.rows, held.rows)
+    with pytest.raises(ValueError, match="expected 3 rows"):
+        rerank.mmr_batch(np.array([0, 3]), scores[:3], rows, 2, 0.5)

@@ -23,7 +23,7 @@ rerank``): the names below are its public API.
 
 from __future__ import annotations
 
-from .batching import RankedRows, group_offsets, minmax, score_order, score_order_batch
+from .batching import ItemRows, RankedRows, group_offsets, minmax, score_order, score_order_batch
 from .diversity import mmr, mmr_batch
 from .calibration import CALIBRATION_ALPHA, calibrate, calibrate_batch, genre_distribution
 from .exploration import (
@@ -80,6 +80,7 @@ __all__ = [
     "Placement",
     "popularity_of",
     "purpose_histories",
+    "ItemRows",
     "RankedRows",
     "RerankSettings",
     "score_order",

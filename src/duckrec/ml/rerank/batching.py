@@ -163,7 +163,47 @@ def _as_vector(name: str, values, size: int | None = None) -> np.ndarray:
     return array
 
 
-def _as_matrix(name: str, values, rows: int) -> np.ndarray:
+class ItemRows:
+    """A (candidate rows x columns) matrix kept as one row per distinct item plus each
+    candidate row's item: per-row copies of item vectors and genre rows were most of the
+    re-rankers' memory at scale (80k lists x 100 candidates x 64 floats, twice, is 8 GB).
+    Indexing with row numbers gives those rows; ``np.asarray`` gives the whole matrix."""
+
+    def __init__(self, table: np.ndarray, index: np.ndarray):
+        self.table = np.asarray(table, dtype=np.float64)
+        self.index = np.asarray(index, dtype=np.int64)
+        if self.table.ndim != 2:
+            raise ValueError(f"ItemRows: expected a 2-d item table, found shape {self.table.shape}")
+        if self.index.size and (self.index.min() < 0 or self.index.max() >= self.table.shape[0]):
+            raise ValueError(f"ItemRows: row items must be in [0, {self.table.shape[0]}), found "
+                             f"[{self.index.min()}, {self.index.max()}]")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.index.size, self.table.shape[1])
+
+    def __len__(self) -> int:
+        return self.index.size
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.table[self.index[rows]]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.table[self.index]
+        return out if dtype is None else out.astype(dtype)
+
+    def map_items(self, f) -> "ItemRows":
+        """``f`` (a row-wise function of the matrix) applied once per item."""
+        return ItemRows(f(self.table), self.index)
+
+
+def _as_matrix(name: str, values, rows: int) -> np.ndarray | ItemRows:
+    if isinstance(values, ItemRows):
+        if values.shape[0] != rows:
+            raise ValueError(f"{name}: expected {rows} rows, found {values.shape[0]}")
+        if values.table.size and not np.isfinite(values.table).all():
+            raise ValueError(f"{name}: expected finite numbers, found NaN or infinity")
+        return values
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != rows:
         raise ValueError(f"{name}: expected a 2-d array with {rows} rows, found shape {array.shape}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batching import (
-    RankedRows, _Padded, _as_matrix, _as_vector, _check_k, _check_lambda, _check_offsets, _chunked,
+    ItemRows, RankedRows, _Padded, _as_matrix, _as_vector, _check_k, _check_lambda, _check_offsets, _chunked,
     _padded_minmax, score_order_batch,
 )
 
@@ -76,7 +76,7 @@ def calibrate_batch(
         raise ValueError(f"calibrate: alpha must be in (0, 1], found {alpha}")
     if lam == 0.0:
         return score_order_batch(offsets, scores, k)
-    item_dist = genre_distribution(genres)
+    item_dist = genres.map_items(genre_distribution) if isinstance(genres, ItemRows) else genre_distribution(genres)
     target_dist = genre_distribution(targets)
     return _chunked(
         offsets,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batching import (
-    RankedRows, _Padded, _as_matrix, _as_vector, _check_k, _check_lambda, _check_offsets, _chunked,
+    ItemRows, RankedRows, _Padded, _as_matrix, _as_vector, _check_k, _check_lambda, _check_offsets, _chunked,
     _padded_minmax, _unit_rows, score_order_batch,
 )
 
@@ -34,7 +34,7 @@ def mmr_batch(
     _check_lambda("lam", lam)
     if lam == 1.0:
         return score_order_batch(offsets, scores, k)
-    unit = _unit_rows(vectors)
+    unit = vectors.map_items(_unit_rows) if isinstance(vectors, ItemRows) else _unit_rows(vectors)
     return _chunked(offsets, k, lambda padded: _mmr_padded(padded, scores, unit, k, lam))
 
 

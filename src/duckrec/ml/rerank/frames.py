@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .batching import RankedRows, group_offsets, score_order_batch
+from .batching import ItemRows, RankedRows, group_offsets, score_order_batch
 from .calibration import calibrate_batch, genre_distribution
 from .diversity import mmr_batch
 
@@ -107,16 +107,19 @@ def item_lookup(item_ids: np.ndarray, table_ids: np.ndarray, table_values: np.nd
     return out
 
 
-def embedding_matrix(item_ids: np.ndarray, embeddings: pl.DataFrame) -> np.ndarray:
-    """Item vectors from ``ml.item_embeddings`` (item_id, embedding) for ``item_ids``; zeros if unknown."""
+def embedding_matrix(item_ids: np.ndarray, embeddings: pl.DataFrame) -> ItemRows:
+    """Item vectors from ``ml.item_embeddings`` (item_id, embedding) for ``item_ids``; zeros if
+    unknown. One vector per distinct item (:class:`ItemRows`), not one per row."""
+    distinct, index = np.unique(np.asarray(item_ids, dtype=np.int64), return_inverse=True)
     if embeddings.height == 0:
-        return np.zeros((len(item_ids), 1))
+        return ItemRows(np.zeros((distinct.size, 1)), index)
     vectors = np.asarray(embeddings["embedding"].to_list(), dtype=np.float64)
-    return item_lookup(item_ids, embeddings["item_id"].to_numpy(), vectors)
+    return ItemRows(item_lookup(distinct, embeddings["item_id"].to_numpy(), vectors), index)
 
 
-def genre_matrix(item_ids: np.ndarray, items: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Multi-hot genres of ``item_ids`` from ``staging.items`` (item_id, genres) and the genre names."""
+def genre_matrix(item_ids: np.ndarray, items: pl.DataFrame) -> tuple[ItemRows, list[str]]:
+    """Multi-hot genres of ``item_ids`` from ``staging.items`` (item_id, genres) and the genre
+    names; one row per distinct item (:class:`ItemRows`), not one per id given."""
     exploded = items.select("item_id", "genres").explode("genres").drop_nulls("genres")
     names = sorted(exploded["genres"].unique().to_list())
     column = {name: i for i, name in enumerate(names)}
@@ -126,7 +129,8 @@ def genre_matrix(item_ids: np.ndarray, items: pl.DataFrame) -> tuple[np.ndarray,
     rows = [row_of[int(i)] for i in exploded["item_id"].to_list()]
     cols = [column[g] for g in exploded["genres"].to_list()]
     table[rows, cols] = 1.0
-    return item_lookup(item_ids, table_ids, table), names
+    distinct, index = np.unique(np.asarray(item_ids, dtype=np.int64), return_inverse=True)
+    return ItemRows(item_lookup(distinct, table_ids, table), index), names
 
 
 def purpose_histories(fit_events: pl.DataFrame) -> pl.DataFrame:
