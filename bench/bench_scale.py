@@ -238,6 +238,8 @@ def main() -> int:
                 print(f"  {stage:<10}{s['nodes']:>6}{s['seconds']:>10.1f}{gib(s['peak_rss']):>12}")
         print("  slowest nodes: " + ", ".join(f"{n.split('.')[-1]} {sec:.0f}s/{gib(r)}"
                                                for sec, n, _, r in result["nodes"][:6]))
+        print("  largest nodes: " + ", ".join(f"{n.split('.')[-1]} {gib(r)}/{sec:.0f}s"
+                                              for sec, n, _, r in sorted(result["nodes"], key=lambda x: -x[3])[:6]))
         failed = [e for e in result["events"] if e.get("event") == "error"]
         for e in failed[:3]:
             print(f"  error in {e.get('node')}: {str(e.get('message'))[:300]}")
