@@ -102,27 +102,21 @@ symmetric_similarity as (
     from pair_similarity
 ),
 
--- each item's var('knn_neighbours') most similar items, per purpose
-top_neighbours as materialized (
-    select
-        item_id,
-        -- ties broken by the smaller item id, so the same data always keeps the same neighbours
-        max_by({'neighbour_id': neighbour_id, 'similarity': served_similarity},
-               {'s': served_similarity, 'tie': -neighbour_id}, {{ neighbours }})
-            filter (where served_similarity > 0) as served,
-        max_by({'neighbour_id': neighbour_id, 'similarity': holdout_similarity},
-               {'s': holdout_similarity, 'tie': -neighbour_id}, {{ neighbours }})
-            filter (where holdout_similarity > 0) as holdout
-    from symmetric_similarity
-    group by item_id
-),
-
-neighbours as (
-    select 'served' as purpose, item_id, unnest(served, recursive := true)
-    from top_neighbours
-    union all
-    select 'holdout' as purpose, item_id, unnest(holdout, recursive := true)
-    from top_neighbours
+-- each item's var('knn_neighbours') most similar items, per purpose: a row_number window, not
+-- max_by(..., n), whose per-group heaps keep an allocation per row they see outside DuckDB's
+-- memory_limit (about 0.9 GB at 2M events)
+neighbours as materialized (
+    select purpose, item_id, neighbour_id, similarity
+    from (
+        select 'served' as purpose, item_id, neighbour_id, served_similarity as similarity
+        from symmetric_similarity
+        union all
+        select 'holdout' as purpose, item_id, neighbour_id, holdout_similarity as similarity
+        from symmetric_similarity
+    )
+    where similarity > 0
+    -- ties broken by the smaller item id, so the same data always keeps the same neighbours
+    qualify row_number() over (partition by purpose, item_id order by similarity desc, neighbour_id) <= {{ neighbours }}
 ),
 
 users as (
@@ -135,14 +129,15 @@ history as materialized (
     semi join users using (purpose, user_id)
 ),
 
+-- every (user, candidate) pair: tens of millions of rows on a large log, so this aggregate and
+-- the ranking below carry only numbers; the reason is looked up for the kept rows alone
 scored as (
     select
         history.purpose,
         history.user_id,
         neighbours.neighbour_id as item_id,
         -- rounded: a parallel float sum differs in the last bits from run to run and would swap ties
-        round(sum(neighbours.similarity), 9) as score,
-        arg_max(history.item_id, {'s': neighbours.similarity, 'tie': -history.item_id}) as closest_history_item
+        round(sum(neighbours.similarity), 9) as score
     from history
     join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
     group by history.purpose, history.user_id, neighbours.neighbour_id
@@ -154,22 +149,50 @@ unseen as (
     anti join history using (purpose, user_id, item_id)
 ),
 
-top_scored as (
+top_candidates as materialized (
     select
         unseen.purpose,
         unseen.user_id,
         unseen.item_id,
         unseen.score,
-        'like ' || items.title as reason,
-        1 as source_order,
         row_number() over (
             partition by unseen.purpose, unseen.user_id order by unseen.score desc, popularity.popularity_rank
         ) as source_rank
     from unseen
-    join items on items.item_id = unseen.closest_history_item
     join popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ list_length('unseen.purpose') }}
+),
+
+-- the reason names the kept candidate's most similar history item (ties: the smaller item id);
+-- every history item is in staging.items (staging rejects unknown items), so it has a title
+closest_history as (
+    select
+        history.purpose,
+        history.user_id,
+        neighbours.neighbour_id as item_id,
+        arg_max(history.item_id, {'s': neighbours.similarity, 'tie': -history.item_id}) as closest_history_item
+    from history
+    join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
+    semi join top_candidates
+        on top_candidates.purpose = history.purpose
+        and top_candidates.user_id = history.user_id
+        and top_candidates.item_id = neighbours.neighbour_id
+    group by history.purpose, history.user_id, neighbours.neighbour_id
+),
+
+top_scored as (
+    select
+        top_candidates.purpose,
+        top_candidates.user_id,
+        top_candidates.item_id,
+        top_candidates.score,
+        'like ' || items.title as reason,
+        1 as source_order,
+        top_candidates.source_rank
+    from top_candidates
+    join closest_history using (purpose, user_id, item_id)
+    join items on items.item_id = closest_history.closest_history_item
 ),
 
 lists as (
