@@ -8,6 +8,10 @@
 -- One self-join serves both purposes: each purpose counts the pairs of its own fit events
 -- (features.fit_events), each user's window of recent items cut from those events, so the
 -- 'holdout' neighbours never count a test event, not even through the window.
+-- Memory: every large step is a join, a hash aggregate or a window, whose state DuckDB spills
+-- to disk beyond the target's memory_limit; aggregates over struct keys (max_by(..., n),
+-- arg_max(x, {...})) keep theirs outside that limit, so none runs over the millions of pair or
+-- candidate rows of a large log (at 2M events they took the node past the 2 GB limit).
 {% set neighbours = var('knn_neighbours', 20) %}
 {% set max_user_events = var('knn_max_user_events', 200) %}
 {% set min_co_users = var('knn_min_co_users', 3) %}
@@ -102,9 +106,8 @@ symmetric_similarity as (
     from pair_similarity
 ),
 
--- each item's var('knn_neighbours') most similar items, per purpose: a row_number window, not
--- max_by(..., n), whose per-group heaps keep an allocation per row they see outside DuckDB's
--- memory_limit (about 0.9 GB at 2M events)
+-- each item's var('knn_neighbours') most similar items, per purpose (a window: max_by(..., n)
+-- over a struct key held 0.9 GB outside the memory_limit at 2M events)
 neighbours as materialized (
     select purpose, item_id, neighbour_id, similarity
     from (
@@ -129,8 +132,8 @@ history as materialized (
     semi join users using (purpose, user_id)
 ),
 
--- every (user, candidate) pair: tens of millions of rows on a large log, so this aggregate and
--- the ranking below carry only numbers; the reason is looked up for the kept rows alone
+-- one row per user and candidate (33M at 2M events): this aggregate and the ranking below carry
+-- ids and scores only; the reason is found for the kept candidates alone (closest_history)
 scored as (
     select
         history.purpose,
@@ -143,12 +146,14 @@ scored as (
     group by history.purpose, history.user_id, neighbours.neighbour_id
 ),
 
+-- a list never repeats an item of the user's history
 unseen as (
     select scored.*
     from scored
     anti join history using (purpose, user_id, item_id)
 ),
 
+-- each list's top candidates: by score, ties by popularity
 top_candidates as materialized (
     select
         unseen.purpose,
@@ -164,21 +169,25 @@ top_candidates as materialized (
     qualify source_rank <= {{ list_length('unseen.purpose') }}
 ),
 
--- the reason names the kept candidate's most similar history item (ties: the smaller item id);
--- every history item is in staging.items (staging rejects unknown items), so it has a title
+-- the reason names the kept candidate's most similar history item (ties: the smaller item id).
+-- Every history item is in staging.items (staging rejects unknown items), so the join to items
+-- below drops no kept candidate.
 closest_history as (
     select
         history.purpose,
         history.user_id,
         neighbours.neighbour_id as item_id,
-        arg_max(history.item_id, {'s': neighbours.similarity, 'tie': -history.item_id}) as closest_history_item
+        history.item_id as closest_history_item
     from history
     join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
     semi join top_candidates
         on top_candidates.purpose = history.purpose
         and top_candidates.user_id = history.user_id
         and top_candidates.item_id = neighbours.neighbour_id
-    group by history.purpose, history.user_id, neighbours.neighbour_id
+    qualify row_number() over (
+        partition by history.purpose, history.user_id, neighbours.neighbour_id
+        order by neighbours.similarity desc, history.item_id
+    ) = 1
 ),
 
 top_scored as (
