@@ -6,7 +6,9 @@ recs.lm_candidates (and, for lm_explore, recs.lm_candidate_uncertainty) with the
 served lists, without retraining or rescoring; the `lm` setting is the unre-ranked exploit
 list and `is_default` marks the settings the served lists use. Lists are built at max(var ks),
 as the served lists are, and kept up to K = var rerank.tradeoff_k. eval.tradeoff measures
-them with the SQL rules of eval.user_metrics / eval.metrics.
+them with the SQL rules of eval.user_metrics / eval.metrics. Built a block of holdout users
+at a time (duckrec.ml.rerank.blocks), exploration's repeat counts carried from block to
+block: the same lists as one pass over all users.
 """
 import polars as pl
 
@@ -19,29 +21,51 @@ def model(dbt, session):
     dbt.config(materialized="table")
     settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
     list_length = max(dbt.var("ks", [10]))
+    seed = int(dbt.var("seed", 42))
+    # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
+    max_rank = (dbt.var("lm", {}) or {}).get("candidates", 100)
+    items = dbt.ref("items").pl()
+    embeddings = dbt.ref("item_embeddings").pl()
+    item_popularity = dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
+    segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
+    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events")
+    uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
+    blocks = [b for b in rerank.user_blocks(
+        candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl()) if b.purpose == PURPOSE]
 
-    def holdout(relation):
-        return relation.pl().filter(pl.col("purpose") == PURPOSE)
+    # the first pass: the items every setting's exploit slots show, over all blocks
+    counts = {}
+    for block in blocks:
+        rerank.tradeoff_exposure(settings, candidates=candidates.filter(block.where()).pl(),
+                                 fit_events=fit_events.filter(block.where()).pl(), segments=block.of(segments),
+                                 list_length=list_length, probe_counts=counts)
+    yield pl.DataFrame(schema=rerank.TRADEOFF_SCHEMA)
+    total = rerank.tradeoff_setting_count(settings) * len(blocks)
+    done, users = 0, 0
 
-    def report(done, total, last):
+    def report(_, __, last):
+        nonlocal done
+        done += 1
         dbt.progress("re-ranking settings", done, total, {"last": last}, unit="setting", final=done == total)
 
-    lists = rerank.tradeoff_lists(
-        settings,
-        candidates=holdout(dbt.ref("lm_candidates")),
-        fit_events=holdout(dbt.ref("fit_events")),
-        items=dbt.ref("items").pl(),
-        embeddings=dbt.ref("item_embeddings").pl(),
-        uncertainty=holdout(dbt.ref("lm_candidate_uncertainty")),
-        interests=holdout(dbt.ref("lm_candidate_interests")),
-        item_popularity=holdout(dbt.ref("item_popularity")),
-        segments=holdout(dbt.ref("user_rfm_by_purpose")),
-        list_length=list_length,
-        # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
-        max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100),
-        seed=int(dbt.var("seed", 42)),
-        progress=report,
-    )
-    dbt.log(f"tradeoff_lists: {rerank.tradeoff_setting_count(settings)} settings over "
-            f"{lists['user_id'].n_unique()} holdout users, lists of {list_length} kept to K={settings.tradeoff_k}")
-    return lists
+    for block in blocks:
+        lists = rerank.tradeoff_lists(
+            settings,
+            candidates=candidates.filter(block.where()).pl(),
+            fit_events=fit_events.filter(block.where()).pl(),
+            items=items,
+            embeddings=embeddings,
+            uncertainty=uncertainty.filter(block.where()).pl(),
+            interests=interests.filter(block.where()).pl(),
+            item_popularity=item_popularity,
+            segments=block.of(segments),
+            list_length=list_length,
+            max_rank=max_rank,
+            seed=seed,
+            progress=report,
+            probe_counts=counts,
+        )
+        users += lists["user_id"].n_unique()
+        yield lists
+    dbt.log(f"tradeoff_lists: {rerank.tradeoff_setting_count(settings)} settings over {users} holdout users "
+            f"in {len(blocks)} blocks, lists of {list_length} kept to K={settings.tradeoff_k}")

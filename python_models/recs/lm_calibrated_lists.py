@@ -1,6 +1,9 @@
 """lm_calibrated: the language model's candidates re-ranked so each list's genre mix follows
 the user's history mix (Steck, RecSys 2018), lambda = var rerank.calibration_lambda.
-Exploit slots only; reasons name the closest history item."""
+Exploit slots only; reasons name the closest history item. Built a block of users at a
+time (duckrec.ml.rerank.blocks)."""
+import polars as pl
+
 from duckrec.ml import rerank
 
 
@@ -9,15 +12,23 @@ def model(dbt, session):
     settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     k = max(lengths.values())
+    max_rank = int((dbt.var("lm", {}) or {}).get("candidates", 100))
     items = dbt.ref("items").pl()
-    histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
-    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories,
-                                              max_rank=(dbt.var("lm", {}) or {}).get("candidates", 100))
-    item_genres, _ = rerank.genre_matrix(candidates.item_ids(), items)
-    target_mixes = rerank.history_genre_mix(candidates.groups, histories, items)
-    # the greedy calibration: a list cut at a purpose's length is the list built at that length
-    lists = rerank.cut_lists(
-        rerank.calibrated_lists(candidates, item_genres, target_mixes, k, settings.calibration_lambda), lengths
-    )
-    dbt.log(f"lm_calibrated: {candidates.groups.height} lists (lengths {lengths}) at lambda {settings.calibration_lambda}")
-    return rerank.like_reasons(lists, histories, dbt.ref("item_embeddings").pl(), items)
+    vectors = rerank.reason_vectors(dbt.ref("item_embeddings").pl())
+    candidates = dbt.ref("lm_candidates").filter(f"rank <= {max_rank}")
+    fit_events = dbt.ref("fit_events")
+    blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
+    yield pl.DataFrame(schema=rerank.LIST_SCHEMA)
+    lists_made = 0
+    for block in blocks:
+        histories = rerank.purpose_histories(fit_events.filter(block.where()).pl())
+        table = rerank.Candidates.from_frame(candidates.filter(block.where()).pl(), histories, max_rank=max_rank)
+        item_genres, _ = rerank.genre_matrix(table.item_ids(), items)
+        target_mixes = rerank.history_genre_mix(table.groups, histories, items)
+        # the greedy calibration: a list cut at a purpose's length is the list built at that length
+        lists = rerank.cut_lists(
+            rerank.calibrated_lists(table, item_genres, target_mixes, k, settings.calibration_lambda), lengths
+        )
+        lists_made += table.groups.height
+        yield rerank.like_reasons(lists, histories, vectors, items)
+    dbt.log(f"lm_calibrated: {lists_made} lists (lengths {lengths}) at lambda {settings.calibration_lambda}")

@@ -1,7 +1,12 @@
 """The LM's uncertainty about each of its candidates: the mean and spread of the mixed
 next-item probability over var lm.mc_passes stochastic forward passes with dropout on
 (MC dropout, duckrec.ml.score.score_candidates_mc), seeded by var seed. Computed once
-here; lm_explore_lists and eval.tradeoff_lists read it."""
+here; lm_explore_lists and eval.tradeoff_lists read it. Written a block of users at a
+time (duckrec.ml.rerank.blocks): the pool is users x var rerank.explore_candidates rows."""
+from itertools import zip_longest
+
+import numpy as np
+
 from duckrec.ml import rerank
 from duckrec.ml.score import TrainedLM
 
@@ -10,22 +15,45 @@ def model(dbt, session):
     dbt.config(materialized="table")
     seed = int(dbt.var("seed", 42))
     passes = int((dbt.var("lm", {}) or {}).get("mc_passes", 20))
-    histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
-    # every row of lm_candidates (it already leaves history items out)
-    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl())
     latest = dbt.ref("lm_checkpoints").order("trained_at desc, checkpoint_id desc").limit(1).project("state").fetchall()
     if not latest:
         raise ValueError("lm_candidate_uncertainty: expected a trained model in ml.lm_checkpoints, found none")
     lm = TrainedLM.from_bytes(bytes(latest[0][0]))
-    mean, std = rerank.candidate_uncertainty(lm, candidates, histories, passes, seed,
-                                             progress=dbt.progress)
-    dbt.log(f"lm_candidate_uncertainty: {candidates.frame.height} candidates of {candidates.groups.height} "
-            f"lists, {passes} MC-dropout passes, median spread/mean {_median_ratio(mean, std):.2f}")
-    return rerank.uncertainty_frame(candidates, mean, std)
+    candidates = dbt.ref("lm_candidates")
+    fit_events = dbt.ref("fit_events")
+    blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
+    by_purpose = {}
+    for block in blocks:
+        by_purpose.setdefault(block.purpose, []).append(block)
+    # each purpose's n-gram half counts over all its candidate users' histories, once
+    ngrams = {}
+    for purpose in by_purpose:
+        users = candidates.filter(f"purpose = '{purpose}'").aggregate("purpose, user_id", "purpose, user_id")
+        groups = users.order("user_id").pl()
+        histories = rerank.purpose_histories(fit_events.filter(f"purpose = '{purpose}'").pl())
+        ngrams[purpose] = lm.mixture.fit_ngram(rerank.history_sequences(lm, groups, histories), lm.catalogue.n_items)
+    yield rerank.uncertainty_frame(rerank.Candidates.from_frame(candidates.limit(0).pl()), np.zeros(0), np.zeros(0))
+    ratios, rows, lists = [], 0, 0
+    # one block of each purpose at a time: the purposes run at once, in two threads
+    for pair in zip_longest(*by_purpose.values()):
+        pair = [b for b in pair if b is not None]
+        where = " or ".join(f"({b.where()})" for b in pair)
+        # every row of lm_candidates (it already leaves history items out)
+        block = rerank.Candidates.from_frame(candidates.filter(where).pl())
+        histories = rerank.purpose_histories(fit_events.filter(where).pl())
+        mean, std = rerank.candidate_uncertainty(lm, block, histories, passes, seed, progress=dbt.progress,
+                                                 ngrams=ngrams, seeds={b.purpose: b.seed(seed) for b in pair})
+        ratios.append(_ratios(mean, std, sample=len(blocks) > 2))
+        rows, lists = rows + block.frame.height, lists + block.groups.height
+        yield rerank.uncertainty_frame(block, mean, std)
+    median = float(np.median(np.concatenate(ratios))) if ratios and sum(map(len, ratios)) else 0.0
+    dbt.log(f"lm_candidate_uncertainty: {rows} candidates of {lists} lists in {len(blocks)} blocks, "
+            f"{passes} MC-dropout passes, median spread/mean {median:.2f}")
 
 
-def _median_ratio(mean, std):
-    import numpy as np
-
+def _ratios(mean, std, sample):
+    """spread / mean of the candidates with a mean; with many blocks, a sample of each
+    (every block's, for the logged median, must not add up to the pool)."""
     ok = mean > 0
-    return float(np.median(std[ok] / mean[ok])) if ok.any() else 0.0
+    ratio = (std[ok] / mean[ok]).astype(np.float32)
+    return ratio[:: ratio.size // 100_000 + 1] if sample else ratio

@@ -1,10 +1,11 @@
 """The LM's top-N candidates per list purpose and user: for every user that gets a list
 (features.list_users), scored from the history that purpose may see (features.fit_events).
-The re-rankers read these."""
+The re-rankers read these. Written a chunk of users at a time, as they are scored."""
 import numpy as np
 import polars as pl
 
-from duckrec.ml import TrainedLM, top_k, user_sequences
+from duckrec.ml import TrainedLM, iter_top_k, user_sequences
+from duckrec.ml.threads import scoring_heap
 
 
 def model(dbt, session):
@@ -17,28 +18,33 @@ def model(dbt, session):
     pool = max(int((dbt.var("lm", {}) or {}).get("candidates", 100)),
                int((dbt.var("rerank", {}) or {}).get("explore_candidates", 100)))
     n = max(pool, max(dbt.var("ks", [10])), int(dbt.var("k", 10)))
-    frames = []
-    for purpose in sorted(list_users["purpose"].unique().to_list()):
-        events = fit.filter(pl.col("purpose") == purpose)
-        index = lm.catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
-        with_history, history_seqs = user_sequences(events["user_id"].to_numpy(), index, events["position"].to_numpy())
-        history_of = dict(zip(with_history.tolist(), history_seqs))
-        # a list user without a visible event starts from the model's initial state
-        ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
-        seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
-        # the n-gram half counts over exactly the histories scored here
-        items, scores = top_k(lm, seqs, n, progress=_named(dbt, purpose))
-        found = np.isfinite(scores)
-        rows, ranks = np.nonzero(found)
-        frames.append(pl.DataFrame({
-            "purpose": pl.Series([purpose] * len(rows), dtype=pl.Utf8),
-            "user_id": pl.Series(ids[rows], dtype=pl.Int64),
-            "rank": pl.Series(ranks + 1, dtype=pl.Int32),
-            "item_id": pl.Series(lm.catalogue.item_ids[items[found] - 1], dtype=pl.Int64),
-            "score": pl.Series(scores[found], dtype=pl.Float64),
-        }))
-        dbt.log(f"{purpose}: top {n} LM candidates for {len(ids)} users")
-    return pl.concat(frames)
+    yield _frame("", np.zeros(0, np.int64), np.zeros((0, n), np.int64), np.zeros((0, n)), lm)  # the columns
+    with scoring_heap():
+        for purpose in sorted(list_users["purpose"].unique().to_list()):
+            events = fit.filter(pl.col("purpose") == purpose)
+            index = lm.catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
+            with_history, history_seqs = user_sequences(events["user_id"].to_numpy(), index,
+                                                        events["position"].to_numpy())
+            history_of = dict(zip(with_history.tolist(), history_seqs))
+            # a list user without a visible event starts from the model's initial state
+            ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
+            seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
+            # the n-gram half counts over exactly the histories scored here
+            for start, items, scores in iter_top_k(lm, seqs, n, progress=_named(dbt, purpose)):
+                yield _frame(purpose, ids[start : start + len(items)], items, scores, lm)
+            dbt.log(f"{purpose}: top {n} LM candidates for {len(ids)} users")
+
+
+def _frame(purpose, ids, items, scores, lm):
+    found = np.isfinite(scores)
+    rows, ranks = np.nonzero(found)
+    return pl.DataFrame({
+        "purpose": pl.Series([purpose] * len(rows), dtype=pl.Utf8),
+        "user_id": pl.Series(ids[rows], dtype=pl.Int64),
+        "rank": pl.Series(ranks + 1, dtype=pl.Int32),
+        "item_id": pl.Series(lm.catalogue.item_ids[items[found] - 1], dtype=pl.Int64),
+        "score": pl.Series(scores[found], dtype=pl.Float64),
+    })
 
 
 def _named(dbt, purpose):

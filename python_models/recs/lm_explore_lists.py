@@ -7,7 +7,11 @@ to the power var rerank.explore_novelty_weight (long tail), items other lists al
 (or, with explore_repeat_shown, show) pushed down (explore_repeat_penalty), probes drawn at
 explore_temperature. Seeded by var seed:
 the same build gives the same lists. probed_interest names the genre each exploration slot
-probes, propensity the probability with which the policy chose the slot's item."""
+probes, propensity the probability with which the policy chose the slot's item.
+Built a block of users at a time (duckrec.ml.rerank.blocks), the repeat counts carried
+from block to block: the same lists as one pass over all users."""
+import polars as pl
+
 from duckrec.ml import rerank
 
 
@@ -17,17 +21,37 @@ def model(dbt, session):
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     items = dbt.ref("items").pl()
-    histories = rerank.purpose_histories(dbt.ref("fit_events").pl())
-    candidates = rerank.Candidates.from_frame(dbt.ref("lm_candidates").pl(), histories)
-    mean, std = rerank.uncertainty_of(candidates, dbt.ref("lm_candidate_uncertainty").pl())
-    outside, probes = rerank.interest_flags_of(candidates, dbt.ref("lm_candidate_interests").pl())
-    slots = rerank.slots_per_group(
-        candidates.groups, dbt.ref("user_rfm_by_purpose").pl(), settings.explore_shares, lengths,
-        settings.explore_default_share,
-    )
-    popularity = rerank.popularity_of(candidates, dbt.ref("item_popularity").pl())
-    lists = rerank.explore_lists(candidates, mean, std, outside, probes, slots, lengths, seed=seed,
-                                 popularity=popularity, **settings.explore_options())
-    dbt.log(f"lm_explore: {candidates.groups.height} lists (lengths {lengths}), "
-            f"{int(lists['is_exploration'].sum())} exploration slots ({settings.explore_rule})")
-    return rerank.like_reasons(lists, histories, dbt.ref("item_embeddings").pl(), items)
+    vectors = rerank.reason_vectors(dbt.ref("item_embeddings").pl())
+    segments = dbt.ref("user_rfm_by_purpose").pl()
+    item_popularity = dbt.ref("item_popularity").pl()
+    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events")
+    uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
+    blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
+
+    def read(block):
+        histories = rerank.purpose_histories(fit_events.filter(block.where()).pl())
+        table = rerank.Candidates.from_frame(candidates.filter(block.where()).pl(), histories)
+        slots = rerank.slots_per_group(table.groups, block.of(segments), settings.explore_shares, lengths,
+                                       settings.explore_default_share)
+        return histories, table, slots
+
+    # the items every list's exploit slots show, counted over all blocks before any probe
+    counts = {}
+    if settings.explore_repeat_shown and settings.explore_repeat_penalty > 0:
+        for block in blocks:
+            _, table, slots = read(block)
+            rerank.exposure_counts(table, slots, lengths, counts)
+    yield pl.DataFrame(schema=rerank.EXPLORE_LIST_SCHEMA)
+    lists_made = slots_made = 0
+    for block in blocks:
+        histories, table, slots = read(block)
+        mean, std = rerank.uncertainty_of(table, uncertainty.filter(block.where()).pl())
+        outside, probes = rerank.interest_flags_of(table, interests.filter(block.where()).pl())
+        popularity = rerank.popularity_of(table, item_popularity)
+        lists = rerank.explore_lists(table, mean, std, outside, probes, slots, lengths, seed=seed,
+                                     popularity=popularity, probe_counts=counts, **settings.explore_options())
+        lists_made += table.groups.height
+        slots_made += int(lists["is_exploration"].sum())
+        yield rerank.like_reasons(lists, histories, vectors, items)
+    dbt.log(f"lm_explore: {lists_made} lists (lengths {lengths}) in {len(blocks)} blocks, "
+            f"{slots_made} exploration slots ({settings.explore_rule})")

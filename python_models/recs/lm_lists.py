@@ -8,7 +8,8 @@ from duckrec.ml import rerank
 def model(dbt, session):
     dbt.config(materialized="table")
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
-    candidates = rerank.cut_lists(dbt.ref("lm_candidates").pl(), lengths)
+    # only the ranks a list can show are read: the pool is 600 deep for exploration
+    candidates = rerank.cut_lists(dbt.ref("lm_candidates").filter(f"rank <= {max(lengths.values())}").pl(), lengths)
     titles = dbt.ref("items").pl().select("item_id", "title")
     reasons = (
         dbt.ref("list_users").pl()

@@ -33,7 +33,10 @@ class ModelConfig:
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
                  progress: Callable[..., None] | None = None, empty: bool = False, full_refresh: bool = False):
-        self._con = con
+        # refs are read through a cursor of their own: a model that streams its result
+        # (returns an iterator of frames) reads its refs while the build's connection is
+        # busy writing the table, and DuckDB lets no query use its own connection
+        self._con = con.cursor()
         self._project = project
         self._node = node
         self.config = ModelConfig(dict(node.config))
@@ -80,15 +83,24 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dbt = DbtContext(con, project, node, incremental, log, progress, empty, full_refresh)
+        _CURSORS[id(con)] = dbt._con
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too
-        _expose(con, node, result)
+        _expose(con, node, result, path)
     except (ProjectError, NodeError):
         raise
     except Exception as e:  # noqa: BLE001 - the user's code: report it with its own traceback
-        raise NodeError(f"Python model {node.name} raised {type(e).__name__}: {e}\n{_user_traceback(e, path)}",
-                        path=node.path) from None
+        raise _model_error(node, e, path) from None
     return f"select * from {RESULT_VIEW}"
+
+
+def _model_error(node: Node, e: BaseException, path: Path) -> NodeError:
+    return NodeError(f"Python model {node.name} raised {type(e).__name__}: {e}\n{_user_traceback(e, path)}",
+                     path=node.path)
+
+
+_CURSORS: dict[int, Any] = {}  # the running model's cursor, per build connection
+_STREAM_ERRORS: dict[int, NodeError] = {}  # what a streamed result raised, per build connection
 
 
 def _user_traceback(exc: BaseException, path: Path) -> str:
@@ -97,7 +109,10 @@ def _user_traceback(exc: BaseException, path: Path) -> str:
     return "".join(traceback.format_list(frames[start:])).rstrip()
 
 
-def _expose(con, node: Node, result: Any) -> None:
+def _expose(con, node: Node, result: Any, path: Path) -> None:
+    if _is_stream(result):
+        con.register(RESULT_VIEW, _stream_reader(con, node, iter(result), path))
+        return
     module = type(result).__module__.split(".")[0]
     if module == "polars":
         if hasattr(result, "collect"):
@@ -107,6 +122,10 @@ def _expose(con, node: Node, result: Any) -> None:
     if module == "duckdb":
         try:
             result.create_view(RESULT_VIEW, replace=True)
+            if not con.execute("select count(*) from duckdb_views() where view_name = ?", [RESULT_VIEW]).fetchone()[0]:
+                # a relation of the model's cursor (dbt.ref): its view is that cursor's; the
+                # build's connection selects the same SQL (refs are qualified names)
+                con.execute(f"create or replace temp view {RESULT_VIEW} as {result.sql_query()}")
         except Exception:  # noqa: BLE001 - a relation over a Python object cannot be a stored view
             con.register(RESULT_VIEW, result.to_arrow_table())
         return
@@ -117,7 +136,72 @@ def _expose(con, node: Node, result: Any) -> None:
                     "a pyarrow Table or a DuckDB relation", path=node.path)
 
 
+def _is_stream(result: Any) -> bool:
+    """A generator or other iterator of frames (not a frame, table or relation)."""
+    import collections.abc as abc
+
+    return isinstance(result, abc.Iterator) and type(result).__module__.split(".")[0] not in (
+        "polars", "pyarrow", "pandas", "duckdb")
+
+
+def _stream_reader(con, node: Node, frames, path: Path):
+    """An Arrow stream over a model's iterator of frames (polars DataFrames, Arrow tables or
+    record batches), pulled while DuckDB writes the table: the result is never held whole.
+    The first frame gives the schema (it may have no rows); every later one is cast to it,
+    and a frame that cannot be is the model's error. An exception raised by the model's code
+    while it streams is kept, so the build reports it with the model's own traceback."""
+    import pyarrow as pa
+
+    def table_of(frame):
+        module = type(frame).__module__.split(".")[0]
+        if module == "polars":
+            return (frame.collect() if hasattr(frame, "collect") else frame).to_arrow()
+        if isinstance(frame, pa.RecordBatch):
+            return pa.Table.from_batches([frame])
+        if isinstance(frame, pa.Table):
+            return frame
+        raise TypeError(f"a streamed result yields polars DataFrames or Arrow tables, found {type(frame).__name__}")
+
+    try:
+        first = table_of(next(frames))
+    except StopIteration:
+        raise NodeError(f"Python model {node.name} returned an iterator without a frame; yield at least one "
+                        "(an empty frame with the table's columns)", path=node.path) from None
+    schema = first.schema
+
+    def batches():
+        try:
+            yield from first.to_batches()
+            for frame in frames:
+                table = table_of(frame)
+                if table.schema != schema:
+                    try:
+                        table = table.select(schema.names).cast(schema)
+                    except (KeyError, ValueError, pa.ArrowException) as e:
+                        raise TypeError(f"a streamed frame's columns {table.schema.names} "
+                                        f"({table.schema.types}) do not match the first frame's "
+                                        f"{schema.names} ({schema.types}): {e}") from None
+                yield from table.to_batches()
+        except Exception as e:  # noqa: BLE001 - the user's code: reported with its traceback
+            _STREAM_ERRORS[id(con)] = _model_error(node, e, path)
+            raise
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def stream_error(con) -> NodeError | None:
+    """What the running model's streamed result raised, if DuckDB's error came from it."""
+    return _STREAM_ERRORS.pop(id(con), None)
+
+
 def release(con) -> None:
+    _STREAM_ERRORS.pop(id(con), None)
+    cursor = _CURSORS.pop(id(con), None)
+    if cursor is not None:
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001 - already closed with its connection
+            pass
     try:
         con.unregister(RESULT_VIEW)
     except Exception:  # noqa: BLE001 - a relation result is a view, not a registration

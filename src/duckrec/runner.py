@@ -312,13 +312,20 @@ class Runner:
             full_refresh = self.opt.full_refresh and node.config.get("full_refresh") is not False
             incremental = materialize.is_incremental_run(self.catalog, node, full_refresh)
             if node.language == "python":
-                from .pymodels import release, run_python_model
+                from .pymodels import release, run_python_model, stream_error
 
                 try:
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
                                            NodeProgress(self.report, node), self.opt.empty, full_refresh)
                     sql = _typed(node, sql)
-                    return done("success", materialize.materialize(con, self.catalog, node, sql, full_refresh))
+                    try:
+                        rows = materialize.materialize(con, self.catalog, node, sql, full_refresh)
+                    except duckdb.Error:
+                        error = stream_error(con)  # a streamed result's own exception, not DuckDB's wrapping
+                        if error is None:
+                            raise
+                        raise error from None
+                    return done("success", rows)
                 finally:
                     release(con)
             sql = self.renderer.compile(node, incremental)

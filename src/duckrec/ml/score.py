@@ -84,6 +84,9 @@ class TrainedLM:
         return cls(cat, model, Mixture(**blob["mixture"]), blob["context"])
 
 
+FIT = "fit"  # the ngram= default of the scoring functions: count the n-grams here
+
+
 SCORE_BLOCK = 1 << 22  # users x items scored at once (16 MB of float32); memory never grows with users x items
 
 
@@ -153,30 +156,60 @@ def top_k(
     events that are history at scoring time. Users are scored ``chunk_size`` at a time
     (default: as many as keep a block near 4M scores), so memory does not grow with
     users x items. ``progress(task, done, total, unit=...)`` hears of each chunk of users scored.
+    :func:`iter_top_k` gives the same chunk by chunk, for callers that write as they go.
     """
+    items = np.zeros((len(histories), k), dtype=np.int64)
+    scores = np.full((len(histories), k), float("-inf"))
+    for start, chunk_items, chunk_scores in iter_top_k(lm, histories, k, exclude=exclude,
+                                                        bigram_sequences=bigram_sequences,
+                                                        chunk_size=chunk_size, progress=progress):
+        items[start : start + len(chunk_items)] = chunk_items
+        scores[start : start + len(chunk_items)] = chunk_scores
+    return items, scores
+
+
+def iter_top_k(
+    lm: TrainedLM,
+    histories: list[np.ndarray],
+    k: int,
+    *,
+    exclude: list[np.ndarray] | None = None,
+    bigram_sequences: list[np.ndarray] | None = None,
+    chunk_size: int | None = None,
+    progress: Callable[..., None] | None = None,
+    ngram: Bigram | None | str = FIT,
+):
+    """:func:`top_k` one chunk of users at a time: yields (first user, items [n, k],
+    scores [n, k]), so the whole [U, k] result is never held (at 600 candidates and 150k
+    users it is 1.4 GB). Hold :func:`~duckrec.ml.threads.scoring_heap` around the loop, as
+    :func:`top_k` does. ``ngram`` is the n-gram half already counted
+    (``lm.mixture.fit_ngram(sequences, n_items)``, None for none): callers that score a
+    purpose's users in several calls count it once, over all of them."""
     if k < 1:
         raise ValueError(f"top_k: expected k >= 1, found {k}")
     exclude = histories if exclude is None else exclude
     if len(exclude) != len(histories):
         raise ValueError(f"top_k: expected one exclusion list per history, found {len(exclude)} for {len(histories)}")
     n = lm.catalogue.n_items
-    bigram = lm.mixture.fit_ngram(histories if bigram_sequences is None else bigram_sequences, n)
+    bigram = (lm.mixture.fit_ngram(histories if bigram_sequences is None else bigram_sequences, n)
+              if isinstance(ngram, str) else ngram)
     states = user_states(lm.model, histories, lm.context)
     kk = min(k, n)
     chunk_size = chunk_size or score_rows(n)
-    items = np.zeros((len(histories), k), dtype=np.int64)
-    scores = np.full((len(histories), k), float("-inf"))
     for start in range(0, len(histories), chunk_size):
         stop = min(start + chunk_size, len(histories))
+        items = np.zeros((stop - start, k), dtype=np.int64)
+        scores = np.full((stop - start, k), float("-inf"))
         s = next_item_scores(lm, states[start:stop], histories[start:stop], bigram)
         _exclude(s, exclude[start:stop])
         val, idx = torch.topk(s, kk, dim=1)
-        items[start:stop, :kk] = (idx + 1).numpy()
-        scores[start:stop, :kk] = val.double().numpy()
+        del s
+        items[:, :kk] = (idx + 1).numpy()
+        scores[:, :kk] = val.double().numpy()
+        items[~np.isfinite(scores)] = 0
         if progress is not None:
             progress("scoring", stop, len(histories), unit="user", final=stop == len(histories))
-    items[~np.isfinite(scores)] = 0
-    return items, scores
+        yield start, items, scores
 
 
 def rank_metrics(items: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
@@ -204,13 +237,15 @@ def score_candidates_mc(
     threads: int | None = 1,
     batch_size: int = 512,
     progress: Callable[..., None] | None = None,
+    ngram: Bigram | None | str = FIT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std [U, C] of the mixed probability of each (user, candidate) over
     ``passes`` forward passes with dropout on (MC dropout): an uncertainty the
     re-rankers can explore with.
 
     ``histories`` are 1-based item indices; the n-gram half of the mixture is counted over
-    ``bigram_sequences`` (default: the histories, as in ``recs.lm_candidates``).
+    ``bigram_sequences`` (default: the histories, as in ``recs.lm_candidates``), or given
+    already counted as ``ngram`` (see :func:`iter_top_k`).
     ``candidates`` are 1-based item indices, 0 pads (mean and std 0). The std is the
     unbiased (n - 1) one, as ``torch.std``. Each pass runs the users in ``_states``'s order
     and batches, drawing the input and output dropout (``ItemLM.last_states``) from a
@@ -244,16 +279,17 @@ def score_candidates_mc(
     pick = torch.from_numpy(np.clip(cand - 1, 0, None))
     mixture = lm.mixture
     w = float(mixture.rnn_weight)
-    bigram = mixture.fit_ngram(histories if bigram_sequences is None else list(bigram_sequences), lm.catalogue.n_items)
+    bigram = (mixture.fit_ngram(histories if bigram_sequences is None else list(bigram_sequences),
+                                lm.catalogue.n_items) if isinstance(ngram, str) else ngram)
     fixed = None  # the n-gram half of each candidate's probability, weighted
     w_rnn = 1.0
     step = score_rows(lm.catalogue.n_items)
     if bigram is not None and w < 1.0:
         fixed = torch.empty(n_users, width, dtype=torch.float64)
         for lo in range(0, n_users, step):
-            ngram = next_item_probs(bigram, histories[lo : lo + step], mixture.smoothing, mixture.context,
-                                    mixture.decay)
-            fixed[lo : lo + step] = ((1.0 - w) * torch.gather(ngram, 1, pick[lo : lo + step])).double()
+            ngram_probs = next_item_probs(bigram, histories[lo : lo + step], mixture.smoothing, mixture.context,
+                                          mixture.decay)
+            fixed[lo : lo + step] = ((1.0 - w) * torch.gather(ngram_probs, 1, pick[lo : lo + step])).double()
         w_rnn = w
     if w_rnn == 0.0:
         # a pure n-gram mixture (validation can pick rnn_weight 0): dropout changes nothing,

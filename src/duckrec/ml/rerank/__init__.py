@@ -37,13 +37,20 @@ from .frames import (
     lists_frame, mmr_lists, purpose_histories,
 )
 from .explore_frames import (
-    UNCERTAINTY_SCHEMA, candidate_uncertainty, explore_lists, interest_flags_of, popularity_of,
+    UNCERTAINTY_SCHEMA, candidate_uncertainty, explore_lists, exposure_counts, history_sequences, interest_flags_of, popularity_of,
     slots_per_group, uncertainty_frame, uncertainty_of,
 )
-from .reasons import like_reasons, most_similar_rows
-from .tradeoff import TRADEOFF_SCHEMA, tradeoff_lists, tradeoff_setting_count
+from .blocks import BLOCK_ROWS, Block, user_blocks
+from .reasons import like_reasons, most_similar_rows, reason_vectors
+from .tradeoff import TRADEOFF_SCHEMA, tradeoff_exposure, tradeoff_lists, tradeoff_setting_count
 
 __all__ = [
+    "Block",
+    "BLOCK_ROWS",
+    "history_sequences",
+    "reason_vectors",
+    "exposure_counts",
+    "user_blocks",
     "aligned_offsets",
     "calibrate",
     "calibrate_batch",
@@ -86,6 +93,7 @@ __all__ = [
     "score_order",
     "score_order_batch",
     "slots_per_group",
+    "tradeoff_exposure",
     "tradeoff_lists",
     "tradeoff_setting_count",
     "TRADEOFF_SCHEMA",

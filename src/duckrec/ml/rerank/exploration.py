@@ -229,6 +229,7 @@ def explore_batch(
     novelty_weight: float = 0.0,
     temperature: float = 0.0,
     repeat_shown: bool = False,
+    times_probed: dict | None = None,
 ) -> RankedRows:
     """:func:`explore` for every group; ``n_slots`` is one count per group (or one for all).
 
@@ -245,6 +246,11 @@ def explore_batch(
     (its first ``length - n_slots`` items in ``exploit_scores`` order, all groups counted
     before the first probe is chosen), so a probe goes first to an item that no list shows
     yet: a probe of an item another user is shown anyway adds nothing to coverage.
+
+    ``times_probed`` (item key -> count) is where the counts start and go on: a caller that
+    goes through the groups in several calls passes the same dict to each, having counted
+    the exposure of every call's exploit slots into it first (:func:`exploit_exposure`);
+    then ``repeat_shown`` counts nothing here.
     """
     offsets = _check_offsets(offsets, len(mean))
     n_groups = offsets.size - 1
@@ -259,9 +265,10 @@ def explore_batch(
     if repeat_penalty > 0 and item_keys is None:
         raise ValueError("explore_batch: repeat_penalty needs item_keys (the item of each row), found None")
     items = None if item_keys is None else _as_vector("item_keys", item_keys, size=mean.size)
-    times_probed: dict = {}
-    if repeat_penalty > 0 and repeat_shown:
-        times_probed = _exploit_exposure(offsets, mean if exploit is None else exploit, items, k, slots)
+    if times_probed is None:
+        times_probed = {}
+        if repeat_penalty > 0 and repeat_shown:
+            exploit_exposure(offsets, mean if exploit is None else exploit, items, k, slots, times_probed)
 
     share = None if popularity is None else _as_vector("popularity", popularity, size=mean.size)
     rows, ranks, groups, flags, chances = [], [], [], [], []
@@ -303,11 +310,11 @@ def explore_batch(
     return RankedRows(ranked.rows, ranked.group, ranked.rank, ranked.is_exploration, propensity)
 
 
-def _exploit_exposure(offsets: np.ndarray, exploit: np.ndarray, items: np.ndarray, k: int,
-                      slots: np.ndarray) -> dict:
+def exploit_exposure(offsets: np.ndarray, exploit: np.ndarray, items: np.ndarray, k: int,
+                     slots: np.ndarray, shown: dict | None = None) -> dict:
     """How many groups' exploit slots show each item: per group the first
-    ``min(k, size) - n_slots`` candidates by ``exploit`` (stable)."""
-    shown: dict = {}
+    ``min(k, size) - n_slots`` candidates by ``exploit`` (stable), added to ``shown``."""
+    shown = {} if shown is None else shown
     for g in range(offsets.size - 1):
         start, stop = int(offsets[g]), int(offsets[g + 1])
         n_exploit = max(min(k, stop - start) - int(slots[g]), 0)

@@ -10,7 +10,9 @@ import numpy as np
 import polars as pl
 
 from .batching import RankedRows, _ranked_rows, group_offsets
-from .exploration import ExploreRule, Placement, exploration_reason, exploration_slots, explore_batch
+from .exploration import (
+    ExploreRule, Placement, exploit_exposure, exploration_reason, exploration_slots, explore_batch,
+)
 from .frames import Candidates, _per_candidate, aligned_offsets, lists_frame
 
 
@@ -77,6 +79,7 @@ def explore_lists(
     novelty_weight: float = 0.0,
     temperature: float = 0.0,
     repeat_shown: bool = False,
+    probe_counts: dict | None = None,
 ) -> pl.DataFrame:
     """:func:`explore` lists for every (purpose, user): exploit slots in the LM's score order,
     exploration slots by ``rule`` over ``mean``/``std`` (one per probed interest first when
@@ -87,7 +90,12 @@ def explore_lists(
     ``repeat_shown`` the items that purpose's exploit slots show too.
     ``popularity`` (per candidate row, :func:`popularity_of`), ``novelty_weight`` and
     ``temperature`` are :func:`explore`'s; ``propensity`` is each slot's probability
-    (:func:`explore_with_propensity`)."""
+    (:func:`explore_with_propensity`).
+
+    A caller that goes through the users in blocks (:mod:`.blocks`) passes one
+    ``probe_counts`` dict to every block's call, counted by :func:`exposure_counts` over all
+    blocks first when ``repeat_shown``: the counts run on from block to block, and the lists
+    are those of one call over all the users."""
     users = candidates.groups["user_id"].to_numpy()
     purposes = candidates.groups["purpose"].to_list()
     purpose_keys = np.array([zlib.crc32(p.encode()) for p in purposes], dtype=np.int64)
@@ -120,6 +128,7 @@ def explore_lists(
             novelty_weight=novelty_weight,
             temperature=temperature,
             repeat_shown=repeat_shown,
+            times_probed=None if probe_counts is None else probe_counts.setdefault(purposes[first], {}),
         )
         parts.append(RankedRows(part.rows + row0, part.group + first, part.rank, part.is_exploration, part.propensity))
     ranked = _ranked_rows(
@@ -136,6 +145,24 @@ def explore_lists(
     return lists.insert_column(at, pl.Series("propensity", propensity, dtype=pl.Float64)).insert_column(
         at, pl.Series("probed_interest", probed, dtype=pl.Utf8)
     )
+
+
+def exposure_counts(candidates: Candidates, n_slots: np.ndarray | int, k: int | Mapping[str, int],
+                    counts: dict | None = None) -> dict:
+    """Per purpose, how many lists' exploit slots show each item (the start of
+    :func:`explore_lists`'s repeat counts with ``repeat_shown``), added to ``counts``."""
+    counts = {} if counts is None else counts
+    purposes = candidates.groups["purpose"].to_list()
+    slots = np.broadcast_to(np.asarray(n_slots, dtype=np.int64), (len(purposes),))
+    scores = candidates.frame["score"].to_numpy()
+    items = candidates.item_ids()
+    runs = group_offsets(np.asarray(purposes, dtype=object)) if purposes else np.zeros(1, np.int64)
+    for first, last in zip(runs[:-1].tolist(), runs[1:].tolist()):
+        row0, row1 = int(candidates.offsets[first]), int(candidates.offsets[last])
+        exploit_exposure(candidates.offsets[first : last + 1] - row0, scores[row0:row1], items[row0:row1],
+                         _length_of(k, purposes[first]), slots[first:last],
+                         counts.setdefault(purposes[first], {}))
+    return counts
 
 
 def popularity_of(candidates: Candidates, item_popularity: pl.DataFrame) -> np.ndarray:
@@ -161,9 +188,21 @@ def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
     return np.array([ids.setdefault(p, len(ids)) for p in probes], dtype=np.int64)
 
 
+def history_sequences(lm, groups: pl.DataFrame, histories: pl.DataFrame) -> list[np.ndarray]:
+    """Each group's history (``histories``: purpose, user_id, item_id in position order) as
+    the LM's 1-based item indices, items outside its catalogue left out: what
+    ``recs.lm_candidates`` scored each (purpose, user) from."""
+    history, offsets = aligned_offsets(groups, histories)
+    items = history["item_id"].to_numpy()
+    known = np.isin(items, lm.catalogue.item_ids)
+    index = np.zeros(items.size, dtype=np.int64)
+    index[known] = lm.catalogue.index(items[known])
+    return [h[h > 0] for h in np.split(index, offsets[1:-1])] if groups.height else []
+
+
 def candidate_uncertainty(
     lm, candidates: Candidates, histories: pl.DataFrame, passes: int, seed: int, threads: int | None = None,
-    progress=None,
+    progress=None, ngrams: Mapping[str, object] | None = None, seeds: Mapping[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and spread of the LM's probability for every candidate row
     (:func:`duckrec.ml.score.score_candidates_mc`), each (purpose, user) scored from its
@@ -173,23 +212,24 @@ def candidate_uncertainty(
     The purposes run at once, one thread each, each on one torch thread, at most ``threads``
     of them (default: the CPUs this process may use): independent single-threaded loops
     share a busy host gracefully, where one loop's per-step parallel regions collapse. Each
-    purpose's dropout masks come from its own generator seeded by ``seed``, so the figures
-    do not depend on how many run at once.
+    purpose's dropout masks come from its own generator seeded by ``seed`` (or
+    ``seeds[purpose]``), so the figures do not depend on how many run at once.
+
+    A caller that goes through a purpose's users in blocks (:mod:`.blocks`) passes each
+    purpose's n-gram half counted once over all its candidate users in ``ngrams``
+    (``lm.mixture.fit_ngram(history_sequences(...), lm.catalogue.n_items)``) and each block's
+    seed in ``seeds``; without them a call counts over, and seeds, what it is given.
     """
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..score import score_candidates_mc
+    from ..score import FIT, score_candidates_mc
     from ..threads import pick_threads, torch_threads
 
     mean = np.zeros(candidates.frame.height)
     std = np.zeros(candidates.frame.height)
     catalogue_ids = lm.catalogue.item_ids
-    history, history_offsets = aligned_offsets(candidates.groups, histories)
-    history_items = history["item_id"].to_numpy()
-    known_history = np.isin(history_items, catalogue_ids)
-    history_index = np.zeros(history_items.size, dtype=np.int64)
-    history_index[known_history] = lm.catalogue.index(history_items[known_history])
+    sequences = history_sequences(lm, candidates.groups, histories)
     cand_items = candidates.item_ids()
     known_cand = np.isin(cand_items, catalogue_ids)
     cand_index = np.zeros(cand_items.size, dtype=np.int64)
@@ -199,10 +239,7 @@ def candidate_uncertainty(
     lock = threading.Lock()
     for purpose in sorted(set(purposes.tolist())):
         group_ids = np.flatnonzero(purposes == purpose)
-        seqs = []
-        for g in group_ids:
-            h = history_index[history_offsets[g] : history_offsets[g + 1]]
-            seqs.append(h[h > 0])
+        seqs = [sequences[g] for g in group_ids]
         sizes = candidates.offsets[group_ids + 1] - candidates.offsets[group_ids]
         width = max(int(sizes.max()), 1)
         block = np.zeros((group_ids.size, width), dtype=np.int64)
@@ -210,17 +247,20 @@ def candidate_uncertainty(
         valid = column[None, :] < sizes[:, None]
         rows = candidates.offsets[group_ids][:, None] + column[None, :]
         block[valid] = cand_index[rows[valid]]
-        jobs.append((purpose, seqs, block, rows, valid))
+        ngram = FIT if ngrams is None or purpose not in ngrams else ngrams[purpose]
+        job_seed = seed if seeds is None or purpose not in seeds else int(seeds[purpose])
+        jobs.append((purpose, seqs, block, rows, valid, ngram, job_seed))
 
     def run(job):
-        purpose, seqs, block, rows, valid = job
+        purpose, seqs, block, rows, valid, ngram, job_seed = job
 
         def report(task, *args, **kwargs):
             if progress is not None:
                 with lock:  # one progress line at a time
                     progress(f"{purpose} {task}", *args, **kwargs)
 
-        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=seed, threads=None, progress=report)
+        m, s = score_candidates_mc(lm, seqs, block, passes=passes, seed=job_seed, threads=None, progress=report,
+                                   ngram=ngram)
         mean[rows[valid]] = m[valid]
         std[rows[valid]] = s[valid]
 

@@ -62,9 +62,23 @@ def _nearest_rows(cand_offsets, cand_rows, cand_unit, ref_offsets, ref_rows, ref
     return out
 
 
-def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+def reason_vectors(embeddings: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``ml.item_embeddings`` (item_id, embedding) as :func:`like_reasons` uses them: the item
+    ids and their unit vectors after a zero row 0 (unknown items, similar to nothing). A
+    caller that builds reasons block by block makes them once."""
+    if embeddings.height:
+        table_ids = embeddings["item_id"].cast(pl.Int64).to_numpy()
+        unit = np.vstack([np.zeros((1, len(embeddings["embedding"][0]))),
+                          _unit_rows(np.asarray(embeddings["embedding"].to_list(), dtype=np.float64))])
+        return table_ids, unit
+    return np.zeros(0, dtype=np.int64), np.zeros((1, 1))
+
+
+def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.DataFrame | tuple,
+                 items: pl.DataFrame) -> pl.DataFrame:
     """Fills the empty ``reason`` of list rows with "like <title>": the user's history item
-    (of the list's purpose) whose embedding is closest to the recommended item's."""
+    (of the list's purpose) whose embedding is closest to the recommended item's.
+    ``embeddings`` is ``ml.item_embeddings`` or :func:`reason_vectors` of it."""
     lists = lists.with_row_index("_order")
     todo = lists.filter(pl.col("reason").is_null()).sort("purpose", "user_id", "rank")
     if todo.height == 0:
@@ -74,12 +88,7 @@ def like_reasons(lists: pl.DataFrame, histories: pl.DataFrame, embeddings: pl.Da
     history, history_offsets = aligned_offsets(groups, histories)
     history_items = history["item_id"].to_numpy()
     # unit vectors per embedded item (row 0: unknown items, zero, similar to nothing)
-    if embeddings.height:
-        table_ids = embeddings["item_id"].cast(pl.Int64).to_numpy()
-        unit = np.vstack([np.zeros((1, len(embeddings["embedding"][0]))),
-                          _unit_rows(np.asarray(embeddings["embedding"].to_list(), dtype=np.float64))])
-    else:
-        table_ids, unit = np.zeros(0, dtype=np.int64), np.zeros((1, 1))
+    table_ids, unit = embeddings if isinstance(embeddings, tuple) else reason_vectors(embeddings)
     row_of = lambda ids: item_lookup(ids, table_ids, np.arange(1, table_ids.size + 1))  # noqa: E731
     nearest = _nearest_rows(
         offsets, row_of(todo["item_id"].to_numpy()), unit, history_offsets, row_of(history_items), unit

@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 import polars as pl
 
-from .explore_frames import explore_lists, interest_flags_of, popularity_of, slots_per_group, uncertainty_of
+from .explore_frames import (
+    explore_lists, exposure_counts, interest_flags_of, popularity_of, slots_per_group, uncertainty_of,
+)
 from .exploration import exploration_slots
 from .frames import (
     Candidates, calibrated_lists, embedding_matrix, exploit_lists, genre_matrix, history_genre_mix, mmr_lists,
@@ -49,6 +51,7 @@ def tradeoff_lists(
     max_rank: int,
     seed: int,
     progress: Callable[[int, int, str], None] | None = None,
+    probe_counts: dict | None = None,
 ) -> pl.DataFrame:
     """The lists of every setting of the grid, in ``TRADEOFF_SCHEMA``, kept to rank
     ``settings.tradeoff_k``.
@@ -60,6 +63,10 @@ def tradeoff_lists(
     ``list_length`` as the served lists are; exploration reads the whole candidate pool
     (var rerank.explore_candidates), the other re-rankers its first ``max_rank`` (var
     lm.candidates). ``progress(done, total, last)`` is called after each setting.
+
+    A caller that goes through the users in blocks passes one ``probe_counts`` dict to
+    every block's call, filled by :func:`tradeoff_exposure` over all blocks first: each
+    exploration setting's repeat counts then run on from block to block, as in one call.
     """
     k = settings.tradeoff_k
     histories = purpose_histories(fit_events)
@@ -106,14 +113,33 @@ def tradeoff_lists(
     outside, probes = interest_flags_of(explore_candidates, interests)
     popularity = popularity_of(explore_candidates, item_popularity)
 
-    def explore(slots):
+    def explore(label, slots):
+        counts = None if probe_counts is None else probe_counts.setdefault(label, {})
         return explore_lists(explore_candidates, mean, std, outside, probes, slots, list_length, seed=seed,
-                             popularity=popularity, **settings.explore_options())
+                             popularity=popularity, probe_counts=counts, **settings.explore_options())
 
-    for share in settings.tradeoff_explore_shares:
-        uniform = exploration_slots(None, {}, list_length, default_share=share)
-        add("lm_explore", "share", share, explore(uniform), False)
-    segment_slots = slots_per_group(explore_candidates.groups, segments, settings.explore_shares,
-                                    list_length, settings.explore_default_share)
-    add("lm_explore", "share", None, explore(segment_slots), True)
+    for label, share, slots in _explore_settings(settings, explore_candidates.groups, segments, list_length):
+        add("lm_explore", "share", share, explore(label, slots), share is None)
     return pl.concat(frames).cast(TRADEOFF_SCHEMA)
+
+
+def _explore_settings(settings: RerankSettings, groups: pl.DataFrame, segments: pl.DataFrame, list_length: int):
+    """(label, share, slots per group) of every exploration setting of the grid: each
+    uniform share, then the served shares by segment (share None)."""
+    for share in settings.tradeoff_explore_shares:
+        yield f"share={share:g}", share, exploration_slots(None, {}, list_length, default_share=share)
+    yield "share=segments", None, slots_per_group(groups, segments, settings.explore_shares, list_length,
+                                                  settings.explore_default_share)
+
+
+def tradeoff_exposure(settings: RerankSettings, *, candidates: pl.DataFrame, fit_events: pl.DataFrame,
+                      segments: pl.DataFrame, list_length: int, probe_counts: dict) -> dict:
+    """Adds one block's exploit exposure (:func:`exposure_counts`) to every exploration
+    setting's counts in ``probe_counts``: the first pass of a caller that builds
+    :func:`tradeoff_lists` block by block. Does nothing unless the settings count shown items."""
+    if not (settings.explore_repeat_shown and settings.explore_repeat_penalty > 0):
+        return probe_counts
+    table = Candidates.from_frame(candidates, purpose_histories(fit_events))
+    for label, _, slots in _explore_settings(settings, table.groups, segments, list_length):
+        exposure_counts(table, slots, list_length, probe_counts.setdefault(label, {}))
+    return probe_counts
