@@ -8,6 +8,10 @@
 -- One self-join serves both purposes: each purpose counts the pairs of its own fit events
 -- (features.fit_events), each user's window of recent items cut from those events, so the
 -- 'holdout' neighbours never count a test event, not even through the window.
+-- Memory: every large step is a join, a hash aggregate or a window, whose state DuckDB spills
+-- to disk beyond the target's memory_limit; aggregates over struct keys (max_by(..., n),
+-- arg_max(x, {...})) keep theirs outside that limit, so none runs over the millions of pair or
+-- candidate rows of a large log (at 2M events they took the node past the 2 GB limit).
 {% set neighbours = var('knn_neighbours', 20) %}
 {% set max_user_events = var('knn_max_user_events', 200) %}
 {% set min_co_users = var('knn_min_co_users', 3) %}
@@ -102,27 +106,20 @@ symmetric_similarity as (
     from pair_similarity
 ),
 
--- each item's var('knn_neighbours') most similar items, per purpose
-top_neighbours as materialized (
-    select
-        item_id,
-        -- ties broken by the smaller item id, so the same data always keeps the same neighbours
-        max_by({'neighbour_id': neighbour_id, 'similarity': served_similarity},
-               {'s': served_similarity, 'tie': -neighbour_id}, {{ neighbours }})
-            filter (where served_similarity > 0) as served,
-        max_by({'neighbour_id': neighbour_id, 'similarity': holdout_similarity},
-               {'s': holdout_similarity, 'tie': -neighbour_id}, {{ neighbours }})
-            filter (where holdout_similarity > 0) as holdout
-    from symmetric_similarity
-    group by item_id
-),
-
-neighbours as (
-    select 'served' as purpose, item_id, unnest(served, recursive := true)
-    from top_neighbours
-    union all
-    select 'holdout' as purpose, item_id, unnest(holdout, recursive := true)
-    from top_neighbours
+-- each item's var('knn_neighbours') most similar items, per purpose (a window: max_by(..., n)
+-- over a struct key held 0.9 GB outside the memory_limit at 2M events)
+neighbours as materialized (
+    select purpose, item_id, neighbour_id, similarity
+    from (
+        select 'served' as purpose, item_id, neighbour_id, served_similarity as similarity
+        from symmetric_similarity
+        union all
+        select 'holdout' as purpose, item_id, neighbour_id, holdout_similarity as similarity
+        from symmetric_similarity
+    )
+    where similarity > 0
+    -- ties broken by the smaller item id, so the same data always keeps the same neighbours
+    qualify row_number() over (partition by purpose, item_id order by similarity desc, neighbour_id) <= {{ neighbours }}
 ),
 
 users as (
@@ -135,41 +132,76 @@ history as materialized (
     semi join users using (purpose, user_id)
 ),
 
+-- one row per user and candidate (33M at 2M events): this aggregate and the ranking below carry
+-- ids and scores only; the reason is found for the kept candidates alone (closest_history)
 scored as (
     select
         history.purpose,
         history.user_id,
         neighbours.neighbour_id as item_id,
         -- rounded: a parallel float sum differs in the last bits from run to run and would swap ties
-        round(sum(neighbours.similarity), 9) as score,
-        arg_max(history.item_id, {'s': neighbours.similarity, 'tie': -history.item_id}) as closest_history_item
+        round(sum(neighbours.similarity), 9) as score
     from history
     join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
     group by history.purpose, history.user_id, neighbours.neighbour_id
 ),
 
+-- a list never repeats an item of the user's history
 unseen as (
     select scored.*
     from scored
     anti join history using (purpose, user_id, item_id)
 ),
 
-top_scored as (
+-- each list's top candidates: by score, ties by popularity
+top_candidates as materialized (
     select
         unseen.purpose,
         unseen.user_id,
         unseen.item_id,
         unseen.score,
-        'like ' || items.title as reason,
-        1 as source_order,
         row_number() over (
             partition by unseen.purpose, unseen.user_id order by unseen.score desc, popularity.popularity_rank
         ) as source_rank
     from unseen
-    join items on items.item_id = unseen.closest_history_item
     join popularity
         on popularity.purpose = unseen.purpose and popularity.item_id = unseen.item_id
     qualify source_rank <= {{ list_length('unseen.purpose') }}
+),
+
+-- the reason names the kept candidate's most similar history item (ties: the smaller item id).
+-- Every history item is in staging.items (staging rejects unknown items), so the join to items
+-- below drops no kept candidate.
+closest_history as (
+    select
+        history.purpose,
+        history.user_id,
+        neighbours.neighbour_id as item_id,
+        history.item_id as closest_history_item
+    from history
+    join neighbours on neighbours.purpose = history.purpose and neighbours.item_id = history.item_id
+    semi join top_candidates
+        on top_candidates.purpose = history.purpose
+        and top_candidates.user_id = history.user_id
+        and top_candidates.item_id = neighbours.neighbour_id
+    qualify row_number() over (
+        partition by history.purpose, history.user_id, neighbours.neighbour_id
+        order by neighbours.similarity desc, history.item_id
+    ) = 1
+),
+
+top_scored as (
+    select
+        top_candidates.purpose,
+        top_candidates.user_id,
+        top_candidates.item_id,
+        top_candidates.score,
+        'like ' || items.title as reason,
+        1 as source_order,
+        top_candidates.source_rank
+    from top_candidates
+    join closest_history using (purpose, user_id, item_id)
+    join items on items.item_id = closest_history.closest_history_item
 ),
 
 lists as (
