@@ -125,8 +125,8 @@ def test_the_targets_memory_limit_is_honoured_and_checked(tmp_path):
     ratings, movies, tags = generated_dataset()
     project = make_project(tmp_path, ratings, movies, tags)
     text = (project / "project.yml").read_text()
-    assert "memory_limit: 1GB" in text
-    (project / "project.yml").write_text(text.replace("memory_limit: 1GB", "memory_limit: lots", 1))
+    assert "memory_limit: 1280MB" in text
+    (project / "project.yml").write_text(text.replace("memory_limit: 1280MB", "memory_limit: lots", 1))
     result = build(project)
     assert result.code != 0, result
     assert "target 'dev'" in result.out and "Memory must have a number" in result.out

@@ -24,6 +24,7 @@ class Bigram:
     next_items: np.ndarray  # int64, 1-based
     counts: np.ndarray  # float32
     unigram: np.ndarray  # float32 [n_items + 1], smoothed item frequency, [0] = 0
+    row_totals: np.ndarray  # float64 [n_items + 1], each row's count sum (c(i) below)
 
 
 def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int = 1,
@@ -60,12 +61,18 @@ def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int =
     # add-0.1 so an item never seen still has a (tiny) probability, never exactly 0
     freq = np.bincount(all_items, minlength=n_items + 1).astype(np.float64) + 0.1
     freq[0] = 0.0
+    row_offsets = np.cumsum(offsets)
+    counts = counts.astype(np.float32)
+    # each row's total, once: scoring a block of users needs it for every history item, and
+    # a cumulative sum over all pairs per block was 120 MB and most of a block's time at 2M events
+    csum = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
     return Bigram(
         n_items=n_items,
-        row_offsets=np.cumsum(offsets),
+        row_offsets=row_offsets,
         next_items=cols.astype(np.int64),
-        counts=counts.astype(np.float32),
+        counts=counts,
         unigram=(freq / freq.sum()).astype(np.float32),
+        row_totals=csum[row_offsets[1:]] - csum[row_offsets[:-1]],
     )
 
 
@@ -83,9 +90,8 @@ def next_item_probs(bigram: Bigram, histories: list[np.ndarray], smoothing: floa
     rows, items, ages = recent_items(histories, context)
     w = np.power(float(decay), ages)
     total_w = np.bincount(rows, weights=w, minlength=n_users)
-    csum = np.concatenate([[0.0], np.cumsum(bigram.counts, dtype=np.float64)])
     lo, hi = bigram.row_offsets[items], bigram.row_offsets[items + 1]
-    denom = csum[hi] - csum[lo] + smoothing
+    denom = bigram.row_totals[items] + smoothing
     share = w / total_w[rows] / denom  # the weight of row ``items`` in the user's mean
     uni = bigram.unigram[1:].astype(np.float64)
     uni_weight = np.bincount(rows, weights=share * smoothing, minlength=n_users)
