@@ -54,6 +54,10 @@ def test_user_blocks_cut_each_purpose_in_user_order_within_max_rows():
     ]
     # a user with more rows than a block holds is a block of its own, not an endless loop
     assert [b.rows for b in rerank.user_blocks(counts, max_rows=1)] == [4, 5, 1, 2, 3]
+    # a purpose that fits whole_up_to stays one block; a larger one is cut at max_rows
+    halves = rerank.user_blocks(counts, max_rows=3, whole_up_to=6)
+    assert [(b.purpose, b.first_user, b.last_user) for b in halves] == [
+        ("holdout", 1, 1), ("holdout", 4, 4), ("holdout", 7, 9), ("served", 5, 5)]
     assert blocks[1].where() == "purpose = 'holdout' and user_id between 4 and 7"
     assert blocks[1].of(counts)["user_id"].to_list() == [4, 7]
     # the first block draws with the seed itself, so a small project is one pass bit for bit

@@ -28,7 +28,7 @@ def model(dbt, session):
     embeddings = dbt.ref("item_embeddings").pl()
     item_popularity = dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
     segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
-    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events")
+    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
     blocks = [b for b in rerank.user_blocks(
         candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl()) if b.purpose == PURPOSE]

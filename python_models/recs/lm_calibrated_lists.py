@@ -16,7 +16,7 @@ def model(dbt, session):
     items = dbt.ref("items").pl()
     vectors = rerank.reason_vectors(dbt.ref("item_embeddings").pl())
     candidates = dbt.ref("lm_candidates").filter(f"rank <= {max_rank}")
-    fit_events = dbt.ref("fit_events")
+    fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
     yield pl.DataFrame(schema=rerank.LIST_SCHEMA)
     lists_made = 0

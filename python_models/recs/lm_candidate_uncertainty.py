@@ -20,8 +20,11 @@ def model(dbt, session):
         raise ValueError("lm_candidate_uncertainty: expected a trained model in ml.lm_checkpoints, found none")
     lm = TrainedLM.from_bytes(bytes(latest[0][0]))
     candidates = dbt.ref("lm_candidates")
-    fit_events = dbt.ref("fit_events")
-    blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
+    fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
+    # two purposes' blocks are scored at once: a purpose larger than one block goes in half
+    # blocks; one that fits (the default seeds) stays whole, so its masks are one pass's
+    blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl(),
+                                max_rows=rerank.BLOCK_ROWS // 2, whole_up_to=rerank.BLOCK_ROWS)
     by_purpose = {}
     for block in blocks:
         by_purpose.setdefault(block.purpose, []).append(block)

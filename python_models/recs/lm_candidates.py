@@ -11,7 +11,7 @@ from duckrec.ml.threads import scoring_heap
 def model(dbt, session):
     dbt.config(materialized="table")
     lm = TrainedLM.from_bytes(dbt.ref("lm_checkpoints").pl()["state"][0])
-    fit = dbt.ref("fit_events").pl()
+    fit = dbt.ref("fit_events").project("purpose, user_id, item_id, position").pl()
     list_users = dbt.ref("list_users").pl()
     # exploration reaches further down the LM's ranking (var rerank.explore_candidates) than
     # the other re-rankers (var lm.candidates), which cut the pool back with Candidates' max_rank

@@ -24,7 +24,7 @@ def model(dbt, session):
     vectors = rerank.reason_vectors(dbt.ref("item_embeddings").pl())
     segments = dbt.ref("user_rfm_by_purpose").pl()
     item_popularity = dbt.ref("item_popularity").pl()
-    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events")
+    candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
     blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
 

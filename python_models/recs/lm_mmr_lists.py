@@ -17,7 +17,7 @@ def model(dbt, session):
     embeddings = dbt.ref("item_embeddings").pl()
     vectors = rerank.reason_vectors(embeddings)
     candidates = dbt.ref("lm_candidates").filter(f"rank <= {max_rank}")
-    fit_events = dbt.ref("fit_events")
+    fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
     yield pl.DataFrame(schema=rerank.LIST_SCHEMA)
     lists_made = 0

@@ -37,7 +37,11 @@ def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int =
     if max_distance < 1:
         raise ValueError(f"fit_bigram: expected max_distance >= 1, found {max_distance}")
     width = n_items + 1
-    keys, weights = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    # the pair keys seen so far (sorted, unique) and their weighted counts; each pass's keys
+    # are merged in as they come, so the peak is the final table plus one pass's keys, not
+    # all passes' keys at once (about 700 MB at 2M events). Each count is summed pass by
+    # pass in the same order as one bincount over all passes would, so the sums are equal.
+    uniq, counts = np.zeros(0, dtype=np.int64), np.zeros(0)
     for d in range(1, max_distance + 1):
         long_enough = [s for s in sequences if len(s) > d]
         if not long_enough:
@@ -47,13 +51,9 @@ def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int =
         for src, dst, w in ((a_, b_, 1.0 / d), (b_, a_, backward_weight / d)):
             if w <= 0:
                 continue
-            uniq, count = np.unique(src * width + dst, return_counts=True)
-            keys.append(uniq)
-            weights.append(count * w)
+            keys, count = np.unique(src * width + dst, return_counts=True)
+            uniq, counts = _merge_counts(uniq, counts, keys, count * w)
         del a_, b_
-    uniq, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    counts = np.bincount(inverse, weights=np.concatenate(weights), minlength=len(uniq))
-    del inverse
     rows, cols = uniq // width, uniq % width
     offsets = np.zeros(n_items + 2, dtype=np.int64)
     np.add.at(offsets, rows + 1, 1)
@@ -74,6 +74,17 @@ def fit_bigram(sequences: list[np.ndarray], n_items: int, *, max_distance: int =
         unigram=(freq / freq.sum()).astype(np.float32),
         row_totals=csum[row_offsets[1:]] - csum[row_offsets[:-1]],
     )
+
+
+def _merge_counts(uniq: np.ndarray, counts: np.ndarray, keys: np.ndarray, values: np.ndarray):
+    """``counts`` (over the sorted unique ``uniq``) plus ``values`` (over the sorted unique
+    ``keys``): known keys add in place (old + new), new keys are inserted in order."""
+    pos = np.searchsorted(uniq, keys)
+    known = pos < uniq.size
+    known[known] = uniq[pos[known]] == keys[known]
+    counts[pos[known]] += values[known]
+    fresh = ~known
+    return np.insert(uniq, pos[fresh], keys[fresh]), np.insert(counts, pos[fresh], values[fresh])
 
 
 def next_item_probs(bigram: Bigram, histories: list[np.ndarray], smoothing: float,

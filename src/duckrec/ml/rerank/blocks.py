@@ -52,9 +52,10 @@ class Block:
         return int(seed) if self.number == 0 else (int(seed) * 1_000_003 + self.number) % (1 << 63)
 
 
-def user_blocks(counts: pl.DataFrame, max_rows: int = BLOCK_ROWS) -> list[Block]:
+def user_blocks(counts: pl.DataFrame, max_rows: int = BLOCK_ROWS, whole_up_to: int | None = None) -> list[Block]:
     """Blocks of ``counts`` (purpose, user_id, rows: one row per user) in (purpose, user_id)
-    order, each at most ``max_rows`` rows unless one user alone has more."""
+    order, each at most ``max_rows`` rows unless one user alone has more. A purpose with at
+    most ``whole_up_to`` rows (default ``max_rows``) is one block, however small ``max_rows``."""
     missing = sorted({"purpose", "user_id", "rows"} - set(counts.columns))
     if missing:
         raise ValueError(f"user_blocks: expected columns purpose, user_id, rows, found {counts.columns} "
@@ -67,11 +68,12 @@ def user_blocks(counts: pl.DataFrame, max_rows: int = BLOCK_ROWS) -> list[Block]
     for (purpose,), part in counts.group_by("purpose", maintain_order=True):
         users = part["user_id"].to_numpy()
         rows = part["rows"].to_numpy()
+        limit = users.size and (int(rows.sum()) if int(rows.sum()) <= (whole_up_to or max_rows) else max_rows)
         start, number = 0, 0
         while start < users.size:
             total = np.cumsum(rows[start:])
             # at least one user per block, however many rows that user has
-            stop = start + max(1, int(np.searchsorted(total, max_rows, side="right")))
+            stop = start + max(1, int(np.searchsorted(total, limit, side="right")))
             blocks.append(Block(purpose, int(users[start]), int(users[stop - 1]), number,
                                 int(rows[start:stop].sum())))
             start, number = stop, number + 1
