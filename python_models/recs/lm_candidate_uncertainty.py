@@ -37,6 +37,14 @@ def model(dbt, session):
         ngrams[purpose] = lm.mixture.fit_ngram(rerank.history_sequences(lm, groups, histories), lm.catalogue.n_items)
     yield rerank.uncertainty_frame(rerank.Candidates.from_frame(candidates.limit(0).pl()), np.zeros(0), np.zeros(0))
     ratios, rows, lists = [], 0, 0
+    # one bar over all blocks: each report is one pass over one purpose's block
+    total, done = passes * len(blocks), 0
+
+    def report(task, *args, **kwargs):
+        nonlocal done
+        done += 1  # candidate_uncertainty reports one purpose at a time
+        dbt.progress("MC dropout", done, total, unit="pass", final=done == total)
+
     # one block of each purpose at a time: the purposes run at once, in two threads
     for pair in zip_longest(*by_purpose.values()):
         pair = [b for b in pair if b is not None]
@@ -44,7 +52,7 @@ def model(dbt, session):
         # every row of lm_candidates (it already leaves history items out)
         block = rerank.Candidates.from_frame(candidates.filter(where).pl())
         histories = rerank.purpose_histories(fit_events.filter(where).pl())
-        mean, std = rerank.candidate_uncertainty(lm, block, histories, passes, seed, progress=dbt.progress,
+        mean, std = rerank.candidate_uncertainty(lm, block, histories, passes, seed, progress=report,
                                                  ngrams=ngrams, seeds={b.purpose: b.seed(seed) for b in pair})
         ratios.append(_ratios(mean, std, sample=len(blocks) > 2))
         rows, lists = rows + block.frame.height, lists + block.groups.height
