@@ -23,15 +23,37 @@ popularity_lists as (
     select purpose, user_id, item_id, rank, reason from {{ ref('popularity_lists') }}
 ),
 
-fit_items as (
+user_items as (
     -- one row per purpose, user and item (an item rated twice counts once)
     select purpose, user_id, item_id, max(position) as last_position
     from {{ ref('fit_events') }}
     group by purpose, user_id, item_id
+),
+
+{% if max_user_events is not none %}
+user_sizes as (
+    select purpose, user_id, count(*) as n_items from user_items group by purpose, user_id
+),
+{% endif %}
+
+fit_items as (
     {% if max_user_events is not none %}
     -- heavy users would dominate the pair count (a user with n items makes n^2/2 pairs):
-    -- only each user's most recent items count, as Mahout's maxPrefsPerUser does
+    -- only each user's most recent items count, as Mahout's maxPrefsPerUser does. Only the
+    -- heavy users' rows go through the window (4M of 20M rows at 10M events): a window over
+    -- every row ran out of a 1.28 GB memory_limit there, while the split needs 0.1 GB.
+    select user_items.*
+    from user_items
+    join user_sizes using (purpose, user_id)
+    where user_sizes.n_items <= {{ max_user_events }}
+    union all
+    select user_items.*
+    from user_items
+    join user_sizes using (purpose, user_id)
+    where user_sizes.n_items > {{ max_user_events }}
     qualify row_number() over (partition by purpose, user_id order by last_position desc) <= {{ max_user_events }}
+    {% else %}
+    select * from user_items
     {% endif %}
 ),
 
