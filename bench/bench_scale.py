@@ -99,12 +99,14 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_build(project: Path, vars_yaml: str | None, max_rss: float) -> dict:
+def run_build(project: Path, vars_yaml: str | None, max_rss: float, publish_partial: bool = False) -> dict:
     """One build under /usr/bin/time -v, its node events and an RSS trace."""
     cmd = ["/usr/bin/time", "-v", str(Path(sys.executable).parent / "duckrec"), "build",
            "--project-dir", str(project), "--log-format", "json"]
     if vars_yaml:
         cmd += ["--vars", vars_yaml]
+    if publish_partial:
+        cmd.append("--publish-partial")
     log_path = project / "build.log"
     samples: list[tuple[float, int]] = []
     killed = []
@@ -203,6 +205,9 @@ def main() -> int:
     ap.add_argument("--no-content", action="store_true", help="generated logs without genres or tags")
     ap.add_argument("--vars", default=None, help="--vars for every build")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--publish-partial", action="store_true",
+                    help="publish the nodes that succeeded when others fail (a later build of the same "
+                         "project reruns only what failed and what depends on it)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes]
@@ -226,7 +231,7 @@ def main() -> int:
         print(f"\n== {tag}: " + ("default seeds" if not shape else
               f"{shape[0]:,} events, {shape[1]:,} users, {shape[2]:,} items (generated in {gen_seconds:.0f}s)"),
               flush=True)
-        result = run_build(project, args.vars, args.max_rss_gb * 2**30)
+        result = run_build(project, args.vars, args.max_rss_gb * 2**30, args.publish_partial)
         stages = per_stage(result, node_paths(project))
         status = "ok" if result["rc"] == 0 else (
             f"STOPPED at {gib(result['killed_at'])} RSS" if result["killed_at"] else f"FAILED (exit {result['rc']})")
