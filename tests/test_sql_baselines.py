@@ -43,11 +43,21 @@ def test_markov_follows_the_last_item_then_fills_with_popularity(tmp_path):
     assert holdout == [(103, "popular now"), (106, "popular now"), (104, "popular now")]
 
 
-def test_item_knn_sums_cosine_similarities(tmp_path):
+# pairs per bucket 1: every bucket of items holds at most one ordered pair, so each item's
+# neighbours are counted in a bucket of their own; the lists are the same
+@pytest.mark.parametrize("pairs_per_bucket", [50_000_000, 1])
+def test_item_knn_sums_cosine_similarities(tmp_path, pairs_per_bucket):
     movies = [(1, "A (2001)", "Drama"), (2, "B (2002)", "Drama"), (3, "C (2003)", "Drama"), (4, "D (2004)", "Drama")]
     # users per item: A 3 (users 1, 2, 9), B 2, C 2, D 1; co-occurrence A-B 2, A-C 1, B-C 1, C-D 1
     con = built(tmp_path, {1: [1, 2], 2: [1, 2, 3], 3: [3, 4], 9: [1]}, movies,
-                knn_min_co_users=1, knn_max_user_events=None)
+                knn_min_co_users=1, knn_max_user_events=None, knn_pairs_per_bucket=pairs_per_bucket)
+    assert rows(con, "select item_id, neighbour_id, similarity from recs.item_knn_neighbours "
+                     "where purpose = 'served' order by item_id, similarity desc, neighbour_id") == [
+        (1, 2, pytest.approx(2 / math.sqrt(6))), (1, 3, pytest.approx(1 / math.sqrt(6))),
+        (2, 1, pytest.approx(2 / math.sqrt(6))), (2, 3, pytest.approx(1 / 2)),
+        (3, 4, pytest.approx(1 / math.sqrt(2))), (3, 2, pytest.approx(1 / 2)), (3, 1, pytest.approx(1 / math.sqrt(6))),
+        (4, 3, pytest.approx(1 / math.sqrt(2))),
+    ]
     assert served(con, "item_knn", 9) == [
         (2, pytest.approx(2 / math.sqrt(3 * 2)), "like A"),
         (3, pytest.approx(1 / math.sqrt(3 * 2)), "like A"),
@@ -57,6 +67,19 @@ def test_item_knn_sums_cosine_similarities(tmp_path):
     assert served(con, "item_knn", 3)[:2] == [
         (2, pytest.approx(1 / 2), "like C"),
         (1, pytest.approx(1 / math.sqrt(6)), "like C"),
+    ]
+
+
+def test_item_knn_counts_only_each_users_most_recent_items(tmp_path):
+    movies = [(1, "A (2001)", "Drama"), (2, "B (2002)", "Drama"), (3, "C (2003)", "Drama"), (4, "D (2004)", "Drama")]
+    # knn_max_user_events 2: user 1's A falls out of its window (B, C are its last two), so
+    # A-B and A-C are not pairs of user 1; user 2 (A, B) still pairs A-B
+    con = built(tmp_path, {1: [1, 2, 3], 2: [1, 2], 9: [4]}, movies, knn_min_co_users=1, knn_max_user_events=2)
+    assert rows(con, "select item_id, neighbour_id, similarity from recs.item_knn_neighbours "
+                     "where purpose = 'served' order by item_id, neighbour_id") == [
+        (1, 2, pytest.approx(1 / math.sqrt(1 * 2))),
+        (2, 1, pytest.approx(1 / math.sqrt(2 * 1))), (2, 3, pytest.approx(1 / math.sqrt(2 * 1))),
+        (3, 2, pytest.approx(1 / math.sqrt(1 * 2))),
     ]
 
 
