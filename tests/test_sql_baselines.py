@@ -44,13 +44,15 @@ def test_markov_follows_the_last_item_then_fills_with_popularity(tmp_path):
 
 
 # pairs per bucket 1: every bucket of items holds at most one ordered pair, so each item's
-# neighbours are counted in a bucket of their own; the lists are the same
-@pytest.mark.parametrize("pairs_per_bucket", [50_000_000, 1])
-def test_item_knn_sums_cosine_similarities(tmp_path, pairs_per_bucket):
+# neighbours are counted in a bucket of their own; block rows 1: each user is scored in a block
+# of their own; the tables are the same
+@pytest.mark.parametrize("pairs_per_bucket, block_rows", [(50_000_000, 1 << 23), (1, 1)])
+def test_item_knn_sums_cosine_similarities(tmp_path, pairs_per_bucket, block_rows):
     movies = [(1, "A (2001)", "Drama"), (2, "B (2002)", "Drama"), (3, "C (2003)", "Drama"), (4, "D (2004)", "Drama")]
     # users per item: A 3 (users 1, 2, 9), B 2, C 2, D 1; co-occurrence A-B 2, A-C 1, B-C 1, C-D 1
     con = built(tmp_path, {1: [1, 2], 2: [1, 2, 3], 3: [3, 4], 9: [1]}, movies,
-                knn_min_co_users=1, knn_max_user_events=None, knn_pairs_per_bucket=pairs_per_bucket)
+                knn_min_co_users=1, knn_max_user_events=None, knn_pairs_per_bucket=pairs_per_bucket,
+                knn_block_rows=block_rows)
     assert rows(con, "select item_id, neighbour_id, similarity from recs.item_knn_neighbours "
                      "where purpose = 'served' order by item_id, similarity desc, neighbour_id") == [
         (1, 2, pytest.approx(2 / math.sqrt(6))), (1, 3, pytest.approx(1 / math.sqrt(6))),
