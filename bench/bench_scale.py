@@ -53,8 +53,10 @@ def parse_size(text: str) -> tuple[str, tuple[int, int, int] | None]:
     return text, tuple(int(p) for p in parts)
 
 
-def make_project(dest: Path, data: Path | None, memory_limit: str | None, threads: int | None) -> Path:
-    """A copy of this project (sql, python models, YAML linked) whose seeds read ``data``."""
+def make_project(dest: Path, data: Path | None, memory_limit: str | None, threads: int | None,
+                 resume: bool = False) -> Path:
+    """A copy of this project (sql, python models, YAML linked) whose seeds read ``data``;
+    its warehouse is removed unless ``resume`` (then the build reuses every unchanged node)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("sql", "python_models", "models", "tests", "seeds"):
         link = dest / name
@@ -72,9 +74,10 @@ def make_project(dest: Path, data: Path | None, memory_limit: str | None, thread
         if threads:
             target["threads"] = threads
     (dest / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    for stale in dest.glob("warehouse.duckdb*"):
-        stale.unlink()
-    shutil.rmtree(dest / "target", ignore_errors=True)
+    if not resume:
+        for stale in dest.glob("warehouse.duckdb*"):
+            stale.unlink()
+        shutil.rmtree(dest / "target", ignore_errors=True)
     return dest
 
 
@@ -205,6 +208,9 @@ def main() -> int:
     ap.add_argument("--no-content", action="store_true", help="generated logs without genres or tags")
     ap.add_argument("--vars", default=None, help="--vars for every build")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep each project's warehouse: after a --publish-partial build failed, the next build "
+                         "reuses every node that succeeded and did not change, and runs the rest")
     ap.add_argument("--publish-partial", action="store_true",
                     help="publish the nodes that succeeded when others fail (a later build of the same "
                          "project reruns only what failed and what depends on it)")
@@ -227,7 +233,7 @@ def main() -> int:
                        "--out", str(data)] + (["--no-content"] if args.no_content else [])
                 subprocess.run(cmd, check=True)
                 gen_seconds = time.time() - t
-        project = make_project(args.workdir / f"project-{tag}", data, args.memory_limit, args.threads)
+        project = make_project(args.workdir / f"project-{tag}", data, args.memory_limit, args.threads, args.resume)
         print(f"\n== {tag}: " + ("default seeds" if not shape else
               f"{shape[0]:,} events, {shape[1]:,} users, {shape[2]:,} items (generated in {gen_seconds:.0f}s)"),
               flush=True)
