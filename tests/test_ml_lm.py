@@ -258,3 +258,18 @@ def test_default_config_is_deterministic_by_epochs_not_time():
     assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
     assert torch.equal(a.lm.model.item_vectors(), b.lm.model.item_vectors())
     assert all(r["rnn_valid_ndcg"] is not None for r in a.history)
+
+
+def test_divergence_warns_when_the_train_loss_blows_up():
+    from duckrec.ml.train import divergence
+    # the 10M-event build: the loss rose tenfold after epoch 1 and the RNN alone fell to noise
+    rows = [{"epoch": 1, "train_loss": 6.7231, "rnn_valid_ndcg": 0.0027, "rnn_weight": 0.0},
+            {"epoch": 2, "train_loss": 68.2696, "rnn_valid_ndcg": 0.0081, "rnn_weight": 0.0},
+            {"epoch": 3, "train_loss": 65.533, "rnn_valid_ndcg": 0.0034, "rnn_weight": 0.0}]
+    warning = divergence(rows)
+    assert warning.startswith("warning: training diverged: train loss 68.27 in epoch 2 against 6.723 in epoch 1")
+    assert "RNN alone valid NDCG 0.0034, rnn weight 0.0" in warning
+    # a loss that falls, or wobbles a little, is training as usual
+    assert divergence([{"epoch": 1, "train_loss": 6.5}, {"epoch": 2, "train_loss": 6.0},
+                       {"epoch": 3, "train_loss": 6.2}]) is None
+    assert "nan in epoch 2" in divergence([{"epoch": 1, "train_loss": 6.5}, {"epoch": 2, "train_loss": float("nan")}])

@@ -204,6 +204,35 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+DIVERGED = 1.5  # an epoch's train loss this many times the lowest before it: training diverged
+
+
+def divergence(history: list[dict]) -> str | None:
+    """A warning when the train loss of an epoch rose to ``DIVERGED`` x the lowest loss of the
+    epochs before it (the RNN blew up; validation then keeps an earlier epoch or gives the
+    mixture to the n-gram half, so the tables stay sane but the RNN adds nothing), else None."""
+    lowest, worst = None, None
+    for row in history:
+        loss = row.get("train_loss")
+        if loss is None or not math.isfinite(loss):
+            if loss is not None:
+                worst = (row["epoch"], loss, lowest)
+            continue
+        if lowest is not None and loss > DIVERGED * lowest[1] and (worst is None or loss / lowest[1] > worst[1] / worst[2][1]):
+            worst = (row["epoch"], loss, lowest)
+        if lowest is None or loss < lowest[1]:
+            lowest = (row["epoch"], loss)
+    if worst is None or worst[2] is None:
+        return None
+    epoch, loss, (low_epoch, low) = worst
+    last = history[-1]
+    rnn = "" if last.get("rnn_valid_ndcg") is None else (
+        f"; last epoch: RNN alone valid NDCG {last['rnn_valid_ndcg']:.4f}, rnn weight {last.get('rnn_weight')}")
+    return (f"warning: training diverged: train loss {loss:.4g} in epoch {epoch} against {low:.4g} in epoch "
+            f"{low_epoch}{rnn}. Validation keeps the best epoch and mixture, so the lists stay sane, but "
+            f"the RNN may add nothing (docs/scaling.md: the RNN at scale)")
+
+
 def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
     """Linear warm-up over ``warmup`` of the steps, then cosine decay to ``lr * min_lr``."""
     warm = max(1, round(config.warmup * total_steps))
@@ -374,6 +403,9 @@ def train_lm(
                 break
         model.load_state_dict(best_state)
         model.to("cpu").eval()
+    warning = divergence(history)
+    if warning:
+        log(warning)
     log(f"trained {len(history)} epochs in {time.perf_counter() - started:.1f}s "
         f"({dtype_name(dtype)} softmax matmuls, up to {pick_threads(config.threads, follow_load=False)} threads, "
         f"{device}); keeping epoch {best_epoch}")
