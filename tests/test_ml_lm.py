@@ -273,3 +273,32 @@ def test_divergence_warns_when_the_train_loss_blows_up():
     assert divergence([{"epoch": 1, "train_loss": 6.5}, {"epoch": 2, "train_loss": 6.0},
                        {"epoch": 3, "train_loss": 6.2}]) is None
     assert "nan in epoch 2" in divergence([{"epoch": 1, "train_loss": 6.5}, {"epoch": 2, "train_loss": float("nan")}])
+
+
+def test_spike_guard_rolls_back_and_halves_the_learning_rate():
+    from duckrec.ml.train import SpikeGuard
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    guard = SpikeGuard(model, opt)
+    original = model.weight.detach().clone()
+    for step in range(1, 301):  # snapshots at steps 1 (the first) and 250
+        assert not guard.spiked(6.0)
+        guard.applied(step, 6.0)
+    with torch.no_grad():
+        model.weight.add_(100.0)  # the weights a diverging run would have
+    assert not guard.spiked(8.9)  # below 1.5 x the average of 6
+    assert guard.spiked(9.1) and guard.spiked(float("nan"))
+    assert guard.roll_back() == 1  # the older of the last two snapshots (steps 1 and 250)
+    assert torch.equal(model.weight, original) and guard.scale == 0.5 and guard.spikes == 1
+    # a second spike goes back to the same snapshot and halves again
+    assert guard.roll_back() == 1 and guard.scale == 0.25
+
+
+def test_spike_guard_waits_for_an_average():
+    from duckrec.ml.train import SpikeGuard
+    model = torch.nn.Linear(2, 1)
+    guard = SpikeGuard(model, torch.optim.Adam(model.parameters()))
+    for step in range(1, SpikeGuard.WARM):
+        guard.applied(step, 9.5 - step * 0.01)
+    # early training: no spike is called before WARM applied steps, however the loss moves
+    assert not guard.spiked(50.0)

@@ -3,6 +3,7 @@ NDCG@k, then the bigram mixture weight fitted on the same validation events.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
@@ -204,6 +205,55 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+class SpikeGuard:
+    """Rolls training back when a batch's loss spikes, and halves the learning rate from then on.
+
+    At 2M and 10M events the sampled-softmax RNN diverged after thousands of steps: the loss of
+    a batch jumped from ~6 to ~80 within a few hundred steps and never came back (validation then
+    gave the whole mixture to the n-gram half). A batch whose loss is above ``SPIKE`` x the
+    recent average (an exponential average over ~100 batches, after the first ``WARM`` steps)
+    is not applied: the model and the optimizer go back to the older of the last two snapshots
+    (taken every ``EVERY`` steps, so at least that many steps before the spike) and every later
+    step uses ``scale`` (halved per spike) x the scheduled learning rate. Nothing changes in a
+    training without spikes, so its weights are bit for bit those of a training without the guard.
+    """
+
+    SPIKE, WARM, EVERY, DECAY = 1.5, 100, 250, 0.99
+
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer):
+        self.model, self.opt = model, opt
+        self.scale, self.average, self.seen, self.spikes = 1.0, None, 0, 0
+        self.snapshots: list[tuple[int, dict, dict]] = []
+
+    def _snapshot(self, step: int) -> None:
+        clone = lambda tree: copy.deepcopy(tree)  # noqa: E731 - tensors and Adam's state, detached copies
+        self.snapshots = (self.snapshots + [(step, clone(self.model.state_dict()), clone(self.opt.state_dict()))])[-2:]
+
+    def spiked(self, loss: float) -> bool:
+        """Whether this batch's loss is a spike (or not finite)."""
+        if not math.isfinite(loss):
+            return bool(self.snapshots)
+        return self.average is not None and self.seen >= self.WARM and loss > self.SPIKE * self.average \
+            and bool(self.snapshots)
+
+    def applied(self, step: int, loss: float) -> None:
+        """Count a batch that was applied; snapshot every EVERY steps."""
+        self.average = loss if self.average is None else self.DECAY * self.average + (1 - self.DECAY) * loss
+        self.seen += 1
+        if step % self.EVERY == 0 or not self.snapshots:
+            self._snapshot(step)
+
+    def roll_back(self) -> int:
+        """Back to the older snapshot, learning rate halved; returns the snapshot's step."""
+        step, model_state, opt_state = self.snapshots[0]
+        self.model.load_state_dict(model_state)
+        self.opt.load_state_dict(opt_state)
+        self.snapshots = self.snapshots[:1]
+        self.scale *= 0.5
+        self.spikes += 1
+        return step
+
+
 DIVERGED = 1.5  # an epoch's train loss this many times the lowest before it: training diverged
 
 
@@ -328,6 +378,8 @@ def train_lm(
         best_ndcg, best_rnn, best_epoch, last_gain = -1.0, -1.0, 0, 0
         best_state, best_mix = None, Mixture()
         started, step = time.perf_counter(), 0
+        # one process decides alone; DDP workers see different batches and would disagree
+        guard = SpikeGuard(model, opt) if world is None else None
         if init is not None and validator is not None:
             metrics, best_mix, alone = validator.evaluate(model)
             best_ndcg, best_rnn = metrics["ndcg"], alone["ndcg"]
@@ -344,25 +396,34 @@ def train_lm(
             batches = make_batches(windows, config.batch_size, rng)
             for done, batch in enumerate(world.shard(batches) if world is not None else batches, 1):
                 for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total_steps, config)
+                    group["lr"] = lr_at(step, total_steps, config) * (guard.scale if guard is not None else 1.0)
                 step += 1
                 if world is None and config.follow_load and time.perf_counter() - picked > RETHREAD_SECONDS:
                     torch.set_num_threads(pick_threads(config.threads, meter=meter))
                     picked = time.perf_counter()
                 loss, n_pos = stepper(batch.inputs.to(device), batch.targets.to(device))
+                value = loss.item()
+                if guard is not None and guard.spiked(value):
+                    back = guard.roll_back()
+                    log(f"loss spike at step {step}: {value:.3g} against {guard.average:.3g} on average; "
+                        f"back to step {back}, learning rate x {guard.scale:g} from now on")
+                    continue
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
+                if guard is not None:
+                    guard.applied(step, value)
                 n_pos = int(n_pos)
-                total += loss.item() * n_pos
+                total += value * n_pos
                 positions += n_pos
                 if progress is not None:
                     progress(task, done, steps_per_epoch, {"loss": total / positions, "positions/s": positions / (
                         time.perf_counter() - t0)}, unit="batch")
             if world is not None:
                 total, positions = world.all_sum(total, positions)
-            row = {"epoch": epoch, "train_loss": total / positions, "lr": opt.param_groups[0]["lr"]}
+            row = {"epoch": epoch, "train_loss": total / positions if positions else float("nan"),
+                   "lr": opt.param_groups[0]["lr"]}
             train_seconds = time.perf_counter() - t0
             if validator is not None:
                 metrics, mix, alone = validator.evaluate(model)
