@@ -83,6 +83,58 @@ def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.D
         .select("user_id", "item_id", "is_new_interest", "probed_interest")
 
 
+class Pool:
+    """The validation users' LM candidates, scored as the served lists score theirs, and what
+    a list is measured against: their VALID events."""
+
+    def __init__(self, warehouse: str, n: int, passes: int = 20, seed: int = 42):
+        started = time.perf_counter()
+        lm, splits, interests, items, popularity, self.segments = load(warehouse)
+        train = splits.filter(pl.col("split") == "train")
+        valid = splits.filter(pl.col("split") == "valid").select("user_id", "item_id")
+        users = np.sort(valid["user_id"].unique().to_numpy())
+        index = lm.catalogue.index(train["item_id"].to_numpy(), where="train item_id")
+        with_history, seqs = user_sequences(train["user_id"].to_numpy(), index, train["position"].to_numpy())
+        history_of = dict(zip(with_history.tolist(), seqs))
+        user_seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in users.tolist()]
+        self.histories = rerank.purpose_histories(train.with_columns(pl.lit(PURPOSE).alias("purpose")))
+        self.n_items = items.height
+        self.bits = dict(zip(popularity["item_id"].to_list(), popularity["novelty_bits"].to_list()))
+        new_users = new_interest_flags(valid, interests, items).filter("is_new_interest")
+        self.n_users = users.size
+        self.target = dict(zip(valid["user_id"].to_list(), valid["item_id"].to_list()))
+        self.new_target = set(zip(new_users["user_id"].to_list(), new_users["item_id"].to_list()))
+        cand_items, scores = top_k(lm, user_seqs, n)
+        found = np.isfinite(scores)
+        rows, ranks = np.nonzero(found)
+        frame = pl.DataFrame({
+            "purpose": [PURPOSE] * len(rows), "user_id": users[rows], "rank": ranks + 1,
+            "item_id": lm.catalogue.item_ids[cand_items[found] - 1], "score": scores[found]})
+        self.candidates = rerank.Candidates.from_frame(frame, self.histories)
+        self.mean, self.std = rerank.candidate_uncertainty(lm, self.candidates, self.histories, passes=passes, seed=seed)
+        flags = new_interest_flags(self.candidates.frame.select("user_id", "item_id"), interests, items)
+        flags = flags.with_columns(pl.lit(PURPOSE).alias("purpose"))
+        self.outside, self.probes = rerank.interest_flags_of(self.candidates, flags)
+        self.pop = rerank.popularity_of(self.candidates, popularity)
+        self.seed = seed
+        self.seconds = time.perf_counter() - started
+
+    def measure(self, lists: pl.DataFrame) -> dict:
+        """NDCG@K, coverage, novelty and the new-interest hit rate of ``lists`` against the valid events."""
+        top = lists.filter(pl.col("rank") <= K)
+        hits = [self.target.get(u) == i for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list())]
+        gain = np.where(hits, 1.0 / np.log2(top["rank"].to_numpy() + 1), 0.0)
+        new_hits = {(u, i) for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list()) if (u, i) in self.new_target}
+        return {"ndcg": gain.sum() / self.n_users, "coverage": top["item_id"].n_unique() / self.n_items,
+                "novelty": float(np.mean([self.bits.get(i, 0.0) for i in top["item_id"].to_list()])),
+                "new_hit": len(new_hits) / max(len(self.new_target), 1), "new_hits": len(new_hits)}
+
+    def explore(self, slots, **options) -> pl.DataFrame:
+        """The lm_explore lists with these slots per user and explore_lists options, built at LENGTH."""
+        return rerank.explore_lists(self.candidates, self.mean, self.std, self.outside, self.probes, slots, LENGTH,
+                                    seed=self.seed, popularity=self.pop, **options)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("warehouse", nargs="?", default="warehouse.duckdb")
@@ -91,58 +143,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     print(f"load average at start: {open('/proc/loadavg').read().split()[:3]}")
-    lm, splits, interests, items, popularity, segments = load(args.warehouse)
-    train = splits.filter(pl.col("split") == "train")
-    valid = splits.filter(pl.col("split") == "valid").select("user_id", "item_id")
-    users = np.sort(valid["user_id"].unique().to_numpy())
-    index = lm.catalogue.index(train["item_id"].to_numpy(), where="train item_id")
-    with_history, seqs = user_sequences(train["user_id"].to_numpy(), index, train["position"].to_numpy())
-    history_of = dict(zip(with_history.tolist(), seqs))
-    user_seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in users.tolist()]
-    histories = rerank.purpose_histories(train.with_columns(pl.lit(PURPOSE).alias("purpose")))
-    n_items = items.height
-    bits = dict(zip(popularity["item_id"].to_list(), popularity["novelty_bits"].to_list()))
-    valid_flags = new_interest_flags(valid, interests, items)
-    new_users = valid_flags.filter("is_new_interest")
-    target = dict(zip(valid["user_id"].to_list(), valid["item_id"].to_list()))
-    new_target = set(zip(new_users["user_id"].to_list(), new_users["item_id"].to_list()))
-    print(f"{users.size} validation users, {len(new_target)} with a new-interest valid item")
-
     for n in args.candidates:
-        started = time.perf_counter()
-        cand_items, scores = top_k(lm, user_seqs, n)
-        found = np.isfinite(scores)
-        rows, ranks = np.nonzero(found)
-        frame = pl.DataFrame({
-            "purpose": [PURPOSE] * len(rows), "user_id": users[rows], "rank": ranks + 1,
-            "item_id": lm.catalogue.item_ids[cand_items[found] - 1], "score": scores[found]})
-        candidates = rerank.Candidates.from_frame(frame, histories)
-        mean, std = rerank.candidate_uncertainty(lm, candidates, histories, passes=args.passes, seed=args.seed)
-        flags = new_interest_flags(candidates.frame.select("user_id", "item_id"), interests, items)
-        flags = flags.with_columns(pl.lit(PURPOSE).alias("purpose"))
-        outside, probes = rerank.interest_flags_of(candidates, flags)
-        pop = rerank.popularity_of(candidates, popularity)
+        pool = Pool(args.warehouse, n, args.passes, args.seed)
+        candidates, outside, segments = pool.candidates, pool.outside, pool.segments
         reach = candidates.frame.filter(pl.Series(outside))["item_id"].n_unique()
-        print(f"\nN={n}: scored in {time.perf_counter() - started:.0f} s; pool reaches {candidates.frame['item_id'].n_unique()} "
-              f"items ({reach} as new-interest probes) of {n_items}; median probe-pool novelty "
-              f"{np.median(-np.log2(pop[outside])):.2f} bits")
-
-        def measure(lists: pl.DataFrame) -> dict:
-            top = lists.filter(pl.col("rank") <= K)
-            hits = [target.get(u) == i for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list())]
-            gain = np.where(hits, 1.0 / np.log2(top["rank"].to_numpy() + 1), 0.0)
-            new_hits = {(u, i) for u, i in zip(top["user_id"].to_list(), top["item_id"].to_list()) if (u, i) in new_target}
-            return {"ndcg": gain.sum() / users.size, "coverage": top["item_id"].n_unique() / n_items,
-                    "novelty": float(np.mean([bits.get(i, 0.0) for i in top["item_id"].to_list()])),
-                    "new_hit": len(new_hits) / max(len(new_target), 1), "new_hits": len(new_hits)}
+        print(f"\nN={n}: {pool.n_users} validation users, {len(pool.new_target)} with a new-interest valid item; "
+              f"scored in {pool.seconds:.0f} s; pool reaches {candidates.frame['item_id'].n_unique()} "
+              f"items ({reach} as new-interest probes) of {pool.n_items}; median probe-pool novelty "
+              f"{np.median(-np.log2(pool.pop[outside])):.2f} bits")
+        measure = pool.measure
 
         base = measure(rerank.exploit_lists(candidates, LENGTH))
         print(f"lm: {fmt(base)}")
 
         def run(slots, **options) -> dict:
             """The measures of the lists with these slots per user and explore_lists options."""
-            return measure(rerank.explore_lists(candidates, mean, std, outside, probes, slots, LENGTH,
-                                                seed=args.seed, popularity=pop, **options))
+            return measure(pool.explore(slots, **options))
 
         def by_segment(shares: dict) -> np.ndarray:
             return rerank.slots_per_group(candidates.groups, segments, shares, LENGTH, 0.1)
