@@ -1,14 +1,13 @@
 """Each catalogue item's vector in the LM's item space (content-only for cold items)."""
 import polars as pl
 
-from duckrec.ml import TrainedLM  # before torch: it sets how torch's idle threads wait
+from duckrec.ml import latest_checkpoint  # before torch: it sets how torch's idle threads wait
 import torch
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    state = dbt.ref("lm_checkpoints").pl()["state"][0]
-    lm = TrainedLM.from_bytes(state)
+    lm = latest_checkpoint(dbt.ref("lm_checkpoints"))
     with torch.no_grad():
         vectors = lm.model.item_vectors()[1:].numpy()
     return pl.DataFrame({

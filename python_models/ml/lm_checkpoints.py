@@ -4,7 +4,10 @@ Nightly builds warm-start: when the previous checkpoint has the same settings an
 events arrived, training starts from its weights (new items from their content tokens) and
 runs lm.warm_epochs epochs over the windows with new events plus a replay sample of older
 ones, early stopping on the current validation split. A full retrain happens on the first
-build, on --full-refresh, when a setting changed, and every lm.full_retrain_every builds.
+build, on --full-refresh, when a setting or the split changed, when the events the previous
+model learned from changed other than by appends (a corrected or removed event: the
+`fit_digest` of each checkpoint holds a hash of every user's fit sequence), and every
+lm.full_retrain_every builds.
 
 It learns only from what the holdout lists may see (features.fit_events and features.fit_tags,
 purpose 'holdout'): train events to fit, valid events to stop early and fit the mixture, and the
@@ -21,13 +24,14 @@ import polars as pl
 from duckrec.ml import TrainConfig, TrainedLM, train_lm
 from duckrec.ml.data import training_data
 from duckrec.ml.distributed import train_distributed
-from duckrec.ml.warm import carry_weights, compatible, warm_windows
+from duckrec.ml.score import CHECKPOINT_ORDER
+from duckrec.ml.warm import carry_weights, compatible, fit_digest, grown_by_appends, warm_windows
 
 NOT_TRAINING_SETTINGS = ("candidates", "mc_passes")
 NIGHTLY_SETTINGS = {"warm_start": True, "warm_epochs": 2, "warm_lr_scale": 0.3, "replay_ratio": 1.0,
                     "full_retrain_every": 7, "keep_checkpoints": 3}
 SCHEMA = {"checkpoint_id": pl.Utf8, "parent_checkpoint_id": pl.Utf8, "trained_at": pl.Datetime("us"),
-          "config": pl.Utf8, "trained_on": pl.Utf8, "history": pl.Utf8, "state": pl.Binary}
+          "config": pl.Utf8, "trained_on": pl.Utf8, "history": pl.Utf8, "state": pl.Binary, "fit_digest": pl.Binary}
 
 
 def _previous(dbt, session):
@@ -36,11 +40,11 @@ def _previous(dbt, session):
     if dbt.full_refresh:
         return None
     try:
-        rows = session.sql(f"select * from {dbt.this} order by trained_at desc, checkpoint_id desc").pl()
+        rows = session.sql(f"select * from {dbt.this} order by {CHECKPOINT_ORDER}").pl()
     except Exception:  # noqa: BLE001 - no table yet
         return None
-    if rows.is_empty() or "trained_on" not in rows.columns:
-        return None
+    if rows.is_empty() or "fit_digest" not in rows.columns:
+        return None  # a table from before the fit digest: nothing proves what its model learned from
     return rows.select(list(SCHEMA)).cast(SCHEMA)
 
 
@@ -62,21 +66,30 @@ def model(dbt, session):
     catalogue, index, train, valid = data.catalogue, data.index, data.train, data.valid
     train_users, train_seqs, valid_histories = data.train_users, data.train_seqs, data.valid_histories
     watermark = events["event_time"].max()
+    # the split decides which events are train and valid: a model is kept or warm-started only
+    # under the same split and when what it learned from is unchanged or grew by appends
+    split = {"split_rule": dbt.var("split_rule", "leave_last_out"), "temporal_cutoff": dbt.var("temporal_cutoff", None)}
+    fit_keys = (events["user_id"].to_numpy(), events["item_id"].to_numpy(), events["value"].to_numpy())
+    digest = fit_digest(*fit_keys)
     trained_on = {"train_events": int(train.sum()), "users": len(train_seqs), "items": catalogue.n_items,
-                  "data_watermark": str(watermark)}
+                  "data_watermark": str(watermark), "split": split}
 
     previous = _previous(dbt, session)
     parent = None if previous is None else previous.row(0, named=True)
     parent_on = json.loads(parent["trained_on"]) if parent else {}
     parent_lm = TrainedLM.from_bytes(parent["state"]) if parent else None
     same_settings = parent is not None and json.loads(parent["config"]).get("train") == json.loads(config.to_json())
-    if same_settings and parent_on.get("data_watermark") == str(watermark) \
-            and parent_on.get("train_events") == trained_on["train_events"]:
+    same_split = parent is not None and parent_on.get("split") == split
+    if same_settings and same_split and parent["fit_digest"] == digest:
         dbt.log(f"no new event since checkpoint {parent['checkpoint_id']}: kept as it is")
         return previous
+    appended, changed = grown_by_appends(parent["fit_digest"], *fit_keys) if parent is not None else (False, "")
     since_full = int(parent_on.get("builds_since_full", 0)) + 1
     reason = ("first build" if parent is None and not dbt.full_refresh else "--full-refresh" if dbt.full_refresh
               else "the lm settings changed" if not same_settings
+              else f"the split changed ({_split_text(parent_on.get('split'))} -> {_split_text(split)})"
+              if not same_split
+              else f"the events it learned from changed: {changed}" if not appended
               else "warm starts are off (lm.warm_start)" if not nightly["warm_start"]
               else f"every {nightly['full_retrain_every']} builds (lm.full_retrain_every)"
               if since_full >= int(nightly["full_retrain_every"])
@@ -129,9 +142,17 @@ def model(dbt, session):
         "trained_on": [json.dumps(trained_on, sort_keys=True)],
         "history": [json.dumps(result.history)],
         "state": [lm.to_bytes()],
+        "fit_digest": [digest],
     }, schema=SCHEMA)
     keep = max(1, int(nightly["keep_checkpoints"]))
     if previous is None:
         return new
     older = previous.filter(pl.col("checkpoint_id") != checkpoint_id).head(keep - 1)
     return pl.concat([new, older])
+
+
+def _split_text(split: dict | None) -> str:
+    if not split:
+        return "unrecorded"
+    cutoff = split.get("temporal_cutoff")
+    return split.get("split_rule", "?") + (f" at {cutoff}" if cutoff and split.get("split_rule") == "temporal" else "")

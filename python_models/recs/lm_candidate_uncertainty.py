@@ -8,17 +8,14 @@ from itertools import zip_longest
 import numpy as np
 
 from duckrec.ml import rerank
-from duckrec.ml.score import TrainedLM
+from duckrec.ml.score import latest_checkpoint
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     seed = int(dbt.var("seed", 42))
     passes = int((dbt.var("lm", {}) or {}).get("mc_passes", 20))
-    latest = dbt.ref("lm_checkpoints").order("trained_at desc, checkpoint_id desc").limit(1).project("state").fetchall()
-    if not latest:
-        raise ValueError("lm_candidate_uncertainty: expected a trained model in ml.lm_checkpoints, found none")
-    lm = TrainedLM.from_bytes(bytes(latest[0][0]))
+    lm = latest_checkpoint(dbt.ref("lm_checkpoints"))
     candidates = dbt.ref("lm_candidates")
     fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     # two purposes' blocks are scored at once: a purpose larger than one block goes in half

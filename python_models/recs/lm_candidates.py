@@ -4,13 +4,13 @@ The re-rankers read these. Written a chunk of users at a time, as they are score
 import numpy as np
 import polars as pl
 
-from duckrec.ml import TrainedLM, iter_top_k, user_sequences
+from duckrec.ml import latest_checkpoint, iter_top_k, user_sequences
 from duckrec.ml.threads import scoring_heap
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    lm = TrainedLM.from_bytes(dbt.ref("lm_checkpoints").pl()["state"][0])
+    lm = latest_checkpoint(dbt.ref("lm_checkpoints"))
     fit = dbt.ref("fit_events").project("purpose, user_id, item_id, position").pl()
     list_users = dbt.ref("list_users").pl()
     # exploration reaches further down the LM's ranking (var rerank.explore_candidates) than

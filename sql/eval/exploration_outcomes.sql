@@ -2,7 +2,7 @@
 -- of the (user, interest) pairs the strategy's served list probed, the share the user engaged
 -- with (an event on an item of that genre) in the var exploration_outcome_days days of events
 -- after that build, against the same share for the user's other genres outside their top
--- interests that the strategy did not probe. A build with no later events yet has null shares
+-- interests at that build (recs.top_interests_log) that the strategy did not probe. A build with no later events yet has null shares
 -- (n_later_events = 0): its outcome is not known.
 {%- set days = var('exploration_outcome_days', 30) %}
 with log as (
@@ -21,9 +21,9 @@ genres as (
     select distinct genre from item_genres
 ),
 
+-- the user's top genres as they were at each build (recs.top_interests_log), not today's
 top_genres as (
-    select user_id, interest as genre from {{ ref('user_interest_profile') }}
-    where interest_type = 'genre' and is_top
+    select data_watermark, user_id, genre from {{ ref('top_interests_log') }}
 ),
 
 -- every (build, strategy, user) the log has, and every genre outside the user's top ones
@@ -31,9 +31,11 @@ top_genres as (
 pairs as (
     select builds.data_watermark, builds.strategy, builds.user_id, genres.genre,
         probed.user_id is not null as is_probed
-    from (select distinct data_watermark, strategy, user_id from log) builds
+    from (select distinct data_watermark, strategy, user_id from log
+          where data_watermark in (select data_watermark from top_genres)) builds
     cross join genres
-    left join top_genres on top_genres.user_id = builds.user_id and top_genres.genre = genres.genre
+    left join top_genres on top_genres.data_watermark = builds.data_watermark
+        and top_genres.user_id = builds.user_id and top_genres.genre = genres.genre
     left join (select distinct data_watermark, strategy, user_id, probed_interest from log) probed
         on probed.data_watermark = builds.data_watermark and probed.strategy = builds.strategy
         and probed.user_id = builds.user_id and probed.probed_interest = genres.genre

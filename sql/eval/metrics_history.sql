@@ -11,7 +11,7 @@ watermark as (
 ),
 
 latest_checkpoint as (
-    select checkpoint_id from {{ ref('lm_checkpoints') }} order by trained_at desc, checkpoint_id desc limit 1
+    {{ latest_checkpoint(ref('lm_checkpoints')) }}
 )
 
 select

@@ -46,3 +46,21 @@ def declare_not_null(con, node: Node) -> None:
                 pass
             except duckdb.BinderException:  # a declared column the result lacks
                 pass
+
+
+def refresh_docs(con, node: Node, kind: str) -> None:
+    """Bring a reused relation's comments in line with the project's docs (a metadata-only
+    edit): set what is described, clear what no longer is."""
+    config = node.config.get("persist_docs") or {}
+    config = config if isinstance(config, dict) else {}
+    name = node.config.get("alias") or node.name
+    wanted = node.description if config.get("relation") and node.description else None
+    statements = [f"comment on {kind} {node.relation} is {_literal(wanted) if wanted else 'NULL'}"]
+    present = [r[0] for r in con.execute(
+        "select column_name from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? and table_name = ?", [node.schema, name]).fetchall()]
+    for column in present:
+        described = node.columns.get(column)
+        text = described.description if config.get("columns") and described and described.description else None
+        statements.append(f'comment on column {node.relation}."{column}" is {_literal(text) if text else "NULL"}')
+    con.execute("begin transaction;\n" + ";\n".join(statements) + ";\ncommit")

@@ -1,6 +1,7 @@
 """Walk the DAG: seeds, models and tests in order, each model's tests right after it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import artifacts, connection, data_tests, fingerprint, freshness, graph, materialize, warehouse
+from . import artifacts, connection, data_tests, fingerprint, freshness, graph, materialize, reuse, warehouse
 from .artifacts import NodeResult
 from .errors import DuckrecError, NodeError
 from .progress import NodeProgress, close_live_bar, end_summary
@@ -188,6 +189,7 @@ class Runner:
         errors: list[tuple[Node, str]] = []
         old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
         publishes = True
+        build = None
         try:
             with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
                 con = build.con
@@ -196,7 +198,7 @@ class Runner:
                 self.compiled = artifacts.CompiledWriter(project)
                 try:
                     # --empty tables are never reused, nor recorded as built
-                    self.reuse = fingerprint.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
+                    self.reuse = reuse.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
                                                    enabled=self.opt.command != "test" and not self.opt.full_refresh
                                                    and not self.opt.empty, recording=not self.opt.empty)
                     self._walk(con, plan, results, errors)
@@ -219,9 +221,15 @@ class Runner:
                     "finished_at": finished, "seconds": time.perf_counter() - t0,
                     "data_watermark": freshness.watermark(con, project), **counts}, results,
                     exists=("_duckrec", "node_runs") in (self.catalog if publishes else materialize.Catalog(con)).relations)
-                build.publish()
+                with _signals_held():  # a signal during the rename waits until the message can be true
+                    build.publish()
         except (KeyboardInterrupt, Interrupted):
-            self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left it.", [])
+            if build is not None and build.published:
+                self.report.summary("Interrupted after the build was published: the warehouse holds this build.",
+                                    [])
+            else:
+                self.report.summary("Interrupted: nothing was published; the warehouse is as the last build left "
+                                    "it.", [])
             return 130
         finally:
             signal.signal(signal.SIGTERM, old_handler)
@@ -350,6 +358,17 @@ class Runner:
         where = f" (compiled SQL: {compiled.relative_to(self.project.root)})" if compiled else ""
         kind = "test" if node.kind == "test" else f"{node.kind} {node.relation}"
         return done("error", message=f"SQL error in {kind}{where}: {e}")
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM are held (not lost) while the block runs, then delivered."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _typed(node: Node, sql: str) -> str:

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DuckrecError, WarehouseError
+from .errors import DuckrecError, LockedError, WarehouseError
 from .locks import (  # noqa: F401 - BuildLock, ReaderHold and the paths are imported from here too
     BuildLock, ReaderHold, building_path, describe_process, real_path, wal_path, writer_pid,
 )
@@ -194,12 +194,12 @@ class Build:
                     raise WarehouseError(f"the log beside the warehouse ({wal.name}) cannot be replayed: {self._ours(e)}. "
                                          f"Move {wal.name} away and build again.", path=str(self.given)) from None
                 discard(self.work, only_wal=True)
-                if from_retired:
-                    wal.unlink()  # already inside the published file
-                else:
-                    self._set_aside(wal, f"it was written by a read-write client against an older build of the "
-                                         f"warehouse and matches no file any more ({self._ours(e)}); it made "
-                                         "every reader fail")
+                # never deleted: set aside, with why, whichever way it got here
+                why = ("it was retired by a publish that was interrupted after the rename, so its contents are "
+                       "already in the published warehouse" if from_retired else
+                       "it was written by a read-write client against an older build of the warehouse and "
+                       "matches no file any more")
+                self._set_aside(wal, f"{why} ({self._ours(e)}); it made every reader fail")
         self.stage = "building"
         if self.con is None:
             self.con = self._connect()
@@ -281,12 +281,36 @@ class Build:
             # its contents are in the copy: retire it before the rename, since beside the new
             # file it would match nothing; kept until the rename is durable
             os.replace(wal, wal.with_name(wal.name + ".folded"))
-        os.replace(self.work, self.path)
+        if self.fresh:
+            self._publish_first()
+        else:
+            os.replace(self.work, self.path)
         self.published = True
         _fsync_dir(self.path.parent)
         retired = wal.with_name(wal.name + ".folded")
         if retired.exists():
             retired.unlink()
+
+    def _publish_first(self) -> None:
+        """The first build has no published file to lock, so a DuckDB client may create one
+        while it runs: link the copy into place only if the path is still free (atomic), and
+        never replace what a client wrote there."""
+        try:
+            os.link(self.work, self.path)
+        except OSError as e:
+            if e.errno == errno.EEXIST or self.path.exists():
+                raise self._created_meanwhile() from None
+            # a file system without hard links: the check and the rename are then two steps
+            os.replace(self.work, self.path)
+            return
+        os.unlink(self.work)
+
+    def _created_meanwhile(self) -> LockedError:
+        return LockedError(
+                f"{self.path} was created while this first build ran (a DuckDB client opening the path creates "
+                "the file); it was left as it is and nothing was published. Close that client and build "
+                "again: the build then starts from that file and keeps what the client wrote.",
+                path=str(self.given))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -343,3 +343,16 @@ def score_candidates_mc(
     mean, std = mean.numpy(), var.sqrt().numpy()
     mean[cand == 0], std[cand == 0] = 0.0, 0.0
     return mean, std
+
+
+# Newest first; the id breaks a tie of two checkpoints trained in the same microsecond.
+CHECKPOINT_ORDER = "trained_at desc, checkpoint_id desc"
+
+
+def latest_checkpoint(checkpoints) -> TrainedLM:
+    """The newest model of an ml.lm_checkpoints relation (a DuckDB relation), the one every
+    reader of the table means by "the latest checkpoint"."""
+    rows = checkpoints.order(CHECKPOINT_ORDER).limit(1).project("state").fetchall()
+    if not rows:
+        raise ValueError("expected a trained model in ml.lm_checkpoints, found none")
+    return TrainedLM.from_bytes(bytes(rows[0][0]))

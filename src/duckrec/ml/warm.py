@@ -83,3 +83,56 @@ def warm_windows(sequences: list[np.ndarray], n_new: np.ndarray, window: int, re
     rng = np.random.default_rng(seed)
     replay = [pool[i] for i in sorted(rng.choice(len(pool), n_replay, replace=False))] if n_replay else []
     return fresh + replay, len(fresh), len(replay)
+
+
+def fit_digest(users: np.ndarray, items: np.ndarray, values: np.ndarray) -> bytes:
+    """Per user (ascending ids): how many events the model learns from and a hash of them in
+    order (item and value), packed as bytes. Inputs are sorted by user, then position."""
+    if len(users) == 0:
+        return b""
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], len(users)]
+    items = np.ascontiguousarray(items, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty((len(starts), 3), dtype=np.uint64)
+    for row, (a, b) in enumerate(zip(starts, ends)):
+        out[row] = (np.int64(users[a]).view(np.uint64), b - a, _span_hash(items, values, a, b))
+    return out.tobytes()
+
+
+def _span_hash(items: np.ndarray, values: np.ndarray, a: int, b: int) -> int:
+    import hashlib
+
+    h = hashlib.blake2b(items[a:b].tobytes() + values[a:b].tobytes(), digest_size=8).digest()
+    return int(np.frombuffer(h, dtype=np.uint64)[0])
+
+
+def _unpack(digest: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = np.frombuffer(digest, dtype=np.uint64).reshape(-1, 3)
+    return table[:, 0].view(np.int64), table[:, 1].astype(np.int64), table[:, 2]
+
+
+def grown_by_appends(parent: bytes, users: np.ndarray, items: np.ndarray, values: np.ndarray) -> tuple[bool, str]:
+    """Whether every sequence the parent model learned from (its `fit_digest`) is still the
+    start of that user's sequence today: the only change a warm start may build on. Returns
+    (ok, what differs)."""
+    p_users, p_n, p_hash = _unpack(parent)
+    if len(p_users) == 0:
+        return True, ""
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(users)] if len(users) else starts
+    at = {int(u): (a, b) for u, a, b in zip(users[starts].tolist(), starts.tolist(), ends.tolist())}
+    items = np.ascontiguousarray(items, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    gone, changed = 0, 0
+    for u, n, h in zip(p_users.tolist(), p_n.tolist(), p_hash.tolist()):
+        span = at.get(u)
+        if span is None or span[1] - span[0] < n:
+            gone += 1
+            continue
+        if _span_hash(items, values, span[0], span[0] + n) != h:
+            changed += 1
+    if gone or changed:
+        return False, (f"{gone + changed} of {len(p_users)} users' fit events are no longer what the parent "
+                       f"learned from plus appended events ({gone} shorter or gone, {changed} changed)")
+    return True, ""
