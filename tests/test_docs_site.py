@@ -118,7 +118,12 @@ def _browser():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("playwright is not installed: the README's test command installs it ('.[test]')")
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
     return sync_api.sync_playwright()
 
 

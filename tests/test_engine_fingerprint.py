@@ -126,3 +126,59 @@ def test_an_empty_build_is_never_reused(tmp_path, tmp_path_factory, capsys):
     assert run(capsys, root, "build").code == 0
     assert _statuses(root)["orders"] == "success"
     assert query(warehouse(root), "select count(*) from marts.orders") == [(4,)]
+
+
+def test_a_tag_or_description_edit_rebuilds_nothing_and_refreshes_the_comments(tmp_path, tmp_path_factory,
+                                                                              capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    schema = root / "models/schema.yml"
+    text = schema.read_text()
+    assert "    description: one row per customer\n" in text
+    schema.write_text(text.replace(
+        "    description: one row per customer\n",
+        "    description: one row per customer, with their lifetime value\n"
+        "    config: {tags: [finance], meta: {owner: ana}, persist_docs: {relation: true}}\n"))
+    r = run(capsys, root, "build")
+    assert r.code == 0, r
+    statuses = _statuses(root)
+    assert set(statuses.values()) == {"reused"}, statuses
+    assert query(warehouse(root), "select comment from duckdb_tables() where table_name = 'customers'") == [
+        ("one row per customer, with their lifetime value",)]
+    # the new tag selects it, and the next build has nothing to refresh
+    assert "customers" in run(capsys, root, "ls", "-s", "tag:finance").out
+    assert run(capsys, root, "build").code == 0 and set(_statuses(root).values()) == {"reused"}
+
+
+def test_a_parent_whose_state_was_lost_counts_as_absent(tmp_path, capsys):
+    """P fails under --publish-partial, is fixed, then its child is built alone: the child
+    must not be stored as if built from the fixed P (it read the old table)."""
+    from engine_fixtures import project
+
+    root = project(tmp_path, {"sql/p.sql": "select 1 as x", "sql/c.sql": "select x * 10 as y from {{ ref('p') }}",
+                              "project.yml": "name: t\ntargets:\n  dev: {warehouse: warehouse.duckdb}\n"
+                                             "models:\n  +materialized: table\n"})
+    assert run(capsys, root, "build").code == 0
+    (root / "sql/p.sql").write_text("select error('boom') as x")
+    assert run(capsys, root, "build", "-s", "p", "--publish-partial").code == 1
+    (root / "sql/p.sql").write_text("select 2 as x")
+    assert run(capsys, root, "build", "-s", "c").code == 0
+    assert run(capsys, root, "build", "-s", "p", "c").code == 0
+    assert query(warehouse(root), "select y from main.c") == [(20,)]
+
+
+def test_a_table_written_outside_a_build_is_rebuilt(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    (root / "sql/macros/ops.sql").write_text("{% macro clobber() %}delete from marts.orders{% endmacro %}")
+    assert run(capsys, root, "run-operation", "clobber").code == 0
+    assert run(capsys, root, "build").code == 0
+    statuses = _statuses(root)
+    assert statuses["orders"] == "success" and statuses["stg_orders"] == "reused", statuses
+    assert query(warehouse(root), "select count(*) from marts.orders") == [(4,)]
+
+
+def test_state_selection_on_an_unreadable_warehouse_is_an_error(tmp_path, tmp_path_factory, capsys):
+    root = built_copy(tmp_path, JAFFLE, tmp_path_factory.mktemp("jaffle"))
+    warehouse(root).write_bytes(b"not a database" * 100)
+    r = run(capsys, root, "ls", "-s", "state:modified")
+    assert r.code == 4, r
+    assert "warehouse.duckdb" in r.text and "cannot be read" in r.text

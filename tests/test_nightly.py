@@ -51,8 +51,10 @@ def test_nightly_builds_warm_start_and_reuse(tmp_path):
                              "not_probed_engaged_share from eval.exploration_outcomes where strategy = 'lm_explore' "
                              "order by data_watermark")
         assert len(outcomes) == 2  # logged once per watermark: the third build appended nothing
-        (_, later, probed, probed_share, other_share), (_, none_later, _, unknown, _) = outcomes
-        assert later > 0 and probed > 0 and 0 <= probed_share <= 1 and 0 <= other_share <= 1
+        (mark, later, probed, probed_share, other_share), (_, none_later, _, unknown, _) = outcomes
+        assert later > 0 and probed > 0
+        # the shares, counted again by hand from the logs and the events after the first build
+        assert (probed, probed_share, other_share) == _outcome_by_hand(con, mark)
         assert none_later == 0 and unknown is None
         confirmed = rows(con, "select count(*) from features.user_interests where confirmed_at is not null")[0][0]
         # an interest a user engaged with after it was probed has its confirmed_at
@@ -63,3 +65,22 @@ def test_nightly_builds_warm_start_and_reuse(tmp_path):
                                   "and kind != 'test'"))
     # nothing new: everything reused but the history, which records the build itself
     assert {n for n, s in statuses.items() if s != "reused"} == {"metrics_history"}, statuses
+
+
+def _outcome_by_hand(con, mark) -> tuple[int, float, float]:
+    """(pairs probed, their engaged share, the engaged share of the other genres outside the
+    user's top genres at that build) for lm_explore's build at `mark`, in Python."""
+    from datetime import timedelta
+
+    genres_of = {i: set(g) for i, g in rows(con, "select item_id, genres from staging.items")}
+    every_genre = set().union(*genres_of.values())
+    users = {u for (u,) in rows(con, f"select distinct user_id from recs.exploration_log where strategy = "
+                                     f"'lm_explore' and data_watermark = '{mark}'")}
+    probed = set(rows(con, f"select distinct user_id, probed_interest from recs.exploration_log where strategy = "
+                           f"'lm_explore' and data_watermark = '{mark}'"))
+    top = set(rows(con, f"select user_id, genre from recs.top_interests_log where data_watermark = '{mark}'"))
+    engaged = {(u, g) for u, i, t in rows(con, "select user_id, item_id, event_time from staging.events")
+               if mark < t <= mark + timedelta(days=30) for g in genres_of.get(i, ())}
+    others = {(u, g) for u in users for g in every_genre if (u, g) not in top and (u, g) not in probed}
+    share = (lambda pairs: round(len(pairs & engaged) / len(pairs), 12))
+    return len(probed), share(probed), share(others)

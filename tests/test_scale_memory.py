@@ -151,7 +151,12 @@ def test_generator_writes_the_seeds_shape_deterministically(tmp_path):
                          f"min(title) from read_csv('{out}/movies.csv')").fetchone()
     assert movies[0] == 500 and movies[1] == 0 and movies[2].startswith("Item ")
     assert con.execute(f"select count(*) from read_csv('{out}/links.csv')").fetchone()[0] == 500
-    assert con.execute(f"select count(*) from read_csv('{out}/tags.csv')").fetchone()[0] >= 0
+    # about one event in 200 leaves a tag, on an event of the log, a minute after it
+    n_tags, on_events = con.execute(
+        f"select count(*), count(*) filter (where exists (select 1 from read_csv('{out}/ratings.csv') r "
+        f"where r.userId = t.userId and r.movieId = t.movieId and r.timestamp + 60 = t.timestamp)) "
+        f"from read_csv('{out}/tags.csv') t").fetchone()
+    assert 1 <= n_tags <= 60 and on_events == n_tags
     again = make_events(tmp_path / "b")
     assert (out / "ratings.csv").read_bytes() == (again / "ratings.csv").read_bytes()
     # sessions stay in a genre: consecutive events share one far more often than chance

@@ -17,6 +17,7 @@ metadata hash apart from its data hash for the same reason).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import sys
@@ -91,50 +92,44 @@ class CodeClosure:
 
     Project modules are keyed by their path from the project root (two helpers named
     `util.py` in different folders are two entries), `duckrec` packages by their folder, and
-    other libraries by `dist <name>` with the installed version. Cached per build."""
+    other libraries by `dist <name>` with the installed version. Each module's contribution
+    is worked out once per build."""
 
     def __init__(self, project: Project):
         self.project = project
-        self._closure: dict[str, dict[str, str]] = {}
+        self._of: dict[str, dict[str, str]] = {}
         # the order pymodels puts on sys.path: python_models/ first, then the project root
         self.bases = [project.path("python_models"), project.root]
 
     def of_code(self, code: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for module in imported_modules(code):
-            self._add(module, out, set())
+            out.update(self.of_module(module))
         return out
 
-    def _add(self, module: str, out: dict[str, str], seen: set[str]) -> None:
-        if module in seen:
-            return
-        seen.add(module)
+    def of_module(self, module: str) -> dict[str, str]:
+        if module not in self._of:
+            self._of[module] = {}  # a cycle of imports ends here
+            self._of[module] = self._contribution(module)
+        return self._of[module]
+
+    def _contribution(self, module: str) -> dict[str, str]:
         local = self._local_file(module)
         if local is not None:
             key = str(local.relative_to(self.project.root)) if local.is_relative_to(self.project.root) else str(local)
-            if key in out:
-                return
-            out[key] = file_hash(local)
+            out = {key: file_hash(local)}
             package = module if local.name == "__init__.py" else module.rpartition(".")[0]
             for sub in imported_modules(local.read_text(encoding="utf-8", errors="replace"), package):
-                self._add(sub, out, seen)
-            return
+                out.update(self.of_module(sub))
+            return out
         top = module.split(".")[0]
         if top == "duckrec":
             folder = _package_folder(module)
-            if folder is not None:
-                key = f"package {folder.relative_to(Path(__file__).parent.parent)}"
-                if key not in out:
-                    out[key] = tree_hash(folder)
-                    for f in sorted(folder.rglob("*.py")):
-                        for sub in imported_modules(f.read_text(encoding="utf-8")):
-                            if not sub.startswith("duckrec"):
-                                self._add(sub, out, seen)
-            return
+            return {} if folder is None else dict(_package_contribution(folder))
         if top in sys.stdlib_module_names or top == "__future__":
-            return
+            return {}
         name, version = _distribution(top)
-        out[f"dist {name}"] = version
+        return {f"dist {name}": version}
 
     def _local_file(self, module: str) -> Path | None:
         rel = module.replace(".", "/")
@@ -145,30 +140,52 @@ class CodeClosure:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def _package_contribution(folder: Path) -> tuple[tuple[str, str], ...]:
+    """A duckrec package: its whole source, and the versions of the libraries it imports."""
+    root = Path(__file__).resolve().parent.parent
+    out = {f"package {folder.resolve().relative_to(root)}": tree_hash(folder)}
+    for f in sorted(folder.rglob("*.py")):
+        package = ".".join(f.resolve().relative_to(root).with_suffix("").parts[:-1])
+        for sub in imported_modules(f.read_text(encoding="utf-8"), package):
+            top = sub.split(".")[0]
+            if top != "duckrec" and top not in sys.stdlib_module_names and top != "__future__":
+                name, version = _distribution(top)
+                out[f"dist {name}"] = version
+    return tuple(sorted(out.items()))
+
+
+@functools.lru_cache(maxsize=None)
 def _package_folder(module: str) -> Path | None:
-    """The folder of the duckrec (sub-)package a module belongs to: a module counts with its
-    whole package, since it imports its siblings."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
-        parent = module.rpartition(".")[0]
-        return _package_folder(parent) if parent else None
-    return Path(spec.origin).parent
+    """The folder of the duckrec (sub-)package a module belongs to, found on disk without
+    importing it (importing duckrec.ml would import torch): a module counts with its whole
+    package, since it imports its siblings."""
+    parts = module.split(".")[1:]
+    folder = Path(__file__).resolve().parent
+    for part in parts:
+        if not (folder / part / "__init__.py").is_file():
+            break
+        folder = folder / part
+    return folder
 
 
+@functools.lru_cache(maxsize=None)
 def _distribution(top: str) -> tuple[str, str]:
     from importlib import metadata
 
-    names = metadata.packages_distributions().get(top) or [top]
+    names = _module_distributions().get(top) or [top]
     name = names[0]
     try:
         return name, metadata.version(name)
     except metadata.PackageNotFoundError:
         return name, "version unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def _module_distributions() -> dict[str, list[str]]:
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def tree_hash(path: Path) -> str:
