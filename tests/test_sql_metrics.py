@@ -183,3 +183,21 @@ def test_var_k_sets_the_served_list_length(temporal):
     served = rows(temporal, "select distinct strategy, max(rank) over (partition by strategy) from recs.recommendations order by 1")
     assert {length for _, length in served} == {2} and len(served) == 7
     assert rows(temporal, "select max(rank) from eval.holdout_recommendations") == [(3,)]
+
+
+def test_bootstrap_intervals_on_three_users(warehouse):
+    """Popularity hits all three users at K = 3, u1 and u3 at K = 1 (ranks 1, 3, 1). A
+    resample draws each user Poisson(1) times: one without u2 (p = 0.32) scores a perfect
+    hit rate, one with u2 alone (p = 0.09) scores 0 and NDCG 0.5; both happen far more often
+    than the 2.5% of the 200 resamples an interval leaves out at each end."""
+    def interval(name, k):
+        return rows(warehouse, f"select {name}_low, {name}, {name}_high from eval.metrics "
+                               f"where strategy = 'popularity' and k = {k}")[0]
+
+    assert interval("hit_rate", 3) == (1.0, 1.0, 1.0)
+    low, point, high = interval("hit_rate", 1)
+    assert (low, high) == (0.0, 1.0) and point == pytest.approx(2 / 3)
+    low, point, high = interval("ndcg", 3)
+    assert (low, high) == (0.5, 1.0) and point == pytest.approx((1 + 0.5 + 1) / 3)
+    low, point, high = interval("coverage", 3)
+    assert low <= point <= high and point == pytest.approx(4 / 6)
