@@ -21,7 +21,7 @@ SERVER_VERSION = "15.0"
 _TYPE_NAMES = {16: "bool", 17: "bytea", 20: "int8", 21: "int2", 23: "int4", 25: "text", 114: "json", 700: "float4",
                701: "float8", 1043: "varchar", 1082: "date", 1083: "time", 1114: "timestamp",
                1184: "timestamptz", 1186: "interval", 1700: "numeric", 2950: "uuid", 705: "unknown", 26: "oid",
-               19: "name", 18: "char", 2205: "regclass", 1009: "_text"}
+               19: "name", 18: "char", 2205: "regclass"}
 # format_type's names, as psql prints them
 _FORMAT_NAMES = {16: "boolean", 17: "bytea", 20: "bigint", 21: "smallint", 23: "integer", 25: "text", 114: "json",
                  700: "real", 701: "double precision", 1043: "character varying", 1082: "date",
@@ -52,12 +52,15 @@ _EMPTY = {
     "pg_foreign_table": "ftrelid bigint, ftserver bigint, ftoptions varchar[]",
     "pg_partitioned_table": "partrelid bigint, partstrat varchar, partnatts integer",
     "pg_enum": "oid bigint, enumtypid bigint, enumsortorder float, enumlabel varchar",
-    "pg_sequence": "seqrelid bigint, seqtypid bigint, seqstart bigint, seqincrement bigint",
+    "pg_sequence": "seqrelid bigint, seqtypid bigint, seqstart bigint, seqincrement bigint, seqmin bigint, "
+                   "seqmax bigint, seqcache bigint, seqcycle boolean",
     "pg_depend": "classid bigint, objid bigint, objsubid integer, refclassid bigint, refobjid bigint, "
                  "refobjsubid integer, deptype varchar",
     "pg_extension": "oid bigint, extname varchar, extnamespace bigint, extversion varchar",
     "pg_proc": "oid bigint, proname varchar, pronamespace bigint, prorettype bigint, prokind varchar",
     "pg_range": "rngtypid bigint, rngsubtype bigint",
+    "pg_opclass": "oid bigint, opcname varchar, opcmethod bigint, opcnamespace bigint, opcdefault boolean",
+    "pg_operator": "oid bigint, oprname varchar, oprnamespace bigint",
 }
 
 _POPULATED = [
@@ -120,18 +123,19 @@ _POPULATED = [
     f"""create table {SCHEMA}.pg_user as select 'duckrec' as usename, 10::bigint as usesysid, false as usesuper""",
     f"""create table {SCHEMA}.pg_settings as
         select 'server_version' as name, '{SERVER_VERSION}' as setting union all
-        select 'max_identifier_length', '63' union all select 'standard_conforming_strings', 'on'""",
+        select 'max_identifier_length', '63' union all select 'standard_conforming_strings', 'on' union all
+        select 'default_table_access_method', 'heap' union all select 'server_version_num', '150000' union all
+        select 'search_path', '"$user", public' union all select 'transaction_read_only', 'on'""",
 ]
 
 
 def _type_rows() -> str:
-    rows = []
-    for oid, name in _TYPE_NAMES.items():
-        array = ARRAY_OF.get(oid, 0)
-        rows.append(f"({oid}, '{name}', 11, {TYPE_SIZES.get(oid, -1)}, 'b', {array}, 0)")
+    """One row per type oid (subqueries on pg_type by oid must find one)."""
+    rows = {oid: f"({oid}, '{name}', 11, {TYPE_SIZES.get(oid, -1)}, 'b', {ARRAY_OF.get(oid, 0)}, 0)"
+            for oid, name in _TYPE_NAMES.items()}
     for elem, array in ARRAY_OF.items():
-        rows.append(f"({array}, '_{_TYPE_NAMES[elem]}', 11, -1, 'b', 0, {elem})")
-    return ", ".join(dict.fromkeys(rows))
+        rows.setdefault(array, f"({array}, '_{_TYPE_NAMES[elem]}', 11, -1, 'b', 0, {elem})")
+    return ", ".join(rows.values())
 
 
 def _format_type_case() -> str:
@@ -140,28 +144,32 @@ def _format_type_case() -> str:
     return f"case t {whens} {arrays} else 'text' end"
 
 
+# a macro's arguments are pasted in as text: aliases inside macros (dr_*) must be names no
+# caller uses, or `where c.oid = o` called with o := c.oid compares a column with itself
 _MACROS = [
     f"create macro {SCHEMA}.format_type(t, m) as "
     f"case when t = {NUMERIC} and m > 4 then 'numeric(' || ((m - 4) >> 16) || ',' || ((m - 4) & 65535) || ')' "
     f"else {_format_type_case()} end",
-    f"create macro {SCHEMA}.col_description(r, n) as (select description from {SCHEMA}.pg_description d "
-    "where d.objoid = r and d.objsubid = n)",
-    f"create macro {SCHEMA}.obj_description(o) as (select description from {SCHEMA}.pg_description d "
-    "where d.objoid = o and d.objsubid = 0), "
-    f"(o, c) as (select description from {SCHEMA}.pg_description d where d.objoid = o and d.objsubid = 0)",
+    f"create macro {SCHEMA}.col_description(r, n) as (select description from {SCHEMA}.pg_description dr_d "
+    "where dr_d.objoid = r and dr_d.objsubid = n)",
+    f"create macro {SCHEMA}.obj_description(o) as (select description from {SCHEMA}.pg_description dr_d "
+    "where dr_d.objoid = o and dr_d.objsubid = 0), "
+    f"(o, c) as (select description from {SCHEMA}.pg_description dr_d where dr_d.objoid = o and dr_d.objsubid = 0)",
     f"create macro {SCHEMA}.shobj_description(o, c) as null::varchar",
     f"create macro {SCHEMA}.pg_get_expr(e, r) as e::varchar, (e, r, p) as e::varchar",
-    f"create macro {SCHEMA}.pg_get_viewdef(o) as (select definition from {SCHEMA}.relations r where r.oid = o), "
-    f"(o, p) as (select definition from {SCHEMA}.relations r where r.oid = o)",
-    f"create macro {SCHEMA}.pg_get_constraintdef(o) as (select condef from {SCHEMA}.pg_constraint c "
-    f"where c.oid = o), (o, p) as (select condef from {SCHEMA}.pg_constraint c where c.oid = o)",
+    f"create macro {SCHEMA}.pg_get_viewdef(o) as (select definition from {SCHEMA}.relations dr_r where dr_r.oid = o), "
+    f"(o, p) as (select definition from {SCHEMA}.relations dr_r where dr_r.oid = o)",
+    f"create macro {SCHEMA}.pg_get_constraintdef(o) as (select condef from {SCHEMA}.pg_constraint dr_k "
+    f"where dr_k.oid = o), (o, p) as (select condef from {SCHEMA}.pg_constraint dr_k where dr_k.oid = o)",
     f"create macro {SCHEMA}.pg_get_indexdef(o) as null::varchar, (o, n, p) as null::varchar",
     f"create macro {SCHEMA}.pg_get_ruledef(o) as null::varchar, (o, p) as null::varchar",
     f"create macro {SCHEMA}.pg_get_partkeydef(o) as null::varchar",
     f"create macro {SCHEMA}.pg_get_statisticsobjdef_columns(o) as null::varchar",
     f"create macro {SCHEMA}.pg_relation_is_publishable(o) as false",
-    f"create macro {SCHEMA}.pg_table_size(o) as (select greatest(reltuples, 0)::bigint * 8 from {SCHEMA}.pg_class c "
-    "where c.oid = o)",
+    f"create macro {SCHEMA}.pg_get_serial_sequence(t, c) as null::varchar",
+    f"create macro {SCHEMA}.pg_collation_is_visible(o) as true",
+    f"create macro {SCHEMA}.pg_table_size(o) as (select greatest(reltuples, 0)::bigint * 8 from {SCHEMA}.pg_class dr_c "
+    "where dr_c.oid = o)",
     f"create macro {SCHEMA}.pg_relation_size(o) as {SCHEMA}.pg_table_size(o), (o, f) as {SCHEMA}.pg_table_size(o)",
     f"create macro {SCHEMA}.pg_total_relation_size(o) as {SCHEMA}.pg_table_size(o)",
     f"create macro {SCHEMA}.pg_size_pretty(b) as format_bytes(b::bigint)",
@@ -176,14 +184,20 @@ _MACROS = [
     f"create macro {SCHEMA}.has_schema_privilege(a, b) as true, (a, b, c) as true",
     f"create macro {SCHEMA}.has_database_privilege(a, b) as true, (a, b, c) as true",
     f"create macro {SCHEMA}.pg_backend_pid() as 0",
+    f"create macro {SCHEMA}.current_setting(n) as (select setting from {SCHEMA}.pg_settings dr_g where dr_g.name = n), "
+    f"(n, m) as (select setting from {SCHEMA}.pg_settings dr_g where dr_g.name = n)",
     f"create macro {SCHEMA}.version() as 'PostgreSQL {SERVER_VERSION} (duckrec serve, DuckDB ' || "
     "(select library_version from pragma_version()) || ')'",
     # ::regclass on a name: its oid (psql and SQLAlchemy pass 'schema.name' or 'name')
     f"create macro {SCHEMA}.ident_parts(n) as list_transform(string_split(n, '.'), lambda p: trim(p, '\"'))",
-    f"create macro {SCHEMA}.to_regclass(n) as (select c.oid from {SCHEMA}.pg_class c join {SCHEMA}.pg_namespace s "
-    f"on s.oid = c.relnamespace where c.relname = {SCHEMA}.ident_parts(n)[-1] and "
-    f"(len({SCHEMA}.ident_parts(n)) = 1 or s.nspname = {SCHEMA}.ident_parts(n)[-2]) "
-    "order by s.nspname <> 'main' limit 1)",
+    f"create macro {SCHEMA}.to_regclass(n) as (select dr_c.oid from {SCHEMA}.pg_class dr_c join {SCHEMA}.pg_namespace dr_s "
+    f"on dr_s.oid = dr_c.relnamespace where dr_c.relname = {SCHEMA}.ident_parts(n)[-1] and "
+    f"(len({SCHEMA}.ident_parts(n)) = 1 or dr_s.nspname = {SCHEMA}.ident_parts(n)[-2]) "
+    "order by dr_s.nspname <> 'main' limit 1)",
+    # what ::regclass gives: an oid stays one, a name is looked up (pg_class itself is 1259, as
+    # pg_description.classoid says)
+    f"create macro {SCHEMA}.regclass_of(x) as case when x::varchar in ('pg_catalog.pg_class', 'pg_class') then 1259 "
+    f"when try_cast(x::varchar as bigint) is not null then x::varchar::bigint else {SCHEMA}.to_regclass(x::varchar) end",
     f"create macro {SCHEMA}.to_regtype(n) as (select oid from {SCHEMA}.pg_type where typname = n)",
 ]
 
@@ -204,6 +218,7 @@ def prepare_catalog(con) -> None:
         con.execute(f"alter table memory.{SCHEMA}.pg_type add column typbasetype bigint default 0")
         con.execute(f"alter table memory.{SCHEMA}.pg_type add column typnotnull boolean default false")
         con.execute(f"alter table memory.{SCHEMA}.pg_type add column typtypmod integer default -1")
+        con.execute(f"alter table memory.{SCHEMA}.pg_type add column typdelim varchar default ','")
         for name, columns in _EMPTY.items():
             con.execute(f"create table memory.{SCHEMA}.{name} ({columns})")
         con.create_function(f"{SCHEMA}_pg_type", pg_type, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("INTEGER"))
@@ -246,6 +261,9 @@ _CAST_TARGETS = {"oid": "BIGINT", "regclass": "BIGINT", "regtype": "BIGINT", "re
                  "regnamespace": "BIGINT", "name": "VARCHAR", "text": "VARCHAR", "int2vector": "SMALLINT[]",
                  "oidvector": "BIGINT[]", '"char"': "VARCHAR", "char": "VARCHAR", "int2": "SMALLINT",
                  "int4": "INTEGER", "int8": "BIGINT", "float4": "FLOAT", "float8": "DOUBLE", "bool": "BOOLEAN"}
+_CAST_REGCLASS = re.compile(r"\bCAST\s*\(\s*(\$\d+|'(?:[^']|'')*'|[\w.]+)\s+AS\s+(?:pg_catalog\s*\.\s*)?REGCLASS\s*\)",
+                            re.I)
+_CAST_AS = re.compile(r"\bAS\s+(pg_catalog\s*\.\s*)?(oid|regclass|regtype|regproc|regnamespace|name)\s*\)", re.I)
 _QUALIFIED = re.compile(r"\bpg_catalog\s*\.\s*\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.I)
 _SEGMENTS = re.compile(r"('(?:[^']|'')*')|(\"(?:[^\"]|\"\")*\")|(--[^\n]*)")
 
@@ -255,7 +273,8 @@ def rewrite(sql: str) -> str:
     (string literals and quoted names are left alone, except `'name'::regclass`)."""
     if "pg_" not in sql and "::" not in sql and "version()" not in sql.lower():
         return sql
-    sql = _LITERAL_REGCLASS.sub(lambda m: f"{SCHEMA}.to_regclass({m.group(1)})", sql)
+    sql = _LITERAL_REGCLASS.sub(lambda m: f"{SCHEMA}.regclass_of({m.group(1)})", sql)
+    sql = _CAST_REGCLASS.sub(lambda m: f"{SCHEMA}.regclass_of({m.group(1)})", sql)
     out, pos = [], 0
     for m in _SEGMENTS.finditer(sql):
         out.append(_rewrite_code(sql[pos:m.start()]))
@@ -269,6 +288,8 @@ def _rewrite_code(code: str) -> str:
     code = _OPERATOR.sub(lambda m: m.group(1), code)
     code = _COLLATE.sub("", code)
     code = _CAST_TYPES.sub(lambda m: "::" + _CAST_TARGETS[m.group(2).lower()] + ("[]" if m.group(3) else ""), code)
+    code = _CAST_AS.sub(lambda m: "AS " + _CAST_TARGETS[m.group(2).lower()] + ")", code)
+    code = re.sub(r"\bjson_build_object\s*\(", "json_object(", code, flags=re.I)
     code = _QUALIFIED.sub(lambda m: (f"{SCHEMA}." if m.group(1).lower() in _CATALOG_NAMES else "") + m.group(1), code)
     return re.sub(r"(?<![\w.])version\s*\(\s*\)", f"{SCHEMA}.version()", code, flags=re.I)
 

@@ -92,6 +92,9 @@ class Session:
         """What one statement answers. Transaction control, SET and SHOW are the session's;
         everything else must be one read-only DuckDB query."""
         keyword = (_KEYWORD.match(sql).group(1).lower() if _KEYWORD.match(sql) else "")
+        if keyword == "rollback" and re.match(r"^\s*rollback\s+(work\s+|transaction\s+)?to\b", sql, re.I):
+            self.status = b"T" if self.status != b"I" else b"I"  # back to the savepoint: the block goes on
+            return Outcome("ROLLBACK")
         if self.status == b"E" and keyword not in ("commit", "rollback", "end", "abort"):
             raise PgError("current transaction is aborted, commands ignored until end of transaction block", "25P02")
         if keyword in ("begin", "start"):
@@ -100,6 +103,8 @@ class Session:
         if keyword in ("commit", "end", "rollback", "abort"):
             self.status = b"I"
             return Outcome("ROLLBACK" if keyword in ("rollback", "abort") else "COMMIT")
+        if keyword in ("savepoint", "release"):
+            return Outcome(keyword.upper())  # nothing is written, so there is nothing to keep apart
         if keyword in ("set", "reset", "discard", "deallocate", "close", "unlisten"):
             return self._session_command(keyword, sql)
         if keyword == "show":
@@ -249,8 +254,9 @@ class Session:
         keyword = _KEYWORD.match(prepared.sql)
         if keyword and keyword.group(1).lower() == "show":
             return self._show(prepared.sql).columns
-        if not keyword or keyword.group(1).lower() in ("set", "begin", "start", "commit", "end", "rollback",
-                                                      "abort", "reset", "discard", "deallocate", "close"):
+        if not keyword or keyword.group(1).lower() in ("set", "begin", "start", "commit", "end", "rollback", "abort",
+                                                      "reset", "discard", "deallocate", "close", "savepoint",
+                                                      "release", "unlisten"):
             return None
         import duckdb
 
