@@ -61,6 +61,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+STARTUP_TIMEOUT_S = 30
+
+
 class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -74,17 +77,14 @@ class Server(socketserver.ThreadingTCPServer):
         self.slots = threading.BoundedSemaphore(config.max_connections)
         self.workers = threading.BoundedSemaphore(config.workers)
         self.backends: dict[int, tuple[int, LatestReader]] = {}
+        self.over_limit: set = set()  # sockets accepted past --max-connections, to be refused
         super().__init__((config.host, config.port), Handler)
 
     def process_request(self, request, client_address) -> None:
+        # over the limit the client still gets its TLS answer and then a FATAL error it can show
+        # (an error before the SSL exchange reads to libpq as a broken server)
         if not self.slots.acquire(blocking=False):
-            refused = PgError(f"too many connections: duckrec serve takes {self.config.max_connections} at once "
-                              "(--max-connections)", "53300", "FATAL")
-            try:
-                request.sendall(wire.error_response(refused))
-            finally:
-                self.shutdown_request(request)
-            return
+            self.over_limit.add(request)
         super().process_request(request, client_address)
 
     def cancel(self, pid: int, secret: int) -> None:
@@ -100,10 +100,16 @@ class Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         reader = None
         pid = 0
+        over_limit = self.request in self.server.over_limit
+        self.server.over_limit.discard(self.request)
         try:
+            self.request.settimeout(STARTUP_TIMEOUT_S)  # a client that never finishes logging in lets go of its slot
             sock, stream, params = self._startup(self.request)
             if params is None:
                 return
+            if over_limit:
+                raise PgError(f"too many connections: duckrec serve takes {self.server.config.max_connections} at "
+                              "once (--max-connections)", "53300", "FATAL")
             out = sock.makefile("wb")
             self._authenticate(stream, out, params.get("user", ""))
             reader = LatestReader(self.server.config.warehouse, prepare=prepare_catalog,
@@ -123,6 +129,7 @@ class Handler(socketserver.BaseRequestHandler):
             out.write(wire.backend_key(pid, secret))
             out.write(wire.ready(b"I"))
             out.flush()
+            sock.settimeout(None)  # logged in: idle sessions may stay as long as they like
             self._loop(session, stream, out)
         except PgError as e:  # refused at startup: say why, then hang up
             try:
@@ -142,7 +149,8 @@ class Handler(socketserver.BaseRequestHandler):
             self.server.backends.pop(pid, None)
             if reader is not None:
                 reader.close()
-            self.server.slots.release()
+            if not over_limit:
+                self.server.slots.release()
 
     def _startup(self, sock):
         stream = sock.makefile("rb")
