@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,25 @@ def test_passwords_by_scram_tls_and_the_connection_limit(tmp_path, tmp_path_fact
                 assert not second.pgconn.ssl_in_use
                 with pytest.raises(psycopg.OperationalError, match="too many connections"):
                     psycopg.connect(_dsn(served, "analyst", password="'s3cret pass'"))
-        with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "analyst"'):
-            psycopg.connect(_dsn(served, "analyst", password="wrong"))
-        with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "duckrec"'):
-            psycopg.connect(_dsn(served, "duckrec", password="anything"))
+        assert 'password authentication failed for user "analyst"' in _refusal(_dsn(served, "analyst",
+                                                                                        password="wrong"))
+        assert 'password authentication failed for user "duckrec"' in _refusal(_dsn(served, "duckrec",
+                                                                                    password="anything"))
+
+
+def _refusal(dsn: str) -> str:
+    """Why a connection is refused; the server frees a closed client's slot just after the
+    client has gone, so a refusal for the limit is tried again, a bounded number of times."""
+    for _ in range(50):
+        try:
+            psycopg.connect(dsn).close()
+        except psycopg.OperationalError as e:
+            if "too many connections" not in str(e):
+                return str(e)
+        else:
+            return "connected"
+        time.sleep(0.1)
+    return "still too many connections"
 
 
 def test_serve_refuses_a_public_address_without_users(tmp_path, tmp_path_factory):

@@ -2,8 +2,8 @@
 
 `create_engine("duckrec:////abs/path/warehouse.duckdb")` (four slashes for an absolute path,
 as with sqlite). Each DBAPI connection is an in-memory DuckDB with the warehouse attached
-read-only (`LatestReader`); every cursor and every transaction start checks whether a build
-was published since, and if so runs on a fresh reader of the new file. So a held connection,
+read-only (`LatestReader`); every cursor (SQLAlchemy makes one per statement) checks whether a
+build was published since, and if so runs on a fresh reader of the new file. So a held connection,
 a pool checkout and `pandas.read_sql` see a new build from their next query on, and one query
 always reads one build. Consecutive queries inside one SQLAlchemy transaction may read two
 builds when one was published between them (the warehouse is read-only: there is nothing of
@@ -56,7 +56,10 @@ class PublishedConnection:
         return CursorWrapper(self._current(), self)
 
     def begin(self) -> None:
-        self._current().begin()
+        # no check for a new build here: SQLAlchemy makes the statement's cursor before it begins
+        # the transaction, and a swap now would close the connection under that cursor; the
+        # cursor's own check has already chosen the build
+        (self._con or self._current()).begin()
         self._in_transaction = True
 
     def commit(self) -> None:

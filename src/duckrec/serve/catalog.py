@@ -202,10 +202,20 @@ _MACROS = [
 ]
 
 
+_NEEDS = re.compile(r"pg_|information_schema|version\s*\(|current_setting|_description|format_type|privilege|"
+                    r"regclass|regtype|regnamespace|::\s*oid", re.I)
+
+
+def needs_catalog(sql: str) -> bool:
+    """Whether `sql` may read the emulated catalog (a false yes only costs building it)."""
+    return _NEEDS.search(sql) is not None
+
+
 def prepare_catalog(con) -> None:
     """Create `memory.duckrec_pg` for the build `con` has attached, and put it on the search path."""
     import duckdb
 
+    con.execute(f"drop schema if exists memory.{SCHEMA} cascade")  # what a failed try left
     con.execute(f"create schema memory.{SCHEMA}")
     con.execute(f"use memory.{SCHEMA}")  # so the create statements below land in memory, not the warehouse
     try:

@@ -21,7 +21,6 @@ from ..bi.published import LatestReader
 from ..errors import DuckrecError
 from . import wire
 from .auth import NO_PASSWORD_USER, ScramExchange, Verifier
-from .catalog import prepare_catalog
 from .session import REPORTED, Session
 from .wire import PgError, Reader
 
@@ -112,8 +111,7 @@ class Handler(socketserver.BaseRequestHandler):
                               "once (--max-connections)", "53300", "FATAL")
             out = sock.makefile("wb")
             self._authenticate(stream, out, params.get("user", ""))
-            reader = LatestReader(self.server.config.warehouse, prepare=prepare_catalog,
-                                  threads=self.server.config.threads)
+            reader = LatestReader(self.server.config.warehouse, threads=self.server.config.threads)
             try:
                 reader.connection()
             except DuckrecError as e:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
-from .catalog import SERVER_VERSION, rewrite
+from .catalog import SERVER_VERSION, needs_catalog, prepare_catalog, rewrite
 from .wire import PgError, Reader
 
 # session parameters a client may SET and SHOW; SET changes only what SHOW answers
@@ -86,6 +86,17 @@ class Session:
         self.status = b"I"  # I idle, T in a transaction, E in a failed transaction
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
+        self._catalog_of = None  # the connection (so the build) whose pg_catalog is built
+
+    def _connection(self, sql: str):
+        """The connection on the latest build, with its pg_catalog when `sql` reads one. The
+        catalog is built on first use per build (a few hundred ms), not at each publish for
+        every session: most BI queries never touch it."""
+        con = self.reader.connection()
+        if self._catalog_of is not con and needs_catalog(sql):
+            prepare_catalog(con)
+            self._catalog_of = con
+        return con
 
     # ------------------------------------------------------------- statements
     def outcome(self, sql: str, params: list[Any] | None = None, run: bool = True) -> Outcome:
@@ -143,7 +154,7 @@ class Session:
 
         text = rewrite(sql)
         with self.workers:  # bounded: at most --workers queries run at once, server-wide
-            con = self.reader.connection()  # the build published now; one build for the whole query
+            con = self._connection(sql)  # the build published now; one build for the whole query
             try:
                 statements = con.extract_statements(text)
                 if len(statements) != 1:
@@ -263,7 +274,8 @@ class Session:
         n = self._count_params(prepared.sql)
         with self.workers:
             try:
-                rows = self.reader.connection().execute("describe " + rewrite(prepared.sql), [None] * n).fetchall()
+                con = self._connection(prepared.sql)
+                rows = con.execute("describe " + rewrite(prepared.sql), [None] * n).fetchall()
             except duckdb.Error:
                 return None
         return [(row[0], wire.pg_type(row[1])) for row in rows]
