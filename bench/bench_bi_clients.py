@@ -7,14 +7,15 @@ then `duckrec serve` starts (loopback, a free port), and 2 x --clients threads q
 continuously: half through SQLAlchemy's `duckrec://` URL on one pooled engine (every other
 one holds its connection, the rest check one out per query), half over the wire protocol
 with psycopg (one connection each, every other one inside a transaction block). Meanwhile
---builds builds publish, one after the other (real `duckrec build` processes). Each query
+--builds builds publish, one after the other (real `duckrec build` processes), each once
+every client has queried twice since the last one. Each query
 reads the build id from two relations at once (`main.build_info` and the view
 `recs.served_recommendations`), so it shows which build it read and whether it mixed two.
 
 Printed: failed queries (must be 0); per client and build, the number of the first query
 started after that build's process exited (so after its rename) that read the new build
 (1 = the first query did; must be <= 1); queries that mixed two builds (must be 0). The
-loops stop on their own (after the last build, or at --deadline seconds). Exit 1 when a bar
+loops stop on their own (two queries per client after the last build, or at --deadline s). Exit 1 when a bar
 is missed.
 """
 from __future__ import annotations
@@ -144,6 +145,11 @@ def psycopg_clients(port: int, n: int) -> list:
     return made
 
 
+def wait_for_queries(clients: list[Client], since: float, n: int, deadline: float) -> None:
+    while time.monotonic() < deadline and any(sum(1 for q in c.queries if q[0] >= since) < n for c in clients):
+        time.sleep(0.05)
+
+
 def queries_to_see(client: Client, published_at: float, build_id: int) -> int | None:
     """1-based number of the first query started after `published_at` that read `build_id`."""
     after = [q for q in client.queries if q[0] >= published_at]
@@ -177,14 +183,14 @@ def main() -> int:
         for t in threads:
             t.start()
         published: list[tuple[int, float, float]] = []  # build id, build started, build process exited
+        clients = [c for c, _, _ in made]
         for build_id in range(2, args.builds + 2):
             time.sleep(args.settle)
             began = time.monotonic()
             build(root, build_id)
             published.append((build_id, began, time.monotonic()))
-            if time.monotonic() - started > args.deadline:
-                break
-        time.sleep(args.settle)
+            # every client gets two queries in after the publish before anything else happens
+            wait_for_queries(clients, published[-1][2], 2, started + args.deadline)
         stop.set()
         for t in threads:
             t.join(timeout=60)
@@ -193,7 +199,6 @@ def main() -> int:
         stop.set()
         server.terminate()
         server.wait(timeout=30)
-    clients = [c for c, _, _ in made]
     for _, _, handle in made:
         if handle is not None:
             handle.close()
@@ -222,6 +227,10 @@ def report(clients: list[Client], published: list[tuple[int, float, float]], ela
     for c in clients:
         for failure in c.failures[:3]:
             print(f"  {c.name}: {failure}")
+        for b, _, end in published:
+            if queries_to_see(c, end, b) is None:
+                after = [q[2:] for q in c.queries if q[0] >= end]
+                print(f"  {c.name}: build {b} not seen; the {len(after)} queries started after it read {after[:5]}")
     print(f"failed queries: {failed} (bar 0); queries mixing two builds: {mixed} (bar 0); "
           f"most queries after a publish to see it: {'never' if worst >= 10**9 else worst} (bar 1)")
     return 0 if failed == 0 and mixed == 0 and worst <= 1 else 1
