@@ -3,6 +3,7 @@ connections, new checkouts and pandas see each publish from their next query on;
 never reads two builds; reflection works on this SQLAlchemy and on the other minor release."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -71,8 +72,7 @@ def test_reflection_reads_types_nullability_and_comments(tmp_path, tmp_path_fact
     assert found == EXPECTED_REFLECTION
 
 
-REFLECT = """
-def _reflect(engine):
+def _reflect(engine):  # its source runs under the other SQLAlchemy release too: keep it self-contained
     insp = sa.inspect(engine)
     columns = insp.get_columns("served_recommendations", schema="recs")
     table = sa.Table("recommendations", sa.MetaData(), schema="recs", autoload_with=engine)
@@ -84,8 +84,8 @@ def _reflect(engine):
         "comment": insp.get_table_comment("served_recommendations", schema="recs")["text"],
         "autoload": [c.name for c in table.columns],
     }
-"""
-exec(REFLECT)  # the same function runs below under the other SQLAlchemy release
+
+
 
 EXPECTED_REFLECTION = {
     "schemas": ["main", "raw", "recs"],
@@ -125,7 +125,7 @@ def test_reflection_works_the_same_on_the_other_sqlalchemy_minor_release(tmp_pat
         import sqlalchemy as sa
         from duckrec.bi.dialect import register
         register()
-        """) + REFLECT + textwrap.dedent(f"""
+        """) + inspect.getsource(_reflect) + textwrap.dedent(f"""
         engine = sa.create_engine("duckrec:///{warehouse(root)}")
         print(json.dumps({{"version": sa.__version__, "found": _reflect(engine)}}))
         """)

@@ -98,6 +98,22 @@ def test_psycopg_types_and_binary_results(served):
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("select * from recs.nothing_here")
         assert conn.execute("show server_version").fetchone() == ("15.0",)
+        assert ("served_recommendations",) in conn.execute("show tables from recs").fetchall() or \
+            "served_recommendations" in str(conn.execute("show all tables").fetchall())
+
+
+def test_a_cancel_request_stops_a_running_query(served):
+    import threading
+
+    with psycopg.connect(_dsn(served), autocommit=True) as conn:
+        timer = threading.Timer(0.5, conn.cancel_safe)
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("select count(*) from range(1000000000000) a where a % 7 = 3").fetchone()
+        finally:
+            timer.cancel()
+        assert conn.execute("select 1").fetchone() == (1,)  # the session goes on
 
 
 def test_sqlalchemy_postgresql_inspector_and_pandas_through_the_server(served, capsys):

@@ -143,10 +143,10 @@ class Session:
         aliases = {"transaction isolation level": "transaction_isolation", "time zone": "TimeZone"}
         name = aliases.get(name.lower(), name)
         if name.lower() == "all":
-            return Outcome(f"SHOW", [("name", wire.TEXT), ("setting", wire.TEXT)], sorted(self.params.items()))
+            return Outcome("SHOW", [("name", wire.TEXT), ("setting", wire.TEXT)], sorted(self.params.items()))
         key = next((k for k in self.params if k.lower() == name.lower()), None)
-        if key is None:
-            raise PgError(f'unrecognized configuration parameter "{name}"', "42704")
+        if key is None:  # DuckDB's own: show tables, show recs.served_recommendations
+            return self._query(sql, [])
         return Outcome("SHOW", [(name.lower(), wire.TEXT)], [(self.params[key],)])
 
     def _query(self, sql: str, params: list[Any]) -> Outcome:
