@@ -208,6 +208,17 @@ def _array_item(value: Any) -> str:
     return text
 
 
+def float4_text(value: float) -> str:
+    """The shortest text that reads back as the same 32-bit float (0.1, not 0.10000000149011612),
+    as PostgreSQL prints a real."""
+    packed = struct.pack("!f", value)
+    for digits in range(6, 10):
+        text = f"{value:.{digits}g}"
+        if struct.pack("!f", float(text)) == packed:
+            return text
+    return repr(value)
+
+
 _BINARY = {BOOL: "!?", INT2: "!h", INT4: "!i", INT8: "!q", FLOAT4: "!f", FLOAT8: "!d"}
 
 
@@ -215,6 +226,8 @@ def encode(value: Any, oid: int, fmt: int) -> bytes | None:
     if value is None:
         return None
     if fmt == 0:
+        if oid == FLOAT4 and isinstance(value, float) and math.isfinite(value):
+            return float4_text(value).encode()
         return text_value(value).encode()
     if oid in _BINARY:
         return struct.pack(_BINARY[oid], value)
