@@ -135,3 +135,20 @@ def test_reflection_works_the_same_on_the_other_sqlalchemy_minor_release(tmp_pat
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["version"] != sa.__version__ and result["version"][:3] != sa.__version__[:3], (spec, result)
     assert result["found"] == EXPECTED_REFLECTION
+
+
+def test_the_dialect_is_registered_by_an_entry_point():
+    import tomllib
+    from importlib.metadata import distribution
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"]["sqlalchemy.dialects"]
+    assert declared == {"duckrec": "duckrec.bi.dialect:DuckrecDialect"}
+    installed = distribution("duckrec")
+    origin = json.loads(installed.read_text("direct_url.json") or "{}").get("url", "")
+    here = Path(__file__).resolve().parents[1]
+    if origin.startswith("file://") and Path(origin[len("file://"):]).resolve() != here:
+        pytest.skip(f"the installed duckrec was installed from {origin}, not this checkout: its entry points are "
+                    "that checkout's")
+    points = {e.name: e.value for e in installed.entry_points if e.group == "sqlalchemy.dialects"}
+    assert points.get("duckrec") == "duckrec.bi.dialect:DuckrecDialect"

@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-connections", type=int, default=64, help="clients at once (default 64)")
     sp.add_argument("--workers", type=int, help="queries running at once (default: cores, at most 8)")
     sp.add_argument("--threads", type=int, default=1, help="DuckDB threads per query (default 1)")
+    sp.add_argument("--memory-limit", help="DuckDB memory per session, e.g. 2GB (default: 80%% of RAM / workers)")
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -227,7 +228,7 @@ def _serve(project, args) -> int:
     config = ServeConfig(project.warehouse_path(args.target), host=args.host, port=args.port,
                          users=load_users(args.users_file), tls=tls_context(args.tls_cert, args.tls_key),
                          max_connections=args.max_connections, workers=args.workers or default_workers(),
-                         threads=args.threads)
+                         threads=args.threads, memory_limit=args.memory_limit)
     serve(config, lambda text: print(text, flush=True))
     return 0
 

@@ -39,16 +39,18 @@ def lock_down(con) -> None:
 class LatestReader:
     """One DuckDB connection on the latest published build, swapped when a build publishes.
 
-    `prepare(con)` runs on each new connection before it is locked down (the server builds
-    its pg_catalog there); `threads` caps DuckDB's threads per connection. Not for use by
+    `prepare(con)` runs on each new connection before it is locked down; `threads` and
+    `memory_limit` (DuckDB's `'2GB'` form) cap each connection: every one is a DuckDB instance
+    of its own, which by default may take every core and 80% of the memory. Not for use by
     two threads at once: a pool hands a connection to one thread at a time.
     """
 
     def __init__(self, warehouse: str | os.PathLike, *, prepare: Callable | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, memory_limit: str | None = None):
         self.path = Path(warehouse)
         self._prepare = prepare
         self._threads = threads
+        self._memory_limit = memory_limit
         self._con = None
         self._identity: Identity | None = None
         self._lock = threading.Lock()
@@ -70,6 +72,8 @@ class LatestReader:
         try:
             if self._threads:
                 con.execute(f"set threads = {int(self._threads)}")
+            if self._memory_limit:
+                con.execute("set memory_limit = ?", [self._memory_limit])
             if self._prepare is not None:
                 self._prepare(con)
             lock_down(con)

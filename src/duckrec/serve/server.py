@@ -35,6 +35,7 @@ class ServeConfig:
     max_connections: int = 64
     workers: int = 4
     threads: int = 1  # DuckDB threads per query
+    memory_limit: str | None = None  # DuckDB memory per session; default: 80% of RAM shared by the workers
 
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -111,7 +112,8 @@ class Handler(socketserver.BaseRequestHandler):
                               "once (--max-connections)", "53300", "FATAL")
             out = sock.makefile("wb")
             self._authenticate(stream, out, params.get("user", ""))
-            reader = LatestReader(self.server.config.warehouse, threads=self.server.config.threads)
+            reader = LatestReader(self.server.config.warehouse, threads=self.server.config.threads,
+                                  memory_limit=self.server.config.memory_limit)
             try:
                 reader.connection()
             except DuckrecError as e:
@@ -256,6 +258,17 @@ def serve(config: ServeConfig, say=print) -> None:
     """Listen until interrupted; says where, with what security, first (tests read the port)."""
     if not config.warehouse.exists():
         raise DuckrecError("no warehouse here yet: run `duckrec build` first", path=str(config.warehouse))
+    if config.memory_limit is None:
+        config.memory_limit = default_memory_limit(config.workers)
+    probe = LatestReader(config.warehouse, threads=config.threads, memory_limit=config.memory_limit)
+    try:  # a warehouse that cannot be read, or a bad --memory-limit, is said now and not to each client
+        probe.connection()
+    except Exception as e:
+        if isinstance(e, DuckrecError):
+            raise
+        raise DuckrecError(f"cannot open the warehouse with these settings: {e}", path=str(config.warehouse)) from None
+    finally:
+        probe.close()
     try:
         server = Server(config)
     except OSError as e:
@@ -272,6 +285,16 @@ def serve(config: ServeConfig, say=print) -> None:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+
+
+def default_memory_limit(workers: int) -> str:
+    """80% of the machine's memory shared by the queries that may run at once (DuckDB's own
+    default gives each of the sessions' instances 80%)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "1GB"
+    return f"{max(256, int(total * 0.8 / max(1, workers)) >> 20)}MB"
 
 
 def default_workers() -> int:

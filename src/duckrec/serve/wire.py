@@ -228,6 +228,9 @@ def encode(value: Any, oid: int, fmt: int) -> bytes | None:
     if fmt == 0:
         if oid == FLOAT4 and isinstance(value, float) and math.isfinite(value):
             return float4_text(value).encode()
+        if oid == ARRAY_OF[FLOAT4] and isinstance(value, (list, tuple)):
+            return ("{" + ",".join("NULL" if v is None else float4_text(v) if math.isfinite(v) else text_value(v)
+                                   for v in value) + "}").encode()
         return text_value(value).encode()
     if oid in _BINARY:
         return struct.pack(_BINARY[oid], value)
