@@ -79,7 +79,7 @@ class PublishedConnection:
         self.closed = True
 
     def __getattr__(self, name: str) -> Any:  # what else duckdb-engine asks of a connection
-        return getattr(self._current(), name)
+        return getattr(self._con or self._current(), name)  # no swap: only a new cursor chooses the build
 
 
 def warehouse_from_url(database: str | None) -> Path:
