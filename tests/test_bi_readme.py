@@ -47,3 +47,21 @@ def test_each_python_snippet_runs_against_a_built_warehouse_and_duckrec_serve(tm
                 scope["engine"].dispose()
             else:
                 assert scope["rows"] and all(r[0] == 1 for r in scope["rows"])
+
+
+def test_the_psql_line_runs_as_written(tmp_path, tmp_path_factory):
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed (Debian: postgresql-client; .ci/run installs it)")
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Connecting a BI tool"):text.index("What a BI tool sees:")]
+    line = next(l for l in section.splitlines() if l.startswith("psql "))
+    root = bi_project(tmp_path, tmp_path_factory)
+    with Served(root) as served:
+        args = shlex.split(line.replace("5433", str(served.port)))
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert "The title in natural order." in done.stdout
