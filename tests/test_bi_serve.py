@@ -24,7 +24,17 @@ def _dsn(served: Served, user: str = "duckrec", **extra: str) -> str:
 
 @pytest.fixture
 def served(tmp_path, tmp_path_factory):
+    """A server of its own, for a test that publishes."""
     root = bi_project(tmp_path, tmp_path_factory)
+    with Served(root) as server:
+        server.root = root
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One server for the tests that only read (a server starts in about a second)."""
+    root = bi_project(tmp_path_factory.mktemp("shared"), tmp_path_factory)
     with Served(root) as server:
         server.root = root
         yield server
@@ -37,9 +47,9 @@ def _psql(served: Served, command: str, user: str = "duckrec") -> subprocess.Com
                            "-c", command], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
 
 
-def test_psql_describes_served_recommendations_with_columns_and_comments(served):
-    assert "WITHOUT a password" in "".join(served.banner)  # no users configured: it says so
-    described = _psql(served, r"\d+ recs.served_recommendations")
+def test_psql_describes_served_recommendations_with_columns_and_comments(shared):
+    assert "WITHOUT a password" in "".join(shared.banner)  # no users configured: it says so
+    described = _psql(shared, r"\d+ recs.served_recommendations")
     assert described.returncode == 0, described.stderr
     out = described.stdout
     assert 'View "recs.served_recommendations"' in out
@@ -49,18 +59,18 @@ def test_psql_describes_served_recommendations_with_columns_and_comments(served)
         line = next(l for l in out.splitlines() if l.strip().startswith(column + " "))
         assert kind in line and comment in line, line
     assert "View definition:" in out
-    listed = _psql(served, r"\dv+ recs.*")
+    listed = _psql(shared, r"\dv+ recs.*")
     assert listed.returncode == 0 and "Recommendations for dashboards" in listed.stdout, listed.stderr
-    rows = _psql(served, "select count(*) as n from recs.served_recommendations; select 41 + 1 as answer")
+    rows = _psql(shared, "select count(*) as n from recs.served_recommendations; select 41 + 1 as answer")
     assert rows.returncode == 0 and " 6\n" in rows.stdout and " 42\n" in rows.stdout, rows.stdout + rows.stderr
 
 
-def test_psql_is_refused_writes_and_other_users(served):
+def test_psql_is_refused_writes_and_other_users(shared):
     for statement in ("create table main.mine(x integer)", "delete from recs.recommendations",
                       "attach ':memory:' as other", "copy recs.recommendations to '/tmp/x.csv'"):
-        refused = _psql(served, statement)
+        refused = _psql(shared, statement)
         assert refused.returncode != 0 and "duckrec serve is read-only" in refused.stderr, (statement, refused)
-    stranger = _psql(served, "select 1", user="someone")
+    stranger = _psql(shared, "select 1", user="someone")
     assert stranger.returncode != 0 and 'only user "duckrec" may connect' in stranger.stderr
 
 
@@ -86,8 +96,8 @@ def test_a_publish_is_seen_by_the_next_query_of_open_connections_never_mixed(ser
         in_transaction.close()
 
 
-def test_psycopg_types_and_binary_results(served):
-    with psycopg.connect(_dsn(served), autocommit=True) as conn:
+def test_psycopg_types_and_binary_results(shared):
+    with psycopg.connect(_dsn(shared), autocommit=True) as conn:
         row = conn.execute("select 1.5::decimal(10,2) as d, [1, 2] as l, date '2024-01-02' as day, true as b, "
                            "null::varchar as n, 'é' as s, 2.5::double as f").fetchone()
         assert [str(row[0]), row[1], str(row[2]), row[3], row[4], row[5], row[6]] == [
@@ -102,10 +112,10 @@ def test_psycopg_types_and_binary_results(served):
             "served_recommendations" in str(conn.execute("show all tables").fetchall())
 
 
-def test_a_cancel_request_stops_a_running_query(served):
+def test_a_cancel_request_stops_a_running_query(shared):
     import threading
 
-    with psycopg.connect(_dsn(served), autocommit=True) as conn:
+    with psycopg.connect(_dsn(shared), autocommit=True) as conn:
         timer = threading.Timer(0.5, conn.cancel_safe)
         timer.start()
         try:
