@@ -108,6 +108,11 @@ def test_psycopg_types_and_binary_results(shared):
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("select * from recs.nothing_here")
         assert conn.execute("show server_version").fetchone() == ("15.0",)
+        # a result bigger than one fetch batch, by the extended and by the simple protocol
+        assert len(conn.execute("select range as n from range(10000)").fetchall()) == 10000
+        with psycopg.ClientCursor(conn) as cur:
+            assert len(cur.execute("select range as n from range(10000)").fetchall()) == 10000
+            assert cur.rowcount == 10000
         assert ("served_recommendations",) in conn.execute("show tables from recs").fetchall() or \
             "served_recommendations" in str(conn.execute("show all tables").fetchall())
 

@@ -76,3 +76,44 @@ def test_the_rewrite_changes_catalog_sql_and_leaves_literals_and_other_sql_alone
                                          '{1,NULL,"a b"}'), (b"\x01", "\\x01"), ({"a": 1}, '{"a": 1}')])
 def test_values_are_sent_as_postgresql_prints_them(value, text):
     assert text_value(value) == text
+
+
+def test_a_portal_is_sent_in_parts_and_dropping_it_frees_the_worker_slot(tmp_path, tmp_path_factory):
+    import io
+    import struct
+    import threading
+
+    from bi_fixtures import bi_project
+    from duckrec.bi.published import LatestReader
+    from duckrec.serve.session import Session
+    from engine_fixtures import warehouse
+
+    def cstr(text: str) -> bytes:
+        return text.encode() + b"\0"
+
+    def kinds(data: bytes) -> list[bytes]:
+        found, pos = [], 0
+        while pos < len(data):
+            found.append(data[pos:pos + 1])
+            pos += 1 + struct.unpack("!i", data[pos + 1:pos + 5])[0]
+        return found
+
+    workers = threading.BoundedSemaphore(1)  # one slot: a slot left taken would block the next query
+    session = Session(LatestReader(warehouse(bi_project(tmp_path, tmp_path_factory))), workers, {})
+    session.parse(cstr("") + cstr("select range as n from range(5000)") + struct.pack("!h", 0))
+    session.bind(cstr("p") + cstr("") + struct.pack("!hhh", 0, 0, 0))
+    out = io.BytesIO()
+    session.execute(cstr("p") + struct.pack("!i", 3000), out)
+    assert kinds(out.getvalue()) == [b"D"] * 3000 + [b"s"]  # 3000 rows, then PortalSuspended
+    out = io.BytesIO()
+    session.execute(cstr("p") + struct.pack("!i", 3000), out)
+    assert kinds(out.getvalue()) == [b"D"] * 2000 + [b"C"] and out.getvalue().endswith(b"SELECT 5000\0")
+    assert workers.acquire(timeout=1)  # read to the end: the slot is back
+    workers.release()
+    session.bind(cstr("q") + cstr("") + struct.pack("!hhh", 0, 0, 0))
+    session.execute(cstr("q") + struct.pack("!i", 10), io.BytesIO())  # suspended, then dropped
+    session.close_object(b"P" + cstr("q"))
+    assert workers.acquire(timeout=1)
+    workers.release()
+    session.close()
+    session.reader.close()

@@ -121,6 +121,7 @@ class Handler(socketserver.BaseRequestHandler):
             except Exception as e:  # duckdb errors, and ours in building the catalog
                 raise PgError(f"cannot open the warehouse: {type(e).__name__}: {e}", "XX000", "FATAL") from None
             session = Session(reader, self.server.workers, params)
+            self.session = session
             pid, secret = threading.get_ident() & 0x7FFFFFFF, secrets.randbits(31)
             self.server.backends[pid] = (secret, reader)
             out.write(wire.auth_request(0))
@@ -146,6 +147,8 @@ class Handler(socketserver.BaseRequestHandler):
             print(f"duckrec serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             traceback.print_exc()
         finally:
+            if getattr(self, "session", None) is not None:
+                self.session.close()  # its worker slot, if it left rows unread
             self.server.backends.pop(pid, None)
             if reader is not None:
                 reader.close()

@@ -36,23 +36,71 @@ class Prepared:
     param_oids: list[int]
 
 
+class Rows:
+    """A result's rows, fetched from DuckDB in batches as they are sent, so a big result never
+    sits whole in the server's memory. A query's rows hold a worker slot (and their DuckDB
+    result) until the last is read or they are closed."""
+
+    BATCH = 2048
+
+    def __init__(self, rows: list[tuple] | None = None, cursor=None, release=None):
+        self._pending = list(rows or [])
+        self._cursor, self._release = cursor, release
+        self.count = 0
+
+    def take(self, limit: int | None = None):
+        """Batches of rows, `limit` rows in all at most (all of them when None)."""
+        sent = 0
+        while limit is None or sent < limit:
+            if not self._pending:
+                self._fill()
+            if not self._pending:
+                return
+            batch = self._pending[:None if limit is None else limit - sent]
+            del self._pending[:len(batch)]
+            sent += len(batch)
+            self.count += len(batch)
+            yield batch
+
+    def more(self) -> bool:
+        if not self._pending:
+            self._fill()
+        return bool(self._pending)
+
+    def _fill(self) -> None:
+        if self._cursor is None:
+            return
+        import duckdb
+
+        try:
+            self._pending = self._cursor.fetchmany(self.BATCH)
+        except duckdb.Error as e:
+            self.close()
+            raise pg_error(e) from None
+        if not self._pending:
+            self.close()
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor = None
+            self._release()
+
+
 @dataclass
 class Portal:
     prepared: Prepared
     params: list[Any]
     formats: list[int]
     columns: list[tuple[str, int]] | None = None
-    rows: list[tuple] | None = None
+    rows: Rows | None = None
     tag: str = ""
-    sent: int = 0
-    done: bool = False
 
 
 @dataclass
 class Outcome:
-    tag: str
+    tag: str  # for a query, "SELECT" and the count is added once the rows are sent
     columns: list[tuple[str, int]] | None = None
-    rows: list[tuple] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
 
 
 def _read_only_types():
@@ -62,6 +110,11 @@ def _read_only_types():
 
         _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
     return _ALLOWED
+
+
+def _tag(result) -> str:
+    """The CommandComplete tag: a query's says how many rows were sent."""
+    return f"SELECT {result.rows.count}" if result.tag == "SELECT" else result.tag
 
 
 def pg_error(e: Exception) -> PgError:
@@ -87,6 +140,7 @@ class Session:
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
         self._catalog_of = None  # the connection (so the build) whose pg_catalog is built
+        self._open: Rows | None = None  # the rows of the last query, until read or dropped
 
     def _connection(self, sql: str):
         """The connection on the latest build, with its pg_catalog when `sql` reads one. The
@@ -143,32 +197,43 @@ class Session:
         aliases = {"transaction isolation level": "transaction_isolation", "time zone": "TimeZone"}
         name = aliases.get(name.lower(), name)
         if name.lower() == "all":
-            return Outcome("SHOW", [("name", wire.TEXT), ("setting", wire.TEXT)], sorted(self.params.items()))
+            return Outcome("SHOW", [("name", wire.TEXT), ("setting", wire.TEXT)], Rows(sorted(self.params.items())))
         key = next((k for k in self.params if k.lower() == name.lower()), None)
         if key is None:  # DuckDB's own: show tables, show recs.served_recommendations
             return self._query(sql, [])
-        return Outcome("SHOW", [(name.lower(), wire.TEXT)], [(self.params[key],)])
+        return Outcome("SHOW", [(name.lower(), wire.TEXT)], Rows([(self.params[key],)]))
 
     def _query(self, sql: str, params: list[Any]) -> Outcome:
         import duckdb
 
         text = rewrite(sql)
-        with self.workers:  # bounded: at most --workers queries run at once, server-wide
+        self.close_rows()  # DuckDB answers one query at a time per connection, and a slot is ours
+        self.workers.acquire()  # bounded: at most --workers queries run at once, server-wide
+        try:
             con = self._connection(sql)  # the build published now; one build for the whole query
-            try:
-                statements = con.extract_statements(text)
-                if len(statements) != 1:
-                    raise PgError(f"one statement per query was expected here, found {len(statements)}", "42601")
-                if statements[0].type not in _read_only_types():
-                    raise PgError(f"duckrec serve is read-only: it answers queries (select, with, values, explain); "
-                                  f"found a {statements[0].type.name} statement. The warehouse changes only through "
-                                  "`duckrec build`.", "25006")
-                cursor = con.execute(text, params) if params else con.execute(text)
-                columns = [(d[0], wire.pg_type(str(d[1]))) for d in (cursor.description or [])]
-                rows = cursor.fetchall()
-            except duckdb.Error as e:
-                raise pg_error(e) from None
-        return Outcome(f"SELECT {len(rows)}", columns, rows)
+            statements = con.extract_statements(text)
+            if len(statements) != 1:
+                raise PgError(f"one statement per query was expected here, found {len(statements)}", "42601")
+            if statements[0].type not in _read_only_types():
+                raise PgError(f"duckrec serve is read-only: it answers queries (select, with, values, explain); "
+                              f"found a {statements[0].type.name} statement. The warehouse changes only through "
+                              "`duckrec build`.", "25006")
+            cursor = con.execute(text, params) if params else con.execute(text)
+            columns = [(d[0], wire.pg_type(str(d[1]))) for d in (cursor.description or [])]
+        except duckdb.Error as e:
+            self.workers.release()
+            raise pg_error(e) from None
+        except BaseException:
+            self.workers.release()
+            raise
+        self._open = Rows(cursor=cursor, release=self.workers.release)
+        return Outcome("SELECT", columns, self._open)
+
+    def close_rows(self) -> None:
+        """Let go of the rows of a query not read to the end (a suspended or dropped portal)."""
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
     def split(self, sql: str) -> list[str]:
         """The statements of a simple Query message, as DuckDB splits them (one when it cannot)."""
@@ -192,12 +257,19 @@ class Session:
             except PgError as e:
                 self._failed(e, out)
                 break
-            if result.columns is not None:
-                out.write(wire.row_description(result.columns, []))
-                oids = [oid for _, oid in result.columns]
-                for row in result.rows:
-                    out.write(wire.data_row([wire.encode(v, oid, 0) for v, oid in zip(row, oids)]))
-            out.write(wire.command_complete(result.tag))
+            try:
+                if result.columns is not None:
+                    out.write(wire.row_description(result.columns, []))
+                    oids = [oid for _, oid in result.columns]
+                    for batch in result.rows.take():
+                        for row in batch:
+                            out.write(wire.data_row([wire.encode(v, oid, 0) for v, oid in zip(row, oids)]))
+            except PgError as e:
+                self._failed(e, out)
+                break
+            finally:
+                result.rows.close()
+            out.write(wire.command_complete(_tag(result)))
         out.write(wire.ready(self.status))
 
     def _failed(self, e: PgError, out) -> None:
@@ -232,6 +304,7 @@ class Session:
                 params.append(wire.decode_param(value, oid, fmt))
             except ValueError as e:
                 raise PgError(f"parameter ${i + 1}: {e}", "22P02") from None
+        self._drop_portal(portal)
         self.portals[portal] = Portal(prepared, params, result_formats)
         return wire.message(b"2")
 
@@ -244,6 +317,11 @@ class Session:
         if portal.rows is None:
             result = self.outcome(portal.prepared.sql, portal.params)
             portal.columns, portal.rows, portal.tag = result.columns, result.rows, result.tag
+
+    def _drop_portal(self, name: str) -> None:
+        portal = self.portals.pop(name, None)
+        if portal is not None and portal.rows is not None:
+            portal.rows.close()
 
     def describe(self, body: bytes) -> bytes:
         kind, name = body[:1], Reader(body[1:]).cstr()
@@ -272,6 +350,7 @@ class Session:
         import duckdb
 
         n = self._count_params(prepared.sql)
+        self.close_rows()
         with self.workers:
             try:
                 con = self._connection(prepared.sql)
@@ -304,24 +383,31 @@ class Session:
         if portal.columns is not None:
             formats = self._formats(portal)
             oids = [oid for _, oid in portal.columns]
-            end = len(portal.rows) if max_rows <= 0 else min(len(portal.rows), portal.sent + max_rows)
-            for row in portal.rows[portal.sent:end]:
-                out.write(wire.data_row([wire.encode(v, oid, f) for v, oid, f in zip(row, oids, formats)]))
-            portal.sent = end
-            if end < len(portal.rows):
+            for batch in portal.rows.take(max_rows if max_rows > 0 else None):
+                for row in batch:
+                    out.write(wire.data_row([wire.encode(v, oid, f) for v, oid, f in zip(row, oids, formats)]))
+            if max_rows > 0 and portal.rows.more():
                 out.write(wire.message(b"s"))  # PortalSuspended: the client asks for more
                 return
-        out.write(wire.command_complete(portal.tag))
-        portal.done = True
+            portal.rows.close()
+        out.write(wire.command_complete(_tag(portal)))
 
     def close_object(self, body: bytes) -> bytes:
         kind, name = body[:1], Reader(body[1:]).cstr()
-        (self.prepared if kind == b"S" else self.portals).pop(name, None)
+        if kind == b"S":
+            self.prepared.pop(name, None)
+        else:
+            self._drop_portal(name)
         return wire.message(b"3")
 
     def sync(self) -> bytes:
-        self.portals.pop("", None)
+        self._drop_portal("")
         return wire.ready(self.status)
+
+    def close(self) -> None:
+        for name in list(self.portals):
+            self._drop_portal(name)
+        self.close_rows()
 
     def fail(self, e: PgError, out) -> None:
         self._failed(e, out)
