@@ -76,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     from .docs import add_parser as add_docs_parser
 
     add_docs_parser(sub, common)
+    sp = sub.add_parser("serve", help="answer PostgreSQL clients (psql, BI tools) from the latest published "
+                                      "build, read-only")
+    common(sp, select=False)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; another needs users)")
+    sp.add_argument("--port", type=int, default=5433, help="TCP port (default 5433; 0 picks a free one)")
+    sp.add_argument("--users-file", help="file of `user:password` or `user:SCRAM-SHA-256$...` lines (chmod 600); "
+                                         "also env DUCKREC_SERVE_USER/DUCKREC_SERVE_PASSWORD")
+    sp.add_argument("--tls-cert", help="PEM certificate (chain) for TLS")
+    sp.add_argument("--tls-key", help="PEM private key for TLS")
+    sp.add_argument("--max-connections", type=int, default=64, help="clients at once (default 64)")
+    sp.add_argument("--workers", type=int, help="queries running at once (default: cores, at most 8)")
+    sp.add_argument("--threads", type=int, default=1, help="DuckDB threads per query (default 1)")
+    sp.add_argument("--memory-limit", help="DuckDB memory per session, e.g. 2GB (default: 80%% of RAM / workers)")
     sp = sub.add_parser("clean", help="remove target/")
     sp.add_argument("--project-dir", default=".")
     return p
@@ -195,11 +208,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ls(project, options, args)
     if args.command == "show":
         return _show(project, args)
+    if args.command == "serve":
+        return _serve(project, args)
     if args.command == "docs":
         from .docs import run as run_docs
 
         return run_docs(project, args)
     return 2
+
+
+def _serve(project, args) -> int:
+    from .serve.auth import load_users
+    from .serve.server import ServeConfig, default_workers, serve, tls_context
+
+    for name in ("max_connections", "workers", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise DuckrecError(f"--{name.replace('_', '-')} must be 1 or more, found {value}")
+    config = ServeConfig(project.warehouse_path(args.target), host=args.host, port=args.port,
+                         users=load_users(args.users_file), tls=tls_context(args.tls_cert, args.tls_key),
+                         max_connections=args.max_connections, workers=args.workers or default_workers(),
+                         threads=args.threads, memory_limit=args.memory_limit)
+    serve(config, lambda text: print(text, flush=True))
+    return 0
 
 
 def _ls(project, options, args) -> int:
