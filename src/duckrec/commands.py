@@ -78,8 +78,25 @@ def debug(project: Project, target: str, out: Callable[[str], None]) -> int:
     except DuckrecError as e:
         ok = False
         out(f"  project: {e}")
+    ok = _debug_seeds(project, out) and ok
     out("All checks passed!" if ok else "Some checks failed.")
     return 0 if ok else 1
+
+
+def _debug_seeds(project: Project, out: Callable[[str], None]) -> bool:
+    """A line per seed: its file(s) found and readable, absent (optional), or what is wrong."""
+    from .seed_checks import check_seeds
+
+    checks = check_seeds(project, sorted(u for u, n in project.nodes.items() if n.kind == "seed"))
+    for check in checks:
+        if check.problem:
+            state = f"FAILED: {check.problem}"
+        elif check.absent:
+            state = "absent: optional, builds as an empty table (warning)"
+        else:
+            state = f"ok ({len(check.files)} files)" if len(check.files) > 1 else "ok"
+        out(f"  seed {check.seed:<12} {check.path:<24} {state}")
+    return not any(c.problem for c in checks)
 
 
 def retry_selection(project: Project) -> tuple[str, list[str]]:
