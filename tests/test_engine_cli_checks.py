@@ -195,3 +195,13 @@ def test_fail_on_empty_selection_when_the_command_runs_none_of_what_is_selected(
     assert result.code == 2, result
     assert "the selection (prices) leaves no model for `duckrec run` to run" in result.err
     assert run(capsys, root, "build", "-s", "prices", "--fail-on-empty-selection").code == 0
+
+
+def test_declaring_a_present_seed_optional_rebuilds_nothing(tmp_path, capsys):
+    root = project(tmp_path, {}, base=BASE)
+    assert run(capsys, root, "build").code == 0
+    (root / "project.yml").write_text((root / "project.yml").read_text().replace(
+        "+column_types: {item_id: BIGINT, price: DOUBLE}", "+column_types: {item_id: BIGINT, price: DOUBLE}\n    +optional: true"))
+    again = run(capsys, root, "build")
+    assert again.code == 0, again
+    assert "REUSE seed \"raw\".\"prices\"" in again.out and "REUSE table \"main\".\"priced\"" in again.out, again.out

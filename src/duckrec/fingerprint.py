@@ -174,7 +174,10 @@ class Fingerprints:
     def definition(self, node: Node) -> str:
         uid = node.unique_id
         if uid not in self._definition:
-            self._definition[uid] = _h(node.kind, node.language, node.config, self._code(node))
+            # whether a seed may be absent (+optional) does not change what a present file loads,
+            # and an absent file changes the seed's data fingerprint anyway
+            config = {k: v for k, v in node.config.items() if k != "optional"}
+            self._definition[uid] = _h(node.kind, node.language, config, self._code(node))
         return self._definition[uid]
 
     def _code(self, node: Node) -> Any:
