@@ -1,0 +1,28 @@
+-- eval.metrics_history has no two consecutive rows of a strategy and K with the same
+-- measures: a build that changed nothing must not add a duplicate point to "quality over
+-- time". Fails with the repeated rows (the later run and the run it repeats).
+with history as (
+    select
+        run_id,
+        built_at,
+        strategy,
+        k,
+        -- the row's measures: every column but the build's own (a JSON merge patch with null drops a key)
+        json_merge_patch(to_json(history),
+                         '{"run_id": null, "built_at": null, "data_watermark": null, "checkpoint_id": null}')
+            as measures
+    from {{ ref('metrics_history') }} history
+),
+
+consecutive as (
+    select
+        *,
+        lag(run_id) over w as previous_run_id,
+        lag(measures) over w as previous_measures
+    from history
+    window w as (partition by strategy, k order by built_at, run_id)
+)
+
+select run_id, previous_run_id, strategy, k, built_at
+from consecutive
+where measures = previous_measures
