@@ -106,3 +106,19 @@ def test_the_lineage_opens_fitted_to_the_window(site):
         outside = [n for n in nodes if n[0] < box[0] - 1 or n[1] < box[1] - 1 or n[2] > box[2] + 1 or n[3] > box[3] + 1]
         assert nodes and outside == []
         browser.close()
+
+
+def _path_xs(svg: str) -> list[float]:
+    d = re.search(r'<g id="series-0">\s*<path d="([^"]+)"', svg).group(1)
+    return [float(x) for x in re.findall(r"[ML] ?(-?[\d.]+) -?[\d.]+", d)]
+
+
+def test_a_curve_traced_by_a_parameter_keeps_the_querys_order_with_join_rows():
+    from duckrec.docs.charts import ChartSpec, render
+
+    rows = [(0.1, 0.30), (0.3, 0.10), (0.2, 0.20)]   # a knob's settings in order; x goes back and forth
+    by_x = render(ChartSpec("c", "line", "x", ["y"]), ["x", "y"], rows)
+    by_rows = render(ChartSpec("c", "line", "x", ["y"], join="rows"), ["x", "y"], rows)
+    assert _path_xs(by_x) == sorted(_path_xs(by_x))
+    xs = _path_xs(by_rows)
+    assert xs[0] < xs[2] < xs[1]

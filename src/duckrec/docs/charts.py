@@ -35,6 +35,7 @@ class ChartSpec:
     y_format: str | None = None       # "percent" shows 0.15 as 15%
     x_format: str | None = None
     description: str = ""
+    join: str = "x"                   # line: join the points in x order, or "rows": in the query's order
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,7 +135,7 @@ def _series(spec: ChartSpec, index: dict[str, int], rows: list[tuple]) -> list[t
     groups = [(name, *values) for name, values in out.items()]
     if spec.series:
         groups = numeric_order(groups, key=lambda g: g[0])
-    if spec.kind == "line":
+    if spec.kind == "line" and spec.join == "x":
         groups = [(name, *_sorted_by_x(xs, ys, labels)) for name, xs, ys, labels in groups]
     return groups
 
