@@ -149,12 +149,20 @@ def test_embeddings_in_long_format(con):
 
 
 def _data_test_rows(name: str, ref: str, table_sql: str) -> list[tuple]:
-    """A singular data test of the project run against a hand-made table in place of `ref`."""
+    """A singular data test of the project, compiled as a build compiles it (macros, refs), run
+    against a hand-made table in place of `ref`."""
     import duckdb
     from pathlib import Path
 
-    sql = (Path(__file__).parent / "data_tests" / f"{name}.sql").read_text()
-    sql = sql.replace("{{ ref('" + ref + "') }}", "given")
+    from duckrec.project import load_project
+    from duckrec.render import Renderer
+
+    from duckrec import graph
+
+    project = load_project(Path(__file__).resolve().parents[1])
+    graph.link(project)
+    sql = Renderer(project, project.default_target).compile(project.nodes[f"test.{name}"])
+    sql = sql.replace(project.by_name(ref).relation, "given")
     con = duckdb.connect()
     con.execute(f"create table given as {table_sql}")
     return con.execute(sql).fetchall()

@@ -132,7 +132,8 @@ def run_operation(project: Project, target: str, macro: str, args: dict[str, Any
 
     renderer = Renderer(project, target)
     path = project.warehouse_path(target)
-    with warehouse.Build(path, wait=wait, warn=out) as build:  # left unpublished, the copy is removed
+    # left unpublished, the copy is removed; with --wait it says whom it waits for, as a build does
+    with warehouse.Build(path, wait=wait, warn=out, on_wait=lambda message, **_: out(message)) as build:
         con = build.con
         try:
             ctx_extra = {"run_query": lambda sql: _Result(con.execute(sql)),

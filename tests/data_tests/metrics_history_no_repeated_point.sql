@@ -7,10 +7,7 @@ with history as (
         built_at,
         strategy,
         k,
-        -- the row's measures: every column but the build's own (a JSON merge patch with null drops a key)
-        json_merge_patch(to_json(history),
-                         '{"run_id": null, "built_at": null, "data_watermark": null, "checkpoint_id": null}')
-            as measures
+        {{ measures_json('history') }} as measures
     from {{ ref('metrics_history') }} history
 ),
 
