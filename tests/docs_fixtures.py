@@ -125,3 +125,56 @@ TINY = {
             sql: select * from {{ ref('item_scores') }} order by item_id
     """,
 }
+
+# TINY and a page that draws what used to read wrong: crowded point labels, K as text
+# ("K = 10" before "K = 5"), a line whose rows come out of x order, a long y label, and a
+# history appended by every build (kept only when it changed, as eval.metrics_history does).
+CHECKS = {
+    **TINY,
+    "sql/marts/score_history.sql": """
+        {{ config(materialized='incremental', incremental_strategy='append') }}
+        with now as (select '{{ invocation_id }}' as run_id, '{{ run_started_at }}'::timestamp as built_at,
+                            sum(score) as total_score from {{ ref('stg_events') }})
+        select * from now
+        {% if is_incremental() %}
+        where total_score is distinct from (select total_score from {{ this }} order by built_at desc limit 1)
+        {% endif %}
+    """,
+    "reports/checks.yml": """
+        title: Checks
+        charts:
+          - title: Crowded labels
+            kind: line
+            sql: >
+              select * from (values
+                ('a', '0.0 *', 0.230, 0.0817), ('a', '0.1', 0.231, 0.0816), ('a', '0.2', 0.233, 0.0812),
+                ('b', '0.0', 0.2305, 0.0817), ('b', '0.2', 0.2315, 0.0815), ('b', '0.4', 0.234, 0.0811),
+                ('c', 'lm', 0.2302, 0.0818), ('c', '0.5', 0.2320, 0.0814), ('c', '0.9', 0.2330, 0.0813),
+                ('c', 'far', 0.3000, 0.0700))
+              t(strategy, setting, coverage, ndcg)
+            x: coverage
+            y: ndcg
+            series: strategy
+            label: setting
+            x_format: percent
+            y_label: hit rate@K (share of users whose test item is in the list, 0 to 1)
+          - title: Hit rate per K
+            kind: bar
+            sql: >
+              select strategy, 'K = ' || k as k, hit_rate from (values ('x', 10, 0.2), ('x', 20, 0.3), ('x', 5, 0.1),
+                ('y', 10, 0.25), ('y', 20, 0.35), ('y', 5, 0.15)) t(strategy, k, hit_rate) order by strategy, 2
+            x: strategy
+            y: hit_rate
+            series: k
+          - title: Out of order
+            kind: line
+            sql: select * from (values (3, 0.3), (1, 0.1), (2, 0.5), (5, 0.2), (4, 0.4)) t(x, y)
+            x: x
+            y: y
+          - title: History
+            kind: line
+            sql: select built_at, total_score from {{ ref('score_history') }} order by built_at
+            x: built_at
+            y: total_score
+    """,
+}

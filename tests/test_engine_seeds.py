@@ -71,9 +71,10 @@ def test_missing_seed_file(tmp_path, capsys):
     """
     root = project(tmp_path, {}, base=base)
     result = run(capsys, root, "build")
-    assert result.code == 1
-    assert "data/nowhere.csv" in result.out and "file not found" in result.out
-    assert "SKIP" in result.out
+    # checked before anything runs: a project error naming the seed and the file, no node ran
+    assert result.code == 2
+    assert "seed prices: expected its file at 'data/nowhere.csv'" in result.err and "found none" in result.err
+    assert "SKIP" not in result.out and " OK " not in result.out
     assert TRACEBACK not in result.text
 
 

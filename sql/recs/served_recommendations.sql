@@ -2,13 +2,14 @@
 -- The served lists as a dashboard shows them: titles in natural order, genres as text, a
 -- reason in plain words, and a score that means the same for every strategy (the chance,
 -- measured on the holdout lists, that an item at this rank is the user's next watch:
--- eval.rank_calibration). recs.recommendations keeps the technical score and reason.
+-- eval.rank_calibration, made non-increasing in rank so that sorting by score keeps each
+-- list's order). recs.recommendations keeps the technical score and reason.
 with recommendations as (
     select * from {{ ref('recommendations') }}
 ),
 
 calibration as (
-    select strategy, rank, hit_probability from {{ ref('rank_calibration') }}
+    select strategy, rank, isotonic_hit_probability as score from {{ ref('rank_calibration') }}
 ),
 
 items as (
@@ -49,35 +50,64 @@ reason_items as (
     join history on history.user_id = parsed.user_id and history.catalogue_title = parsed.reason_title
     qualify row_number() over (partition by parsed.strategy, parsed.user_id, parsed.rank
                                order by history.item_id) = 1
+),
+
+-- each strategy's own reason for its slot, in plain words
+explained as (
+    select
+        parsed.strategy,
+        parsed.user_id,
+        parsed.rank,
+        parsed.item_id,
+        case
+            when reason_items.title is not null then
+                case
+                    when parsed.strategy = 'item_knn' and parsed.reason_kind = 'like'
+                        then 'Viewers of ' || reason_items.title || coalesce(' (' || reason_items.release_year || ')', '')
+                             || ' also watched this'
+                    else 'Because you watched ' || reason_items.title
+                         || coalesce(' (' || reason_items.release_year || ')', '')
+                end
+            when parsed.probed_genre <> '' and watched_genres.genre is null
+                then 'Something different: ' || parsed.probed_genre || ', a genre you have not watched yet'
+            when parsed.probed_genre <> ''
+                then 'Something different: ' || parsed.probed_genre || ', outside the genres you watch most'
+            when parsed.reason = 'popular now' then 'Popular: one of the most watched titles'
+            else parsed.reason
+        end as own_reason,
+        -- how specific the reason is: one naming the user's own history, then an exploration's, then a generic one
+        case
+            when reason_items.title is not null then 1
+            when parsed.probed_genre <> '' then 2
+            else 3
+        end as reason_specificity,
+        calibration.score,
+        parsed.is_exploration
+    from parsed
+    left join reason_items using (strategy, user_id, rank)
+    left join watched_genres on watched_genres.user_id = parsed.user_id and watched_genres.genre = parsed.probed_genre
+    left join calibration using (strategy, rank)
 )
 
+-- One reason per user and item: where several strategies serve the same item to a user, a
+-- dashboard showing them side by side must not give three different "because you watched".
+-- The most specific reason wins (one naming the user's own history over "Something
+-- different" over "Popular"), and among those the one of the strategy most likely right
+-- about the item (the highest score), then the one ranking it higher, then the strategy's
+-- name: the same choice on every build.
 select
-    parsed.strategy,
-    parsed.user_id,
-    parsed.rank,
-    parsed.item_id,
+    explained.strategy,
+    explained.user_id,
+    explained.rank,
+    explained.item_id,
     items.title,
     items.release_year,
     array_to_string(items.genres, ', ') as genres,
-    case
-        when reason_items.title is not null then
-            case
-                when parsed.strategy = 'item_knn' and parsed.reason_kind = 'like'
-                    then 'Viewers of ' || reason_items.title || coalesce(' (' || reason_items.release_year || ')', '')
-                         || ' also watched this'
-                else 'Because you watched ' || reason_items.title || coalesce(' (' || reason_items.release_year || ')', '')
-            end
-        when parsed.probed_genre <> '' and watched_genres.genre is null
-            then 'Something different: ' || parsed.probed_genre || ', a genre you have not watched yet'
-        when parsed.probed_genre <> ''
-            then 'Something different: ' || parsed.probed_genre || ', outside the genres you watch most'
-        when parsed.reason = 'popular now' then 'Popular: one of the most watched titles'
-        else parsed.reason
-    end as reason,
-    calibration.hit_probability as score,
-    parsed.is_exploration
-from parsed
+    first_value(explained.own_reason) over (
+        partition by explained.user_id, explained.item_id
+        order by explained.reason_specificity, explained.score desc nulls last, explained.rank, explained.strategy
+    ) as reason,
+    explained.score,
+    explained.is_exploration
+from explained
 join items using (item_id)
-left join reason_items using (strategy, user_id, rank)
-left join watched_genres on watched_genres.user_id = parsed.user_id and watched_genres.genre = parsed.probed_genre
-left join calibration using (strategy, rank)

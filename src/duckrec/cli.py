@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="json: one JSON object per line, for schedulers")
         sp.add_argument("--publish-partial", action="store_true",
                         help="publish the nodes that succeeded even when others failed (default: all or nothing)")
+        sp.add_argument("--fail-on-empty-selection", action="store_true",
+                        help="a selector that matches nothing is an error (exit 2) instead of a warning "
+                             "(dbt: --warn-error-options '{error: [NoNodesForSelectionCriteria]}')")
 
     for name, text in (("build", "seeds, models and tests in DAG order"), ("run", "models only"),
                        ("seed", "load seeds only"), ("test", "run data tests only")):
@@ -169,7 +172,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                       full_refresh=getattr(args, "full_refresh", False), fail_fast=getattr(args, "fail_fast", False),
                       wait=getattr(args, "wait", False), quiet=getattr(args, "quiet", False),
                       log_format=getattr(args, "log_format", "text"), threads=getattr(args, "threads", None),
-                      empty=getattr(args, "empty", False), publish_partial=getattr(args, "publish_partial", False))
+                      empty=getattr(args, "empty", False), publish_partial=getattr(args, "publish_partial", False),
+                      fail_on_empty_selection=getattr(args, "fail_on_empty_selection", False))
     target = args.target or project.default_target
     if args.command == "retry":
         from .commands import retry_selection

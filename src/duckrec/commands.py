@@ -78,8 +78,25 @@ def debug(project: Project, target: str, out: Callable[[str], None]) -> int:
     except DuckrecError as e:
         ok = False
         out(f"  project: {e}")
+    ok = _debug_seeds(project, out) and ok
     out("All checks passed!" if ok else "Some checks failed.")
     return 0 if ok else 1
+
+
+def _debug_seeds(project: Project, out: Callable[[str], None]) -> bool:
+    """A line per seed: its file(s) found and readable, absent (optional), or what is wrong."""
+    from .seed_checks import check_seeds
+
+    checks = check_seeds(project, sorted(u for u, n in project.nodes.items() if n.kind == "seed"))
+    for check in checks:
+        if check.problem:
+            state = f"FAILED: {check.problem}"
+        elif check.absent:
+            state = "absent: optional, builds as an empty table (warning)"
+        else:
+            state = f"ok ({len(check.files)} files)" if len(check.files) > 1 else "ok"
+        out(f"  seed {check.seed:<12} {check.path:<24} {state}")
+    return not any(c.problem for c in checks)
 
 
 def retry_selection(project: Project) -> tuple[str, list[str]]:
@@ -115,7 +132,8 @@ def run_operation(project: Project, target: str, macro: str, args: dict[str, Any
 
     renderer = Renderer(project, target)
     path = project.warehouse_path(target)
-    with warehouse.Build(path, wait=wait, warn=out) as build:  # left unpublished, the copy is removed
+    # left unpublished, the copy is removed; with --wait it says whom it waits for, as a build does
+    with warehouse.Build(path, wait=wait, warn=out, on_wait=lambda message, **_: out(message)) as build:
         con = build.con
         try:
             ctx_extra = {"run_query": lambda sql: _Result(con.execute(sql)),

@@ -215,7 +215,9 @@ class Fingerprints:
         """What the node itself is, without its inputs."""
         uid = node.unique_id
         if uid not in self._definition:
-            config = {k: v for k, v in node.config.items() if k not in METADATA_KEYS}
+            # whether a seed may be absent (+optional) does not change what a present file loads,
+            # and an absent file changes the seed's data fingerprint anyway
+            config = {k: v for k, v in node.config.items() if k not in METADATA_KEYS and k != "optional"}
             shape = sorted([c.name, c.data_type, c.not_null] for c in node.columns.values())
             self._definition[uid] = digest(ENGINE, node.kind, node.language, config, shape, self._code(node))
         return self._definition[uid]

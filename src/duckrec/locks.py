@@ -21,6 +21,7 @@ import fcntl
 import os
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import LockedError, WriterConnectedError
@@ -39,10 +40,54 @@ def building_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.name + ".building")
 
 
+WAIT_REPORT_EVERY = 30.0  # seconds between "still waiting" lines: the --quiet heartbeat's period
+_POLL = 0.2
+
+
+class Waiter:
+    """While a build waits (--wait) for the warehouse: says whom it waits for when the wait
+    starts and every WAIT_REPORT_EVERY seconds, and keeps how long it waited, so that the
+    build's reported time can leave the wait out. `notify(message, holder=..., waited_seconds=...)`."""
+
+    def __init__(self, notify: Callable[..., None] | None = None):
+        self.notify = notify
+        self.waited = 0.0          # seconds, every wait of this build together
+        self._since: float | None = None
+        self._last_report = 0.0
+        self._before = 0.0         # seconds of the waits already over
+
+    def pause(self, what: str, holder: Callable[[], str]) -> None:
+        """One poll interval of waiting for `what` (a phrase); `holder()` names who holds it."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = self._last_report = now
+            self._say(f"waiting for {what} ({holder()}) to release the warehouse; --wait checks every "
+                      f"{_POLL:g}s", holder, 0.0)
+        elif now - self._last_report >= WAIT_REPORT_EVERY:
+            self._last_report = now
+            self._say(f"still waiting for {what} ({holder()}): {now - self._since:.0f}s so far", holder,
+                      now - self._since)
+        time.sleep(_POLL)
+        self.waited = self._before + time.monotonic() - self._since
+
+    def done(self) -> None:
+        """The wait is over: the next wait (a read-write client after the build lock) starts its own line."""
+        if self._since is not None:
+            self._say(f"the warehouse is free after {time.monotonic() - self._since:.1f}s of waiting; building",
+                      lambda: "", time.monotonic() - self._since)
+            self._before = self.waited = self._before + time.monotonic() - self._since
+        self._since = None
+
+    def _say(self, message: str, holder: Callable[[], str], waited: float) -> None:
+        if self.notify is not None:
+            self.notify(message, holder=holder() or None, waited_seconds=round(waited, 1))
+
+
 class BuildLock:
-    def __init__(self, warehouse: Path, wait: bool = False):
+    def __init__(self, warehouse: Path, wait: bool = False, waiter: Waiter | None = None):
         self.path = warehouse.with_name(warehouse.name + ".lock")
         self.wait = wait
+        self.waiter = waiter or Waiter()
         self._fd: int | None = None
 
     def __enter__(self) -> "BuildLock":
@@ -62,7 +107,8 @@ class BuildLock:
                     raise LockedError(
                         f"another duckrec build is running on this warehouse ({holder or 'holder unknown'}); "
                         "wait for it to finish or pass --wait", path=str(self.path)) from None
-                time.sleep(0.2)
+                self.waiter.pause("another duckrec build", lambda: _read(fd) or "holder unknown")
+        self.waiter.done()
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         self._fd = fd
@@ -118,7 +164,8 @@ class ReaderHold:
     is connected. Open-file-description locks (Linux) belong to this descriptor alone, so
     the build's other opens and closes of the file cannot drop it."""
 
-    def __init__(self, db: Path, wait: bool):
+    def __init__(self, db: Path, wait: bool, waiter: Waiter | None = None):
+        waiter = waiter or Waiter()
         self.fd = os.open(db, os.O_RDONLY)
         if _OFD_SETLK is None:  # not Linux: no hold, only the check for a connected writer
             pid = writer_pid(self.fd)
@@ -129,6 +176,7 @@ class ReaderHold:
         while True:
             try:
                 fcntl.fcntl(self.fd, _OFD_SETLK, _flock(fcntl.F_RDLCK))
+                waiter.done()
                 return
             except OSError as e:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
@@ -138,7 +186,7 @@ class ReaderHold:
                 pid = writer_pid(self.fd)
                 os.close(self.fd)
                 raise _writer_connected(db, pid)
-            time.sleep(0.2)
+            waiter.pause("a read-write DuckDB connection", lambda: describe_process(writer_pid(self.fd)))
 
     def release(self) -> None:
         if self.fd >= 0:

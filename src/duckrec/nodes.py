@@ -30,6 +30,7 @@ CONFIG_KEYS = {
     "incremental_strategy", "severity", "file", "column_types", "delimiter", "quote",
     "description", "docs", "contract", "meta", "alias", "where", "grants", "persist_docs", "summary",
     "loaded_at_field", "freshness", "full_refresh",
+    "optional",  # a seed whose file may be absent: it builds as an empty table (seed_checks.py)
 }
 
 

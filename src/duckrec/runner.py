@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
 from . import artifacts, connection, data_tests, fingerprint, freshness, graph, materialize, reuse, warehouse
 from .artifacts import NodeResult
-from .errors import DuckrecError, NodeError
-from .progress import NodeProgress, close_live_bar, end_summary
+from .errors import DuckrecError, NodeError, ProjectError
+from .progress import NodeProgress, end_summary
 from .project import Node, Project
 from .render import Renderer
+from .reporter import Reporter
 from .summaries import summary_lines
 
 KINDS_BY_COMMAND = {"build": ("seed", "model", "test"), "run": ("model",), "seed": ("seed",), "test": ("test",),
@@ -38,76 +36,7 @@ class Options:
     publish_partial: bool = False
     threads: int | None = None
     empty: bool = False
-
-
-class Reporter:
-    """Progress lines for people (text) or schedulers (one JSON object per line)."""
-
-    def __init__(self, quiet: bool = False, log_format: str = "text", out=None):
-        self.quiet = quiet
-        self.json = log_format == "json"
-        self.out = out if out is not None else sys.stdout
-
-    def _emit(self, text: str, **event: Any) -> None:
-        if self.json:
-            event.setdefault("ts", datetime.now().isoformat(timespec="milliseconds"))
-            self._write(json.dumps(event, default=str) + "\n")
-        else:
-            self._write(f"{datetime.now():%H:%M:%S}  {text}\n")
-
-    def _write(self, text: str) -> None:
-        # A closed pipe (`duckrec build | head`) must not abort the build: stop printing instead.
-        if self.out is None:
-            return
-        close_live_bar()
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except (BrokenPipeError, ValueError):
-            self.out = None
-
-    def info(self, text: str, **event: Any) -> None:
-        if not self.quiet:
-            self._emit(text, event="info", message=text, **event)
-
-    def node(self, index: int, total: int, node: Node, result: NodeResult) -> None:
-        if self.quiet and result.status in ("success", "pass", "skipped", "reused"):
-            return
-        label = {"success": "OK", "pass": "PASS", "error": "ERROR", "fail": "FAIL", "warn": "WARN",
-                 "skipped": "SKIP", "reused": "REUSE"}[result.status]
-        what = f"test {node.name}" if node.kind == "test" else (
-            f"seed {node.relation}" if node.kind == "seed" else f"{node.materialized} {node.relation}")
-        detail = f"{result.seconds:.2f}s"
-        if result.rows is not None and node.kind != "test":
-            detail = f"{result.rows} rows in {detail}"
-        elif node.kind == "test" and result.rows:
-            detail = f"{result.rows} failing in {detail}"
-        line = f"{index} of {total} {label:<5} {what} ".ljust(72, ".") + f" [{detail}]"
-        if result.status in ("skipped", "reused"):
-            line = f"{index} of {total} {label:<5} {what}  ({result.message or 'fingerprint unchanged'})"
-        self._emit(line, event="node", node=node.unique_id, status=result.status, seconds=round(result.seconds, 4),
-                   rows=result.rows, message=result.message)
-
-    def log(self, node: Node, text: str) -> None:
-        if not self.quiet:
-            self._emit(f"    {node.name} | {text}", event="log", node=node.unique_id, message=text)
-
-    def notes(self, notes: list[tuple[Node, str]]) -> None:
-        """Lines that nodes' `summary` queries returned, shown with the build's summary."""
-        if not self.json and notes:
-            self._write("\n" + "".join(f"{text}\n" for _, text in notes))
-        for node, text in notes if self.json else ():
-            self._emit(text, event="node_summary", node=node.unique_id, message=text)
-
-    def summary(self, text: str, errors: list[tuple[Node, str]], **event: Any) -> None:
-        if self.json:
-            for node, message in errors:
-                self._emit("", event="error", node=node.unique_id, message=message)
-            self._emit(text, event="summary", message=text, **event)
-            return
-        for node, message in errors:
-            self._write(f"\n{node.kind} {node.name} ({node.path}):\n  {message}\n")
-        self._write(f"\n{text}\n")
+    fail_on_empty_selection: bool = False  # a selector matching nothing is an error (exit 2), not a warning
 
 
 class Interrupted(BaseException):
@@ -134,12 +63,23 @@ class Runner:
         graph.link(self.project)
         kinds = KINDS_BY_COMMAND[self.opt.command]
         self.selection_warnings: list[str] = []
-        chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds, self.selection_warnings,
-                              state_modified=lambda: fingerprint.modified_since_last_build(
-                                  self.project, self.renderer, self.project.warehouse_path(self.target)))
+        strict = self.opt.fail_on_empty_selection
+        try:
+            chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds,
+                                  None if strict else self.selection_warnings,  # None: a NoMatch raises
+                                  state_modified=lambda: fingerprint.modified_since_last_build(
+                                      self.project, self.renderer, self.project.warehouse_path(self.target)))
+        except graph.NoMatch as e:
+            raise ProjectError(f"{e} It matches nothing, and --fail-on-empty-selection makes that an error; "
+                               "nothing ran.") from None
         nodes = self.project.nodes
         full = graph.order(self._gated(nodes)) if self.opt.command == "build" else graph.order(nodes)
-        return [u for u in full if u in chosen]
+        plan = [u for u in full if u in chosen]
+        if strict and not plan:
+            raise ProjectError(f"the selection ({_selector(self.opt) or 'everything'}) leaves no "
+                               f"{' or '.join(kinds)} for `duckrec {self.opt.command}` to run, and "
+                               "--fail-on-empty-selection makes that an error; nothing ran.")
+        return plan
 
     def _gated(self, nodes: dict[str, Node]) -> dict[str, Node]:
         """In a build, a node also waits for the tests of what it depends on (dbt build's rule).
@@ -180,6 +120,7 @@ class Runner:
         if not plan and self.selection_warnings:
             self.report.summary("Nothing to do: the selection matches no node.", [])  # dbt's rule: exit 0
             return 0
+        self._check_seed_files(plan)
         run_id = os.urandom(6).hex()  # 12 hex digits, as uuid4().hex[:12] gave
         self.renderer.invocation_id, self.renderer.run_started_at = run_id, started
         n_models = sum(1 for u in plan if project.nodes[u].kind != "test")
@@ -191,7 +132,12 @@ class Runner:
         publishes = True
         build = None
         try:
-            with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info) as build:
+            with warehouse.Build(path, wait=self.opt.wait, warn=self.report.info, on_wait=self.report.waiting) as build:
+                # the build's time starts when it has the warehouse: a --wait behind another build is not its cost
+                waited = build.waiter.waited
+                t0 += waited
+                started += timedelta(seconds=waited)
+                self.renderer.run_started_at = started
                 con = build.con
                 connection.configure(con, project, self.target, self.opt.threads)
                 self.catalog = materialize.Catalog(con, fresh=build.fresh)
@@ -199,8 +145,8 @@ class Runner:
                 try:
                     # --empty tables are never reused, nor recorded as built
                     self.reuse = reuse.Reuse(con, project, self.renderer, self.catalog, plan, run_id,
-                                                   enabled=self.opt.command != "test" and not self.opt.full_refresh
-                                                   and not self.opt.empty, recording=not self.opt.empty)
+                                             enabled=self.opt.command != "test" and not self.opt.full_refresh
+                                             and not self.opt.empty, recording=not self.opt.empty)
                     self._walk(con, plan, results, errors)
                 finally:
                     for problem in self.compiled.close():
@@ -247,10 +193,23 @@ class Runner:
                                      "what succeeded."]
         self.report.notes(self.notes)
         lines, detail = end_summary(results)
-        self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s: " + ", ".join(parts) + ".",
-                                       *kept, *lines]), errors, run_id=run_id, seconds=round(elapsed, 3), **counts,
+        after_wait = f" (after {waited:.1f}s waiting for the warehouse)" if waited else ""
+        self.report.summary("\n".join([f"Finished {self.opt.command} in {elapsed:.2f}s{after_wait}: "
+                                       + ", ".join(parts) + ".",
+                                       *kept, *lines]), errors, run_id=run_id, seconds=round(elapsed, 3),
+                            waited_seconds=round(waited, 3), **counts,
                             **detail)
         return 1 if counts["n_errors"] else 0
+
+    def _check_seed_files(self, plan: list[str]) -> None:
+        """Before the lock and any work: a required seed without its file stops the build at
+        once (exit 2). An optional one builds as an empty table, and its node says so (WARN)."""
+        from .seed_checks import check_seeds
+
+        problems = [c.problem for c in check_seeds(self.project, plan) if c.problem]
+        if problems:
+            raise ProjectError("\n".join(problems) + "\nNothing was built; the warehouse is untouched.",
+                               path=self.project.config_file)
 
     def _walk(self, con, plan: list[str], results: list[NodeResult], errors: list[tuple[Node, str]]) -> None:
         nodes = self.project.nodes
@@ -299,14 +258,11 @@ class Runner:
         compiled = None
         try:
             if node.kind == "seed":
-                from .seed_files import is_glob, load_glob_seed
-                from .seeds import load_seed
+                from .seeds import load_any_seed
 
-                if is_glob(node.path):
-                    rows, warning = load_glob_seed(con, project, node, self.opt.full_refresh,
-                                                   lambda m: self.report.log(node, m))
-                    return done("warn" if warning else "success", rows, warning)
-                return done("success", load_seed(con, project, node))
+                rows, warning = load_any_seed(con, project, node, self.opt.full_refresh,
+                                              lambda m: self.report.log(node, m))
+                return done("warn" if warning else "success", rows, warning)
             if node.kind == "test":
                 sql = data_tests.generic_sql(project, node) if node.test["type"] != "singular" \
                     else self.renderer.compile(node)

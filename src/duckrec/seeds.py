@@ -147,3 +147,25 @@ def _dbt_types(con, node: Node, declared: dict[str, str]) -> None:
     alters = [f"alter table {node.relation} alter {q} type integer" for q, ok in zip(quoted, fits) if ok]
     if alters:
         con.execute("; ".join(alters))
+
+
+def load_any_seed(con, project: Project, node: Node, full_refresh: bool, log) -> tuple[int, str]:
+    """Load a seed of any kind: one file, a glob of files, or an optional seed whose file is
+    absent (an empty table). Returns its rows and a warning ('' when there is none)."""
+    from .seed_checks import is_optional, load_absent_seed
+    from .seed_files import is_glob, load_glob_seed
+
+    if is_optional(node) and not seed_files(project, node) and not _loaded_before(con, node):
+        return 0, load_absent_seed(con, project, node)
+    if is_glob(node.path):
+        # a glob whose loaded files vanished fails there, optional or not: rows cannot be taken back
+        return load_glob_seed(con, project, node, full_refresh, log)
+    return load_seed(con, project, node), ""
+
+
+def _loaded_before(con, node: Node) -> bool:
+    """Whether a glob seed has files recorded as loaded (in _duckrec.seed_files)."""
+    exists = con.execute("select count(*) from duckdb_tables() where database_name = current_database() "
+                         "and schema_name = '_duckrec' and table_name = 'seed_files'").fetchone()[0]
+    return bool(exists) and bool(con.execute("select count(*) from _duckrec.seed_files where seed = ?",
+                                             [node.name]).fetchone()[0])

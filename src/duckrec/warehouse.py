@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .errors import DuckrecError, LockedError, WarehouseError
 from .locks import (  # noqa: F401 - BuildLock, ReaderHold and the paths are imported from here too
-    BuildLock, ReaderHold, building_path, describe_process, real_path, wal_path, writer_pid,
+    BuildLock, ReaderHold, Waiter, building_path, describe_process, real_path, wal_path, writer_pid,
 )
 from .readers import connect_read_only, open_reader, quoted_relation, sql_string  # noqa: F401
 
@@ -84,8 +84,10 @@ class Build:
     failure of the disk or the folder becomes one WarehouseError naming the user's file.
     """
 
-    def __init__(self, warehouse: Path, wait: bool = False, warn: Callable[[str], None] = print):
+    def __init__(self, warehouse: Path, wait: bool = False, warn: Callable[[str], None] = print,
+                 on_wait: Callable[..., None] | None = None):
         self.given = Path(warehouse)
+        self.waiter = Waiter(on_wait)  # with --wait: whom the build waits for, and how long it waited
         self.path = real_path(self.given)
         self.work = building_path(self.path)
         self.wait = wait
@@ -103,10 +105,10 @@ class Build:
         try:
             self._check_path()
             self.stage = "taking the build lock"
-            self._lock = BuildLock(self.path, self.wait).__enter__()
+            self._lock = BuildLock(self.path, self.wait, self.waiter).__enter__()
             if self.path.exists():
                 self.stage = "checking for read-write connections"
-                self._hold = ReaderHold(self.path, self.wait)
+                self._hold = ReaderHold(self.path, self.wait, self.waiter)
             self._copy()
         except BaseException as e:
             self._close_all()

@@ -12,6 +12,7 @@ The engine draws what a page asks for and knows nothing of what it means:
         y: ndcg                       # or a list: one series per column
         series: strategy              # optional: one series per value of a column
         label: strategy               # scatter/line: annotate each point
+        join: rows                    # line: join points in the query's order (default x: in x order)
         x_label: coverage@10 (share of catalogue items)
         y_label: NDCG@10
         y_format: percent             # optional, also x_format
@@ -35,7 +36,7 @@ from ..project import Node, Project, load_yaml, sql_dependencies
 from .charts import KINDS, ChartSpec
 
 CHART_KEYS = {"title", "kind", "sql", "x", "y", "series", "label", "x_label", "y_label", "x_format", "y_format",
-              "description"}
+              "description", "join"}
 PAGE_KEYS = {"title", "description", "charts", "tables", "order"}
 
 
@@ -120,11 +121,14 @@ def _block(kind: str, entry: Any, rel: str) -> Block:
             if entry.get(key) not in (None, "percent"):
                 raise ProjectError(f"chart {entry['title']!r}: {key} {entry[key]!r}; expected percent or nothing",
                                    path=rel, line=line)
+        if entry.get("join") not in (None, "x", "rows"):
+            raise ProjectError(f"chart {entry['title']!r}: join {entry['join']!r}; expected x (the default: points "
+                               "joined in x order) or rows (in the query's order)", path=rel, line=line)
         block.chart = ChartSpec(
             title=block.title, kind=entry["kind"], x=str(entry["x"]), y=[str(v) for v in y],
             series=entry.get("series"), label=entry.get("label"), x_label=str(entry.get("x_label") or entry["x"]),
             y_label=str(entry.get("y_label") or ", ".join(y)), x_format=entry.get("x_format"),
-            y_format=entry.get("y_format"), description=block.description)
+            y_format=entry.get("y_format"), description=block.description, join=entry.get("join") or "x")
     return block
 
 

@@ -86,15 +86,20 @@
   });
   var width = parseFloat(svg.getAttribute("width")), height = parseFloat(svg.getAttribute("height")), zoom = 1;
   function setZoom(z) {
-    zoom = Math.max(0.1, Math.min(z, 3));
+    zoom = Math.max(0.05, Math.min(z, 3));
     svg.setAttribute("width", (width * zoom).toFixed(0));
     svg.setAttribute("height", (height * zoom).toFixed(0));
   }
   document.getElementById("zoom-in").addEventListener("click", function () { setZoom(zoom * 1.25); });
   document.getElementById("zoom-out").addEventListener("click", function () { setZoom(zoom / 1.25); });
-  document.getElementById("zoom-fit").addEventListener("click", function () {
+  // The whole drawing in the visible box: every layer shows, none cut off in a corner.
+  // Never enlarged past 1: a small project stays at its natural size.
+  function fit() {
     var box = document.getElementById("graph");
-    setZoom(Math.min(box.clientWidth / width, box.clientHeight / height));
-  });
-  window.duckrecLineage = { zoom: setZoom, select: select, nodes: function () { return Object.keys(nodes); } };
+    var z = Math.min(box.clientWidth / width, box.clientHeight / height, 1);
+    if (z > 0) setZoom(z * 0.98);  // 2% margin: a scrollbar must not appear and hide the edge
+  }
+  document.getElementById("zoom-fit").addEventListener("click", fit);
+  fit();  // open fitted: the first view shows the whole DAG
+  window.duckrecLineage = { zoom: setZoom, fit: fit, select: select, nodes: function () { return Object.keys(nodes); } };
 })();
