@@ -35,6 +35,9 @@ EXAMPLES = int(os.environ.get("DUCKREC_PROPERTY_EXAMPLES", "12"))
 STEPS = int(os.environ.get("DUCKREC_PROPERTY_STEPS", "8"))
 SEED = int(os.environ.get("DUCKREC_PROPERTY_SEED", "20261207"))
 RUNS: list[str] = []  # what the property tests ran, printed in pytest's terminal summary
+# What follows an edit, as a nightly schedule or a person would run it: a build of everything,
+# of a selection, or nothing yet; with or without --publish-partial.
+THEN = st.tuples(st.one_of(st.none(), st.just("all"), st.sampled_from(rp.SELECTORS)), st.booleans())
 
 
 def duckrec(root: Path, *args: str) -> int:
@@ -78,6 +81,11 @@ class ReuseMachine(RuleBasedStateMachine):
     def sql_of(self, model: str) -> str:
         return self.files[f"sql/core/{model}.sql"]
 
+    def then(self, then) -> None:
+        selector, partial = then
+        if selector is not None:
+            self.build(None if selector == "all" else selector, partial)
+
     @initialize()
     def first_build(self):
         rp.write(self.root, self.files)
@@ -115,73 +123,89 @@ class ReuseMachine(RuleBasedStateMachine):
             flag.unlink()
 
     # ------------------------------------------------------------------ edits
-    @rule(model=st.sampled_from(["p", "c"]))
-    def break_model(self, model):
+    @rule(model=st.sampled_from(["p", "c"]), then=THEN)
+    def break_model(self, model, then):
         self.broken.add(model)
         rp.write(self.root, {f"sql/core/{model}.sql": rp.BROKEN_SQL})
+        self.then(then)
 
-    @rule(model=st.sampled_from(["p", "c"]))
-    def heal(self, model):
+    @rule(model=st.sampled_from(["p", "c"]), variant=st.integers(0, 2), then=THEN)
+    def heal(self, model, variant, then):
+        """The fix of the morning after: the model's SQL, possibly not the one it had."""
+        variants = rp.P_SQL if model == "p" else rp.C_SQL
+        self.files[f"sql/core/{model}.sql"] = variants[variant % len(variants)]
         self.broken.discard(model)
         rp.write(self.root, {f"sql/core/{model}.sql": self.sql_of(model)})
+        self.then(then)
 
-    @rule(variant=st.integers(0, len(rp.P_SQL) - 1))
-    def edit_p(self, variant):
+    @rule(variant=st.integers(0, len(rp.P_SQL) - 1), then=THEN)
+    def edit_p(self, variant, then):
         self.files["sql/core/p.sql"] = rp.P_SQL[variant]
         if "p" not in self.broken:
             self.write("sql/core/p.sql", rp.P_SQL[variant])
+        self.then(then)
 
-    @rule(variant=st.integers(0, len(rp.C_SQL) - 1))
-    def edit_c(self, variant):
+    @rule(variant=st.integers(0, len(rp.C_SQL) - 1), then=THEN)
+    def edit_c(self, variant, then):
         self.files["sql/core/c.sql"] = rp.C_SQL[variant]
         if "c" not in self.broken:
             self.write("sql/core/c.sql", rp.C_SQL[variant])
+        self.then(then)
 
-    @rule(variant=st.integers(0, len(rp.MACRO) - 1))
-    def edit_macro(self, variant):
+    @rule(variant=st.integers(0, len(rp.MACRO) - 1), then=THEN)
+    def edit_macro(self, variant, then):
         self.write("sql/macros/m.sql", rp.MACRO[variant])
+        self.then(then)
 
-    @rule(variant=st.integers(0, len(rp.HELPER_B) - 1))
-    def edit_helper_two_imports_deep(self, variant):
+    @rule(variant=st.integers(0, len(rp.HELPER_B) - 1), then=THEN)
+    def edit_helper_two_imports_deep(self, variant, then):
         self.write("helpers/helper_b.py", rp.HELPER_B[variant])
+        self.then(then)
 
-    @rule(factor=st.sampled_from([10, 20]), split=st.sampled_from(rp.SPLITS), tags=st.sampled_from(rp.TAGS))
-    def edit_project_vars(self, factor, split, tags):
+    @rule(factor=st.sampled_from([10, 20]), split=st.sampled_from(rp.SPLITS), tags=st.sampled_from(rp.TAGS), then=THEN)
+    def edit_project_vars(self, factor, split, tags, then):
         self.write("project.yml", rp.project_yml(factor, split, tags))
+        self.then(then)
 
-    @rule(tags=st.sampled_from(rp.TAGS))
-    def edit_tags_only(self, tags):
+    @rule(tags=st.sampled_from(rp.TAGS), then=THEN)
+    def edit_tags_only(self, tags, then):
         self.write("models/props.yml", rp.props_yml(tags))
+        self.then(then)
 
-    @rule()
-    def new_events_file(self):
+    @rule(then=THEN)
+    def new_events_file(self, then):
         self.days += 1
         self.write(f"events/day{self.days:02d}.csv", f"user,item,value\n{self.days},10,3.0\n1,{10 + self.days % 3},2.5\n")
+        self.then(then)
 
-    @rule(label=st.sampled_from(["a", "z"]))
-    def correct_seed_file(self, label):
+    @rule(label=st.sampled_from(["a", "z"]), then=THEN)
+    def correct_seed_file(self, label, then):
         self.write("seeds/labels.csv", f"item,label\n10,{label}\n11,b\n12,c\n")
+        self.then(then)
 
     # ------------------------------------------------------------------ writes outside a build
-    @rule()
-    def run_operation_writes_a_model_table(self):
+    @rule(then=THEN)
+    def run_operation_writes_a_model_table(self, then):
         self.write("sql/macros/ops.sql", "{% macro clobber() %}create or replace table core.c as "
                                          "select 999 as y{% endmacro %}")
         duckrec(self.root, "run-operation", "clobber")
+        self.then(then)
 
-    @rule()
-    def crashed_read_write_client(self):
+    @rule(then=THEN)
+    def crashed_read_write_client(self, then):
         code = ("import duckdb, os, sys\n"
                 "con = duckdb.connect(sys.argv[1])\n"
                 "con.execute('insert into core.p values (42)')\n"
                 "os._exit(9)\n")
         subprocess.run([sys.executable, "-c", code, str(self.root / "warehouse.duckdb")], timeout=60)
+        self.then(then)
 
     # ------------------------------------------------------------------ the property
     def teardown(self):
         try:
-            for model in list(self.broken):
-                self.heal(model)
+            for model in list(self.broken):  # healed with the SQL it was last given
+                self.broken.discard(model)
+                rp.write(self.root, {f"sql/core/{model}.sql": self.sql_of(model)})
             assert duckrec(self.root, "build") == 0, "the final build of a healed project failed"
             fresh = self.dir / "fresh"
             shutil.copytree(self.root, fresh, ignore=shutil.ignore_patterns("warehouse.duckdb*", "target"))
