@@ -40,7 +40,19 @@ RUNS: list[str] = []  # what the property tests ran, printed in pytest's termina
 THEN = st.tuples(st.one_of(st.none(), st.just("all"), st.sampled_from(rp.SELECTORS)), st.booleans())
 
 
+def forget_project_modules() -> None:
+    """Each build here runs in this process, where Python keeps the project's helper modules
+    imported and its folders on sys.path: forget them, as a new `duckrec` process would, so
+    an edited helper is read again and one project's helpers never answer for another's."""
+    ours = str(Path(tempfile.gettempdir()) / "reuse-property-")
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(ours):
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not p.startswith(ours)]
+
+
 def duckrec(root: Path, *args: str) -> int:
+    forget_project_modules()
     out = io.StringIO()
     saved = sys.stdout
     sys.stdout = out
