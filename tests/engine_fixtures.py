@@ -17,8 +17,9 @@ from pathlib import Path
 import duckdb
 
 from duckrec.cli import main
-from duckrec.runner import Options, Reporter, Runner
-from duckrec.project import load_project
+from duckrec.execute.runner import Options, Runner
+from duckrec.execute.reporter import Reporter
+from duckrec.parser.project import load_project
 
 TRACEBACK = "Traceback (most recent call last)"
 

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from duckrec.errors import DuckrecError
+from duckrec.core.errors import DuckrecError
 from duckrec.serve.auth import ScramExchange, load_users, make_verifier
 from duckrec.serve.catalog import rewrite
 from duckrec.serve.wire import text_value

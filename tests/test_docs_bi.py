@@ -154,8 +154,8 @@ def _data_test_rows(name: str, ref: str, table_sql: str) -> list[tuple]:
     import duckdb
     from pathlib import Path
 
-    from duckrec.project import load_project
-    from duckrec.render import Renderer
+    from duckrec.parser.project import load_project
+    from duckrec.render.renderer import Renderer
 
     from duckrec import graph
 

@@ -10,8 +10,9 @@ import pytest
 
 from docs_fixtures import CHECKS
 from duckrec.docs.site import generate
-from duckrec.project import load_project
-from duckrec.runner import Options, Reporter, Runner
+from duckrec.parser.project import load_project
+from duckrec.execute.runner import Options, Runner
+from duckrec.execute.reporter import Reporter
 from engine_fixtures import write_project
 from test_docs_site import _browser, CHROMIUM
 

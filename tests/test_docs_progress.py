@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 
-from duckrec.artifacts import NodeResult
+from duckrec.artifacts.target import NodeResult
 from duckrec.ml import TrainConfig, build_catalogue, train_lm
-from duckrec.progress import LOG_INTERVAL, QUIET_INTERVAL, NodeProgress, end_summary
-from duckrec.project import Node
-from duckrec.runner import Reporter
+from duckrec.execute.progress import LOG_INTERVAL, QUIET_INTERVAL, NodeProgress, end_summary
+from duckrec.core.nodes import Node
+from duckrec.execute.reporter import Reporter
 from engine_fixtures import run, write_project
 
 NODE = Node(unique_id="model.lm_checkpoints", kind="model", name="lm_checkpoints", path="python_models/x.py")

@@ -12,9 +12,10 @@ import pytest
 
 from docs_fixtures import TINY
 from duckrec.docs.site import generate
-from duckrec.errors import ProjectError
-from duckrec.project import load_project
-from duckrec.runner import Options, Reporter, Runner
+from duckrec.core.errors import ProjectError
+from duckrec.parser.project import load_project
+from duckrec.execute.runner import Options, Runner
+from duckrec.execute.reporter import Reporter
 from engine_fixtures import run, write_project
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from duckrec import locks
-from duckrec.project import load_project
-from duckrec.runner import Options, Reporter, Runner
+from duckrec.warehouse import locks
+from duckrec.parser.project import load_project
+from duckrec.execute.runner import Options, Runner
+from duckrec.execute.reporter import Reporter
 from engine_fixtures import TRACEBACK, project, query, run, warehouse
 
 BASE = {

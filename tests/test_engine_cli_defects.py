@@ -8,7 +8,7 @@ import sys
 from engine_fixtures import JAFFLE, TRACEBACK, query, run, warehouse, write_project
 
 from duckrec.cli import EXIT_LOCKED
-from duckrec.warehouse import BuildLock
+from duckrec.warehouse.locks import BuildLock
 
 
 def test_ls_into_a_closed_pipe_ends_quietly(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from duckrec import fast_template
+from duckrec.render import fast_template
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_dbt_jaffle_renders_without_jinja(tmp_path: Path, monkeypatch) -> None:
     """The real jaffle_shop's set/for payment columns and its macro call cost no Jinja render."""
     import shutil
 
-    from duckrec import render
+    from duckrec.render import renderer as render
     from duckrec.cli import main
 
     project = tmp_path / "jaffle"

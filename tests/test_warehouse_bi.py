@@ -212,7 +212,7 @@ def test_show_cannot_write_files_attach_or_run_more_than_one_statement(tmp_path,
 
 
 def test_a_server_reconnecting_in_process_sees_new_builds_through_open_reader(tmp_path, capsys):
-    from duckrec.warehouse import open_reader
+    from duckrec.warehouse.readers import open_reader
 
     root = _built(tmp_path, capsys)
     wh = warehouse(root)

@@ -250,7 +250,7 @@ def test_a_file_created_during_the_first_build_is_never_replaced(tmp_path, capsy
 def test_a_signal_during_the_rename_never_says_nothing_was_published(tmp_path, capsys, monkeypatch):
     import signal
 
-    from duckrec import warehouse as wh
+    from duckrec.warehouse import build as wh
     from engine_fixtures import project, query, run
 
     root = project(tmp_path, {"sql/numbers.sql": "select 1 as x"})

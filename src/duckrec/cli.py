@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import DuckrecError
+from duckrec import __version__
+from duckrec.core.errors import DuckrecError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
     sp.add_argument("action", choices=["freshness"])
     common(sp, select=False)
-    from .docs import add_parser as add_docs_parser
+    from duckrec.docs import add_parser as add_docs_parser
 
     add_docs_parser(sub, common)
     sp = sub.add_parser("serve", help="answer PostgreSQL clients (psql, BI tools) from the latest published "
@@ -148,7 +148,7 @@ def _exit_code(e: DuckrecError) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .project import load_project
+    from duckrec.parser.project import load_project
 
     root = Path(args.project_dir)
     if args.command == "clean":
@@ -165,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     project = load_project(root, _vars(getattr(args, "vars", None)))
     for warning in project.warnings:  # settings of a dbt project that duckrec does not support, once
         print(f"warning: {warning}", file=sys.stderr)
-    from .runner import Options
+    from duckrec.execute.runner import Options
 
     options = Options(command=args.command, target=args.target, select=getattr(args, "select", []) or [],
                       exclude=getattr(args, "exclude", []) or [],
@@ -176,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                       fail_on_empty_selection=getattr(args, "fail_on_empty_selection", False))
     target = args.target or project.default_target
     if args.command == "retry":
-        from .commands import retry_selection
+        from duckrec.tasks.commands import retry_selection
 
         options.command, again = retry_selection(project)
         if not again:
@@ -184,28 +184,28 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         options.select = again
     if args.command in ("build", "run", "seed", "test", "retry"):
-        from .runner import Runner
+        from duckrec.execute.runner import Runner
 
         return Runner(project, options).run()
     if args.command == "compile" and args.inline:
-        from .commands import render_inline
+        from duckrec.tasks.commands import render_inline
 
         print(render_inline(project, target, args.inline))
         return 0
     if args.command in ("parse", "debug"):
-        from . import commands
+        from duckrec.tasks import commands
 
         return getattr(commands, args.command)(project, target, print)
     if args.command == "run-operation":
-        from .commands import run_operation
+        from duckrec.tasks.commands import run_operation
 
         return run_operation(project, target, args.macro, _vars(args.args), args.wait, print)
     if args.command == "compile":
-        from .runner import compile_all
+        from duckrec.execute.runner import compile_all
 
         return compile_all(project, options, print)
     if args.command == "source":
-        from .freshness import run_freshness
+        from duckrec.execute.freshness import run_freshness
 
         return run_freshness(project, args.target, print)
     if args.command == "ls":
@@ -215,15 +215,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(project, args)
     if args.command == "docs":
-        from .docs import run as run_docs
+        from duckrec.docs import run as run_docs
 
         return run_docs(project, args)
     return 2
 
 
 def _serve(project, args) -> int:
-    from .serve.auth import load_users
-    from .serve.server import ServeConfig, default_workers, serve, tls_context
+    from duckrec.serve.auth import load_users
+    from duckrec.serve.server import ServeConfig, default_workers, serve, tls_context
 
     for name in ("max_connections", "workers", "threads"):
         value = getattr(args, name)
@@ -240,12 +240,12 @@ def _serve(project, args) -> int:
 def _ls(project, options, args) -> int:
     import json
 
-    from . import graph
+    from duckrec import graph
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    from .fingerprint import modified_since_last_build
-    from .render import Renderer
+    from duckrec.state.fingerprint import modified_since_last_build
+    from duckrec.render.renderer import Renderer
 
     warnings: list[str] = []
     chosen = graph.select(project, options.select, options.exclude, kinds, warnings, state_modified=lambda: (
@@ -268,7 +268,7 @@ def _ls(project, options, args) -> int:
 
 
 def _show(project, args) -> int:
-    from .errors import DuckrecError as Err
+    from duckrec.core.errors import DuckrecError as Err
 
     args.model = args.model or args.show_select
     if bool(args.model) == bool(args.inline):
@@ -276,7 +276,7 @@ def _show(project, args) -> int:
     if args.model:
         node = project.by_name(args.model)
         if node is None:
-            from .errors import did_you_mean
+            from duckrec.core.errors import did_you_mean
 
             raise Err(f"no model or seed named {args.model!r}." + did_you_mean(args.model, [
                 n.name for n in project.nodes.values() if n.kind != "test"]))
@@ -285,10 +285,10 @@ def _show(project, args) -> int:
                       "table to show; preview a model that refs it, or make it a view")
         sql = f"select * from {node.relation}"
     else:
-        from .commands import render_inline
+        from duckrec.tasks.commands import render_inline
 
         sql = render_inline(project, args.target or project.default_target, args.inline)  # Jinja: ref(), macros
-    from .warehouse import open_reader
+    from duckrec.warehouse.readers import open_reader
 
     con = open_reader(project.warehouse_path(args.target))
     import duckdb
@@ -314,8 +314,8 @@ def _one_query(con, sql: str) -> str:
     """The text of `sql` when it is exactly one read-only query, else a refusal that says why."""
     import duckdb
 
-    from .errors import DuckrecError as Err
-    from .materialize import clean_sql
+    from duckrec.core.errors import DuckrecError as Err
+    from duckrec.execute.materialize import clean_sql
 
     sql = clean_sql(sql)
     try:

@@ -7,9 +7,9 @@ import ast
 import re
 from typing import Any
 
-from ..errors import ProjectError
-from ..nodes import Project
-from .config import check_model_config, merge_config, check_severity
+from duckrec.core.errors import ProjectError
+from duckrec.core.nodes import Project
+from duckrec.parser.config import check_model_config, merge_config, check_severity
 
 REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
 SOURCE_RE = re.compile(r"""\bsource\(\s*(['"])([^'"]+)\1\s*,\s*(['"])([^'"]+)\3\s*\)""")
@@ -133,7 +133,7 @@ def _static_config_complete(code: str) -> bool:
 def rendered_dependencies(project: Project) -> None:
     """dbt's parse: render each SQL model and singular test (is_incremental() false) and add
     the refs, sources and config() it makes, inside macros too, to what was read statically."""
-    from ..render import Renderer  # rendering is part of parsing, as in dbt
+    from duckrec.render.renderer import Renderer  # rendering is part of parsing, as in dbt
 
     renderer = Renderer(project, project.default_target)
     hiding = _macros_that_ref(project)

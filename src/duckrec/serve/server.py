@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bi.published import LatestReader
-from ..errors import DuckrecError
-from . import wire
-from .auth import NO_PASSWORD_USER, ScramExchange, Verifier
-from .session import REPORTED, Session
-from .wire import PgError, Reader
+from duckrec.bi.published import LatestReader
+from duckrec.core.errors import DuckrecError
+from duckrec.serve import wire
+from duckrec.serve.auth import NO_PASSWORD_USER, ScramExchange, Verifier
+from duckrec.serve.session import REPORTED, Session
+from duckrec.serve.wire import PgError, Reader
 
 
 @dataclass
