@@ -5,7 +5,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -357,20 +356,5 @@ def _counts(results: list[NodeResult]) -> dict[str, int]:
         "n_reused": sum(r.status == "reused" for r in results),
     }
 
-
-def compile_all(project: Project, options: Options, out: Callable[[str], None]) -> int:
-    """Render every selected SQL model/test to target/compiled without touching the warehouse."""
-    runner = Runner(project, options)
-    plan = runner.plan()
-    for uid in plan:
-        node = project.nodes[uid]
-        if node.kind == "seed" or node.language == "python":
-            continue
-        sql = generic_sql(project, node) if node.kind == "test" and node.test["type"] != "singular" \
-            else runner.renderer.compile(node)
-        path = artifacts.write_compiled(project, node, sql)
-        out(str(path.relative_to(project.root)))
-    artifacts.write_manifest(project, runner.target)
-    return 0
 
 
