@@ -198,7 +198,7 @@ def test_serve_refuses_a_public_address_without_users(tmp_path, tmp_path_factory
 
 def test_the_bi_modules_stay_out_of_the_engine():
     # the engine must not import the BI layer (nor sqlalchemy) when it builds
-    src = Path(__file__).resolve().parents[1] / "src" / "duckrec"
+    src = Path(__file__).resolve().parents[2] / "src" / "duckrec"
     for module in src.glob("*.py"):
         text = module.read_text()
         if module.name != "cli.py":

@@ -15,7 +15,7 @@ from bi_fixtures import Served, bi_project  # noqa: E402
 from engine_fixtures import warehouse  # noqa: E402
 from duckrec.bi.dialect import register  # noqa: E402
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _snippets() -> list[str]:

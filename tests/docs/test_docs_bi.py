@@ -159,7 +159,7 @@ def _data_test_rows(name: str, ref: str, table_sql: str) -> list[tuple]:
 
     from duckrec import graph
 
-    project = load_project(Path(__file__).resolve().parents[1])
+    project = load_project(Path(__file__).resolve().parents[2])
     graph.link(project)
     sql = Renderer(project, project.default_target).compile(project.nodes[f"test.{name}"])
     sql = sql.replace(project.by_name(ref).relation, "given")

@@ -79,7 +79,7 @@ class Served:
     """`duckrec serve --port 0` in its own process; the port it printed."""
 
     def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None):
-        src = str(Path(__file__).resolve().parents[1] / "src")
+        src = str(Path(__file__).resolve().parents[2] / "src")
         environ = {**os.environ, **(env or {}), "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen([sys.executable, "-m", "duckrec.cli", "serve", "--port", "0", *args,
                                       "--project-dir", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -19,7 +19,7 @@ from duckrec.ml.threads import CoreMeter, allowed_cpus, pick_threads
 from duckrec.ml.train import softmax_negatives
 from sql_fixtures import build, generated_dataset, make_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = dict(embedding_dim=8, hidden_dim=16, dropout=0.0, batch_size=8, window=8, epochs=2, threads=1,
             matmul_dtype="float32")
 

@@ -1,7 +1,7 @@
 """The holdout lists are a function of the fit events only (eval.holdout_recommendations).
 
 Every user's test event is replaced by an item they never had, at the same time, and their
-tags on the replaced item are dropped (tests/holdout_perturbation.py): a rebuild must give
+tags on the replaced item are dropped (tests/project/holdout_perturbation.py): a rebuild must give
 the same holdout rows, every strategy, rank, item and score, the language model's included,
 under both split rules. The served lists, which may see every event, do change: the
 perturbation is real.

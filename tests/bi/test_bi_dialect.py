@@ -119,7 +119,7 @@ def test_reflection_works_the_same_on_the_other_sqlalchemy_minor_release(tmp_pat
     root = bi_project(tmp_path, tmp_path_factory)
     cache = Path(os.environ.get("DUCKREC_TEST_CACHE", Path.home() / ".cache" / "duckrec-tests"))
     spec, target = _other_sqlalchemy(cache)
-    src = Path(__file__).resolve().parents[1] / "src"
+    src = Path(__file__).resolve().parents[2] / "src"
     script = textwrap.dedent("""
         import json, sys
         import sqlalchemy as sa
@@ -141,12 +141,12 @@ def test_the_dialect_is_registered_by_an_entry_point():
     import tomllib
     from importlib.metadata import distribution
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"]["sqlalchemy.dialects"]
     assert declared == {"duckrec": "duckrec.bi.dialect:DuckrecDialect"}
     installed = distribution("duckrec")
     origin = json.loads(installed.read_text("direct_url.json") or "{}").get("url", "")
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     if origin.startswith("file://") and Path(origin[len("file://"):]).resolve() != here:
         pytest.skip(f"the installed duckrec was installed from {origin}, not this checkout: its entry points are "
                     "that checkout's")

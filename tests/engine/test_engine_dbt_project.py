@@ -10,7 +10,7 @@ import pytest
 
 from engine_fixtures import TRACEBACK, query, run
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SCHEMAS = HERE / "dbt_schemas"
 
 

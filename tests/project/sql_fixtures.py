@@ -23,7 +23,7 @@ import yaml
 
 from duckrec.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RATINGS_HEADER = ["userId", "movieId", "rating", "timestamp"]
 MOVIES_HEADER = ["movieId", "title", "genres "]  # the real file's trailing space
 TAGS_HEADER = ["userId", "movieId", "tag", "timestamp"]

@@ -19,7 +19,7 @@ import pytest
 
 from engine_fixtures import project, query, run, warehouse
 
-MACRO = (Path(__file__).resolve().parents[1] / "sql" / "macros" / "off_policy.sql").read_text(encoding="utf-8")
+MACRO = (Path(__file__).resolve().parents[2] / "sql" / "macros" / "off_policy.sql").read_text(encoding="utf-8")
 
 MODEL = """
 with logged as (

@@ -9,7 +9,7 @@ import pytest
 
 from duckrec.render import fast_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _jinja(code: str, ctx: dict) -> str:

@@ -200,7 +200,7 @@ def test_docs_serve_without_a_site_says_to_generate(tmp_path, capsys):
 def test_the_projects_result_pages_read_models_it_has():
     from duckrec.docs.reports import load_pages
 
-    project = load_project(Path(__file__).resolve().parents[1])
+    project = load_project(Path(__file__).resolve().parents[2])
     pages = load_pages(project)
     assert [p.title for p in pages] == ["Strategies", "Exploration trade-off", "RFM segments", "Training",
                                         "Quality over time"]

@@ -10,7 +10,7 @@ tag-only edit, `run-operation` writing a model's table and a read-write client t
 crashed after writing one. CI runs a fixed budget with a fixed seed (both printed at the
 end of the run); a release runs a longer one:
 
-    DUCKREC_PROPERTY_EXAMPLES=300 DUCKREC_PROPERTY_STEPS=25 pytest tests/test_reuse_property.py
+    DUCKREC_PROPERTY_EXAMPLES=300 DUCKREC_PROPERTY_STEPS=25 pytest tests/engine/test_reuse_property.py
 """
 from __future__ import annotations
 
