@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-import pytest
 from hypothesis import HealthCheck, seed, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 

@@ -14,7 +14,6 @@ import io
 import math
 import os
 import random
-import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 

@@ -85,5 +85,5 @@ def _outcome_by_hand(con, mark) -> tuple[int, float, float]:
     engaged = {(u, g) for u, i, t in rows(con, "select user_id, item_id, event_time from staging.events")
                if mark < t <= mark + timedelta(days=30) for g in genres_of.get(i, ())}
     others = {(u, g) for u in users for g in every_genre if (u, g) not in top and (u, g) not in probed}
-    share = (lambda pairs: round(len(pairs & engaged) / len(pairs), 12))
+    share = (lambda pairs: round(len(pairs & engaged) / len(pairs), 12))  # noqa: E731
     return len(probed), share(probed), share(others)

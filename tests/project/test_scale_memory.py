@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-import torch
+import torch  # noqa: F401 - torch loaded first, as in a build
 
 from duckrec.ml import TrainConfig, build_catalogue, top_k, train_lm
 from duckrec.ml import train as train_module

@@ -3,7 +3,6 @@ seeds, and the error cases: each gives a counted rejection or a clear message, n
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
@@ -105,7 +104,7 @@ def test_a_sample_of_the_real_seeds(tmp_path):
     """The first 40 users of the MovieLens seeds, the real movies and tags files."""
     with open(REPO / "seeds/ratings.csv", newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader)
+        header = next(reader)  # noqa: F841
         sample = [row for row in reader if int(row[0]) <= 40]
     project = make_project(tmp_path, [tuple(r) for r in sample], [])
     for seed in ("movies", "tags", "links"):

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from duckrec.artifacts import target as artifacts
 from duckrec.warehouse import connection
 from duckrec.execute import data_tests, freshness, materialize
-from duckrec.state import fingerprint, reuse
+from duckrec.state import reuse
+from duckrec.state.selection import modified_since_last_build
 from duckrec import graph
 from duckrec.render.test_sql import generic_sql
 from duckrec.warehouse.build import Build
@@ -73,7 +74,7 @@ class Runner:
         try:
             chosen = graph.select(self.project, self.opt.select, self.opt.exclude, kinds,
                                   None if strict else self.selection_warnings,  # None: a NoMatch raises
-                                  state_modified=lambda: fingerprint.modified_since_last_build(
+                                  state_modified=lambda: modified_since_last_build(
                                       self.project, self.renderer, self.project.warehouse_path(self.target)))
         except graph.NoMatch as e:
             raise ProjectError(f"{e} It matches nothing, and --fail-on-empty-selection makes that an error; "

@@ -20,7 +20,7 @@ from pathlib import Path
 from duckrec.core.errors import NodeError
 from duckrec.core.nodes import Node, Project
 from duckrec.parser.files import seed_paths
-from duckrec.execute.seeds import read_header
+from duckrec.execute.seed_csv import read_header
 
 STATE_DDL = """
 create schema if not exists _duckrec;

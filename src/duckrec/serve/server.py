@@ -118,7 +118,7 @@ class Handler(socketserver.BaseRequestHandler):
                 reader.connection()
             except DuckrecError as e:
                 raise PgError(f"cannot open the warehouse: {e}", "3D000", "FATAL") from None
-            except Exception as e:  # duckdb errors, and ours in building the catalog
+            except Exception as e:  # noqa: BLE001 - duckdb errors, and ours in building the catalog
                 raise PgError(f"cannot open the warehouse: {type(e).__name__}: {e}", "XX000", "FATAL") from None
             session = Session(reader, self.server.workers, params)
             self.session = session
@@ -141,7 +141,7 @@ class Handler(socketserver.BaseRequestHandler):
             pass  # the client went away
         except (ssl.SSLError, wire.ProtocolError, OSError) as e:
             print(f"duckrec serve: dropped a client at {self.client_address[0]}: {e}", file=sys.stderr, flush=True)
-        except Exception as e:  # a bug of ours: say it, keep serving the others
+        except Exception as e:  # noqa: BLE001 - a bug of ours: say it, keep serving the others
             import traceback
 
             print(f"duckrec serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
@@ -248,7 +248,7 @@ class Handler(socketserver.BaseRequestHandler):
                 out.flush()
             except (EOFError, ConnectionError, OSError):
                 raise
-            except Exception as e:  # a bug of ours: the client is told, the server keeps going
+            except Exception as e:  # noqa: BLE001 - a bug of ours: the client is told, the server keeps going
                 print(f"duckrec serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
                 session.fail(PgError(f"internal error in duckrec serve: {type(e).__name__}: {e}", "XX000"), out)
                 skipping = kind != b"Q"

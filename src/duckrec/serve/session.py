@@ -180,7 +180,7 @@ class Session:
             return []
         try:
             parts = [s.query for s in self.reader.connection().extract_statements(rewrite(sql))]
-        except Exception:
+        except Exception:  # noqa: BLE001 - what DuckDB cannot split goes whole, as one statement
             return [sql]
         return parts if len(parts) > 1 else [sql]
 

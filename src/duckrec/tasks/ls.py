@@ -12,7 +12,7 @@ def ls(project, options, args) -> int:
 
     graph.link(project)
     kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    from duckrec.state.fingerprint import modified_since_last_build
+    from duckrec.state.selection import modified_since_last_build
     from duckrec.render.renderer import Renderer
 
     warnings: list[str] = []
