@@ -7,18 +7,17 @@ Inside duckrec a node is "model.name"; in the artifacts it has dbt's id, "model.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from duckrec import __version__
 from duckrec.core.nodes import Node, Project
+from duckrec.render.macro_syntax import MACRO_RE, called
 
 MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
 DBT_VERSION = f"1.10.0+duckrec.{__version__}"  # the dbt artifact version these follow
-_MACRO_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\((.*?)\)\s*-?%\}(.*?)\{%-?\s*endmacro\s*-?%\}", re.S)
 
 
 def test_metadata(spec: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +80,7 @@ def _macros(project: Project) -> dict[str, dict[str, Any]]:
     base = project.paths["macros"].rstrip("/") + "/"
     for rel in project.macro_files:
         text = (project.root / rel).read_text(encoding="utf-8")
-        for m in _MACRO_RE.finditer(text):
+        for m in MACRO_RE.finditer(text):
             uid = f"macro.{project.name}.{m.group(1)}"
             out[uid] = {
                 "name": m.group(1), "resource_type": "macro", "package_name": project.name,
@@ -101,7 +100,7 @@ def _macros(project: Project) -> dict[str, dict[str, Any]]:
 def _called(code: str, names: dict[str, str]) -> list[str]:
     if not names or not code:
         return []
-    return sorted({names[n] for n in re.findall(r"\b([A-Za-z_]\w*)\s*\(", code) if n in names})
+    return sorted({names[n] for n in called(code) if n in names})
 
 
 def _columns(node: Node) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from duckrec.core.errors import NodeError
 from duckrec.core.nodes import Node, Project
 from duckrec.warehouse.relation_docs import persist_docs
+from duckrec.core.sql import quote_identifier
 
 
 @dataclass
@@ -75,7 +76,7 @@ def load_absent_seed(con, project: Project, node: Node) -> str:
                         f"empty table, but it declares no columns for that table: add seeds.{node.name}."
                         f"+column_types in {project.config_file} (or data_type on its YAML columns)",
                         path=project.config_file)
-    ddl = ", ".join('"' + name.replace('"', '""') + f'" {kind}' for name, kind in columns)
+    ddl = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in columns)
     con.execute(f'create schema if not exists "{node.schema}"')
     con.execute(f"create or replace table {node.relation} ({ddl})")
     persist_docs(con, node, "table")

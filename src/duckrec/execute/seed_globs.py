@@ -21,6 +21,7 @@ from duckrec.core.errors import NodeError
 from duckrec.core.nodes import Node, Project
 from duckrec.parser.files import seed_paths
 from duckrec.execute.seed_csv import read_header
+from duckrec.core.sql import quote_identifier, sql_string
 
 STATE_DDL = """
 create schema if not exists _duckrec;
@@ -33,14 +34,6 @@ PARQUET = (".parquet", ".parq", ".pq")
 
 def is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
-
-
-def _q(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _exists(con, node: Node) -> bool:
@@ -116,16 +109,16 @@ def _rel(project: Project, f: Path) -> str:
 
 def _reader(node: Node, f: Path, rel: str, types: dict[str, str] | None = None) -> str:
     if f.suffix.lower() in PARQUET:
-        return f"read_parquet({_q(str(f))})"
+        return f"read_parquet({sql_string(str(f))})"
     delimiter = str(node.config.get("delimiter") or ",")
     quote = str(node.config.get("quote") or '"')
     names = read_header(f, rel, delimiter)
     typed = ""
     if types is not None:
-        typed = ("types = {" + ", ".join(f"{_q(n)}: {_q(types[n])}" for n in names if n in types) + "}, "
+        typed = ("types = {" + ", ".join(f"{sql_string(n)}: {sql_string(types[n])}" for n in names if n in types) + "}, "
                  "store_rejects = true, rejects_table = 'duckrec_seed_rejects', rejects_scan = 'duckrec_seed_scans', ")
-    return (f"read_csv({_q(str(f))}, header = true, delim = {_q(delimiter)}, quote = {_q(quote)}, "
-            f"escape = {_q(quote)}, {typed}names = [{', '.join(_q(n) for n in names)}])")
+    return (f"read_csv({sql_string(str(f))}, header = true, delim = {sql_string(delimiter)}, quote = {sql_string(quote)}, "
+            f"escape = {sql_string(quote)}, {typed}names = [{', '.join(sql_string(n) for n in names)}])")
 
 
 def _create(con, node: Node, first: Path, rel: str) -> None:
@@ -142,7 +135,7 @@ def _create(con, node: Node, first: Path, rel: str) -> None:
     if unknown:
         raise NodeError(f"seed {node.name}: column_types names {unknown}, which {rel} lacks; it has {names}",
                         path=rel, line=1)
-    cols = ", ".join(f"{_ident(n)} {declared.get(n, t)}" for n, t in ((r[0], r[1]) for r in found))
+    cols = ", ".join(f"{quote_identifier(n)} {declared.get(n, t)}" for n, t in ((r[0], r[1]) for r in found))
     con.execute(f"create or replace table {node.relation} ({cols})")
 
 
@@ -163,7 +156,7 @@ def _append(con, node: Node, f: Path, rel: str) -> tuple[int, int, str]:
         if missing:
             raise NodeError(f"seed {node.name}: {rel} lacks column(s) {missing}; the seed's columns are {names}",
                             path=rel, line=1)
-        select = ", ".join(f"try_cast({_ident(c)} as {t})" if parquet else _ident(c) for c, t in columns)
+        select = ", ".join(f"try_cast({quote_identifier(c)} as {t})" if parquet else quote_identifier(c) for c, t in columns)
         rows = con.execute(f"insert into {node.relation} select {select} from {reader}").fetchone()[0]
         if parquet:
             return rows, 0, ""

@@ -7,10 +7,7 @@ from duckrec.core.errors import NodeError
 from duckrec.execute.seed_csv import read_header, unterminated_quote_line
 from duckrec.warehouse.relation_docs import declare_not_null, persist_docs
 from duckrec.core.nodes import Node, Project
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from duckrec.core.sql import quote_identifier, sql_string
 
 
 def _first_lines(message: str) -> str:
@@ -35,10 +32,10 @@ def load_seed(con, project: Project, node: Node) -> int:
     if unknown:
         raise NodeError(f"seed {node.name}: column_types names {unknown}, which the header lacks; "
                         f"the header has {names}", path=rel, line=1)
-    types = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in declared.items())
-    sql = (f"create or replace table {node.relation} as select * from read_csv({_sql_str(str(path))}, "
-           f"header = true, delim = {_sql_str(delimiter)}, quote = {_sql_str(quote)}, escape = {_sql_str(quote)}, "
-           f"names = [{', '.join(_sql_str(n) for n in names)}], "
+    types = ", ".join(f"{sql_string(k)}: {sql_string(v)}" for k, v in declared.items())
+    sql = (f"create or replace table {node.relation} as select * from read_csv({sql_string(str(path))}, "
+           f"header = true, delim = {sql_string(delimiter)}, quote = {sql_string(quote)}, escape = {sql_string(quote)}, "
+           f"names = [{', '.join(sql_string(n) for n in names)}], "
            f"{'types = {' + types + '}, ' if types else ''}store_rejects = true, "
            f"rejects_table = 'duckrec_seed_rejects', rejects_scan = 'duckrec_seed_scans')")
     con.execute(f'create schema if not exists "{node.schema}"')
@@ -87,7 +84,7 @@ def _dbt_types(con, node: Node, declared: dict[str, str]) -> None:
             if row[1] == "BIGINT" and row[0] not in declared]
     if not cols:
         return
-    quoted = ['"' + c.replace('"', '""') + '"' for c in cols]
+    quoted = [quote_identifier(c) for c in cols]
     fits = con.execute("select " + ", ".join(f"coalesce(min({q}) >= -2147483648 and max({q}) < 2147483648, true)"
                                              for q in quoted) + f" from {node.relation}").fetchone()
     alters = [f"alter table {node.relation} alter {q} type integer" for q, ok in zip(quoted, fits) if ok]

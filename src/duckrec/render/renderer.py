@@ -15,13 +15,13 @@ from duckrec.render import fast_template
 from duckrec.core.errors import DuckrecError, NodeError, ProjectError
 from duckrec.core.nodes import Node, Project
 from duckrec.render.resolve import Resolver, runtime
+from duckrec.render.macro_syntax import MACRO_NAME_RE
 
 _MISSING = fast_template.MISSING
 # {{ expression }} with optional whitespace control, or {# comment #}
 _TAG_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{#(-?)(.*?)(-?)#\}", re.S)
 _IF_INCREMENTAL_RE = re.compile(
     r"\{%\s*if\s+is_incremental\(\)\s*%\}((?:(?!\{%).)*?)(?:\{%\s*else\s*%\}((?:(?!\{%).)*?))?\{%\s*endif\s*%\}", re.S)
-_MACRO_NAME_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)")
 _TEST_BLOCK_RE = re.compile(r"\{%-?\s*test\s.*?\{%-?\s*endtest\s*-?%\}", re.S)
 _FAST_CALLS = {"ref", "source", "var", "env_var", "config", "is_incremental"}
 
@@ -180,7 +180,7 @@ class Renderer:
         if self._fast_macro_table is _MISSING:
             table: dict[str, Any] | None = {}
             texts = [(self.project.root / rel).read_text(encoding="utf-8") for rel in self.project.macro_files]
-            if any(m.group(1) in _FAST_CALLS | {"this"} for text in texts for m in _MACRO_NAME_RE.finditer(text)):
+            if any(m.group(1) in _FAST_CALLS | {"this"} for text in texts for m in MACRO_NAME_RE.finditer(text)):
                 table = None
             else:
                 for text in texts:
@@ -292,7 +292,7 @@ class Renderer:
         ctx.update(extra)
         code = "{{ " + macro + "(**__args) }}"
         known = sorted(m.group(1) for rel in self.project.macro_files
-                       for m in _MACRO_NAME_RE.finditer((self.project.root / rel).read_text(encoding="utf-8")))
+                       for m in MACRO_NAME_RE.finditer((self.project.root / rel).read_text(encoding="utf-8")))
         if macro not in known:
             raise ProjectError(f"no macro named {macro!r} in {self.project.paths['macros']}/"
                                + did_you_mean(macro, known))

@@ -4,14 +4,7 @@ from __future__ import annotations
 from duckrec.core.errors import NodeError
 from duckrec.core.nodes import Node, Project
 from duckrec.render.resolve import relation_call, runtime
-
-
-def _literal(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+from duckrec.core.sql import sql_literal
 
 
 def _relation(project: Project, text: str, where_used: Node) -> str:
@@ -54,7 +47,7 @@ def generic_sql(project: Project, node: Node) -> str:
         return f"select * from {rel} where {col} is null"
     if kind == "accepted_values":
         quote = kw.get("quote", True)
-        values = ", ".join(_literal(v) if quote else str(v) for v in kw["values"])
+        values = ", ".join(sql_literal(v) if quote else str(v) for v in kw["values"])
         return (f"select {col} as value_field, count(*) as n_records from {rel} "
                 f"where {col} is not null and {col} not in ({values}) group by {col}")
     if kind == "relationships":

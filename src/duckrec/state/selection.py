@@ -8,6 +8,7 @@ from duckrec.core.errors import WarehouseError
 from duckrec.core.nodes import Project
 from duckrec.state.fingerprint import Fingerprints
 from duckrec.state.reuse import read_state
+from duckrec.core.sql import sql_string
 
 
 def modified(project: Project, renderer, stored: dict) -> set[str]:
@@ -32,7 +33,7 @@ def modified_since_last_build(project: Project, renderer, warehouse: Path) -> se
 
     try:
         con = duckdb.connect(":memory:")
-        con.execute(f"attach '{str(warehouse).replace(chr(39), chr(39) * 2)}' as published (read_only)")
+        con.execute(f"attach {sql_string(str(warehouse))} as published (read_only)")
         con.execute("use published")
     except duckdb.Error as e:
         raise WarehouseError(f"state: selection compares the project with the node state of the published "

@@ -40,7 +40,7 @@ from pathlib import Path
 from duckrec.core.errors import DuckrecError, LockedError, WarehouseError
 from duckrec.warehouse.failures import CORRUPT, environmental_cause
 from duckrec.warehouse.locks import BuildLock, ReaderHold, Waiter, building_path, real_path, wal_path
-from duckrec.warehouse.readers import quoted_relation, sql_string
+from duckrec.core.sql import quoted_relation, sql_string
 
 
 class Build:

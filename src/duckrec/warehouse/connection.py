@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from duckrec.core.errors import ProjectError
 from duckrec.core.nodes import Project
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+from duckrec.core.sql import sql_literal
 
 
 def configure(con, project: Project, target: str, threads: int | None = None) -> None:
@@ -28,7 +20,7 @@ def configure(con, project: Project, target: str, threads: int | None = None) ->
             # dbt's threads are concurrent models; here they cap DuckDB's own threads
             con.execute(f"set threads = {max(1, min(int(n), os.cpu_count() or 1))}")
         for key, value in (spec.get("settings") or {}).items():
-            con.execute(f'set "{key}" = {_literal(value)}')
+            con.execute(f'set "{key}" = {sql_literal(value)}')
     except (duckdb.Error, ValueError) as e:
         raise ProjectError(f"{where}: a setting DuckDB refuses: {e}") from None
     for ext in spec.get("extensions") or []:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from duckrec.core.errors import DuckrecError, WarehouseError, WriterConnectedError
 from duckrec.warehouse.locks import real_path
+from duckrec.core.sql import sql_string
 
 
 def open_reader(warehouse: str | os.PathLike, *, allow_files: bool = False):
@@ -49,14 +50,6 @@ def open_reader(warehouse: str | os.PathLike, *, allow_files: bool = False):
         raise WarehouseError(f"cannot open the warehouse read-only ({text}); if the file is damaged, restore it "
                              "from a backup or move it aside and build again", path=str(warehouse)) from None
     return con
-
-
-def quoted_relation(schema: str, table: str) -> str:
-    return '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def insert_rows(con, table: str, types: list[str], rows: list[list]) -> None:

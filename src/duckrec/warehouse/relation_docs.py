@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from duckrec.core.nodes import Node
-
-
-def _literal(text: str) -> str:
-    return "'" + " ".join(text.split()).replace("'", "''") + "'"
+from duckrec.core.sql import sql_string
 
 
 def persist_docs(con, node: Node, kind: str) -> None:
@@ -18,13 +15,13 @@ def persist_docs(con, node: Node, kind: str) -> None:
         return
     statements = []
     if config.get("relation") and node.description:
-        statements.append(f"comment on {kind} {node.relation} is {_literal(node.description)}")
+        statements.append(f"comment on {kind} {node.relation} is {_comment(node.description)}")
     described = [c for c in node.columns.values() if c.description]
     if config.get("columns") and described:
         present = {r[0] for r in con.execute(
             "select column_name from duckdb_columns() where database_name = current_database() "
             "and schema_name = ? and table_name = ?", [node.schema, node.config.get("alias") or node.name]).fetchall()}
-        statements += [f'comment on column {node.relation}."{c.name}" is {_literal(c.description)}'
+        statements += [f'comment on column {node.relation}."{c.name}" is {_comment(c.description)}'
                        for c in described if c.name in present]
     if statements:
         # one transaction: a commit per statement costs a catalogue write each
@@ -55,12 +52,17 @@ def refresh_docs(con, node: Node, kind: str) -> None:
     config = config if isinstance(config, dict) else {}
     name = node.config.get("alias") or node.name
     wanted = node.description if config.get("relation") and node.description else None
-    statements = [f"comment on {kind} {node.relation} is {_literal(wanted) if wanted else 'NULL'}"]
+    statements = [f"comment on {kind} {node.relation} is {_comment(wanted) if wanted else 'NULL'}"]
     present = [r[0] for r in con.execute(
         "select column_name from duckdb_columns() where database_name = current_database() "
         "and schema_name = ? and table_name = ?", [node.schema, name]).fetchall()]
     for column in present:
         described = node.columns.get(column)
         text = described.description if config.get("columns") and described and described.description else None
-        statements.append(f'comment on column {node.relation}."{column}" is {_literal(text) if text else "NULL"}')
+        statements.append(f'comment on column {node.relation}."{column}" is {_comment(text) if text else "NULL"}')
     con.execute("begin transaction;\n" + ";\n".join(statements) + ";\ncommit")
+
+
+def _comment(text: str) -> str:
+    """A description as a comment's literal, its whitespace runs made one space."""
+    return sql_string(" ".join(text.split()))
