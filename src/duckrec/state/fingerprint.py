@@ -8,7 +8,7 @@ A node's fingerprint is a hash of
   any other library by its installed version; its config and its columns' declared types;
 - its data, for seeds (the content of each file) and for sources that no node builds (the
   row count and an order-independent hash of the rows);
-- its parents' fingerprints, as the relations this build reads really are (`reuse.py`).
+- its parents' fingerprints, as the relations this build reads really are (`state/reuse.py`).
 
 Metadata (tags, meta, summary, docs, descriptions, persist_docs) has a hash of its own: a
 change there refreshes the comments a BI tool reads and rebuilds nothing (SQLMesh keeps its

@@ -9,7 +9,7 @@ read-write connection, held for the connection's life. From the copy until after
 rename, a build holds a shared lock of its own on the published file (an open-file-
 description lock, which DuckDB's locks conflict with): read-only clients share it, and a
 read-write client connected at the start makes the build refuse (WriterConnectedError, or
-wait with --wait). duckrec.warehouse says why.
+wait with --wait). duckrec.warehouse.build says why.
 
 Symlinks are resolved first (real_path): the lock, the private copy and the rename are
 those of the real file, so a link and its target share one lock and the link stays a link.
