@@ -235,7 +235,7 @@ def test_a_file_created_during_the_first_build_is_never_replaced(tmp_path, capsy
 
             def model(dbt, session):
                 dbt.config(materialized="table")
-                client = duckdb.connect(str(Path(__file__).resolve().parents[2] / "warehouse.duckdb"))
+                client = duckdb.connect(str(Path(__file__).resolve().parents[1] / "warehouse.duckdb"))
                 client.execute("create table main.client_notes as select 'keep me' as note")
                 client.close()
                 return session.sql("select 1 as x").pl()
