@@ -1,32 +1,29 @@
--- Per catalogue item, from all cleaned events. Items nobody interacted with are kept
--- (n_users = 0) and get the novelty of an item seen by one user, the largest there is.
-with events as (
+-- Per catalogue item, from all cleaned events. Audience, popularity rank and novelty are
+-- features.item_popularity's 'served' rows (the purpose that learns from every event), so the
+-- formulas live once; items nobody interacted with are kept there (n_users = 0) with the
+-- novelty of an item seen by one user, the largest there is. Only the mean value is added here.
+with popularity as (
+    select item_id, n_users, n_events, popularity_rank, novelty_bits
+    from {{ ref('item_popularity') }}
+    where purpose = 'served'
+),
+
+events as (
     select * from {{ ref('events') }}
 ),
 
-items as (
-    select item_id from {{ ref('items') }}
-),
-
-counted as (
-    select item_id, count(distinct user_id) as n_users, count(*) as n_events, avg(value) as mean_value
+mean_values as (
+    select item_id, avg(value) as mean_value
     from events
     group by item_id
-),
-
-all_users as (
-    select count(distinct user_id) as n_all_users from events
 )
 
 select
-    items.item_id,
-    coalesce(counted.n_users, 0) as n_users,
-    coalesce(counted.n_events, 0) as n_events,
-    counted.mean_value,
-    row_number() over (
-        order by coalesce(counted.n_users, 0) desc, coalesce(counted.n_events, 0) desc, items.item_id
-    )::integer as popularity_rank,
-    -log2(greatest(coalesce(counted.n_users, 0), 1) / all_users.n_all_users) as novelty_bits
-from items
-cross join all_users
-left join counted using (item_id)
+    popularity.item_id,
+    popularity.n_users,
+    popularity.n_events,
+    mean_values.mean_value,
+    popularity.popularity_rank,
+    popularity.novelty_bits
+from popularity
+left join mean_values using (item_id)

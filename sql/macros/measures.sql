@@ -165,8 +165,8 @@ left join novelty using (list_key, user_id, k)
   with a list), plus coverage: distinct items in the first K of the group's lists of `lists`
   / items in the catalogue (staging.items). `list_keys` are the columns that join a user row
   to its list in `lists` (with user_id); `by` are extra grouping columns of `user_rows` only.
-  The same rules as aggregate_metrics (sql/macros/metrics.sql), which is this macro over
-  eval.user_metrics and eval.holdout_recommendations.
+  eval.metrics and eval.metrics_by_segment (sql/eval/) are this macro over eval.user_metrics and
+  eval.holdout_recommendations, eval.tradeoff over the trade-off lists.
 #}
 {% macro aggregate_measures(user_rows, lists, list_keys, by=[]) -%}
 {%- set keys = by + list_keys + ['k'] -%}

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import DuckrecError
+from duckrec import __version__
+from duckrec.core.errors import DuckrecError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
     sp.add_argument("action", choices=["freshness"])
     common(sp, select=False)
-    from .docs import add_parser as add_docs_parser
+    from duckrec.docs import add_parser as add_docs_parser
 
     add_docs_parser(sub, common)
     sp = sub.add_parser("serve", help="answer PostgreSQL clients (psql, BI tools) from the latest published "
@@ -148,24 +147,17 @@ def _exit_code(e: DuckrecError) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .project import load_project
+    from duckrec.parser.project import load_project
 
     root = Path(args.project_dir)
     if args.command == "clean":
-        project = load_project(root)
-        for rel in project.clean_targets or [project.paths["target"]]:  # dbt's clean-targets
-            target = (project.root / rel).resolve()
-            if target == project.root or project.root not in target.parents:
-                raise DuckrecError(f"{rel!r} is not a folder inside the project: clean removes only such a folder",
-                                   path=project.config_file)
-            if target.exists():
-                shutil.rmtree(target)
-                print(f"removed {target}")
-        return 0
+        from duckrec.tasks.clean import clean
+
+        return clean(load_project(root), print)
     project = load_project(root, _vars(getattr(args, "vars", None)))
     for warning in project.warnings:  # settings of a dbt project that duckrec does not support, once
         print(f"warning: {warning}", file=sys.stderr)
-    from .runner import Options
+    from duckrec.execute.runner import Options
 
     options = Options(command=args.command, target=args.target, select=getattr(args, "select", []) or [],
                       exclude=getattr(args, "exclude", []) or [],
@@ -176,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                       fail_on_empty_selection=getattr(args, "fail_on_empty_selection", False))
     target = args.target or project.default_target
     if args.command == "retry":
-        from .commands import retry_selection
+        from duckrec.tasks.retry import retry_selection
 
         options.command, again = retry_selection(project)
         if not again:
@@ -184,180 +176,63 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         options.select = again
     if args.command in ("build", "run", "seed", "test", "retry"):
-        from .runner import Runner
+        from duckrec.tasks.build import build
 
-        return Runner(project, options).run()
+        return build(project, options)
     if args.command == "compile" and args.inline:
-        from .commands import render_inline
+        from duckrec.tasks.compile import render_inline
 
         print(render_inline(project, target, args.inline))
         return 0
-    if args.command in ("parse", "debug"):
-        from . import commands
+    if args.command == "parse":
+        from duckrec.tasks.parse import parse
 
-        return getattr(commands, args.command)(project, target, print)
+        return parse(project, target, print)
+    if args.command == "debug":
+        from duckrec.tasks.debug import debug
+
+        return debug(project, target, print)
     if args.command == "run-operation":
-        from .commands import run_operation
+        from duckrec.tasks.run_operation import run_operation
 
         return run_operation(project, target, args.macro, _vars(args.args), args.wait, print)
     if args.command == "compile":
-        from .runner import compile_all
+        from duckrec.tasks.compile import compile_all
 
         return compile_all(project, options, print)
     if args.command == "source":
-        from .freshness import run_freshness
+        from duckrec.tasks.source_freshness import run_freshness
 
         return run_freshness(project, args.target, print)
     if args.command == "ls":
-        return _ls(project, options, args)
+        from duckrec.tasks.ls import ls
+
+        return ls(project, options, args)
     if args.command == "show":
-        return _show(project, args)
+        from duckrec.tasks.show import show
+
+        return show(project, args)
     if args.command == "serve":
-        return _serve(project, args)
+        from duckrec.tasks.serve import serve_command
+
+        return serve_command(project, args)
     if args.command == "docs":
-        from .docs import run as run_docs
+        from duckrec.docs import run as run_docs
 
         return run_docs(project, args)
     return 2
 
 
-def _serve(project, args) -> int:
-    from .serve.auth import load_users
-    from .serve.server import ServeConfig, default_workers, serve, tls_context
-
-    for name in ("max_connections", "workers", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise DuckrecError(f"--{name.replace('_', '-')} must be 1 or more, found {value}")
-    config = ServeConfig(project.warehouse_path(args.target), host=args.host, port=args.port,
-                         users=load_users(args.users_file), tls=tls_context(args.tls_cert, args.tls_key),
-                         max_connections=args.max_connections, workers=args.workers or default_workers(),
-                         threads=args.threads, memory_limit=args.memory_limit)
-    serve(config, lambda text: print(text, flush=True))
-    return 0
 
 
-def _ls(project, options, args) -> int:
-    import json
-
-    from . import graph
-
-    graph.link(project)
-    kinds = tuple(args.resource_type or ("seed", "model", "test"))
-    from .fingerprint import modified_since_last_build
-    from .render import Renderer
-
-    warnings: list[str] = []
-    chosen = graph.select(project, options.select, options.exclude, kinds, warnings, state_modified=lambda: (
-        modified_since_last_build(project, Renderer(project, options.target or project.default_target),
-                                  project.warehouse_path(options.target))))
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for uid in graph.order(project.nodes):
-        if uid not in chosen:
-            continue
-        n = project.nodes[uid]
-        if args.output == "json":
-            print(json.dumps({"unique_id": uid, "name": n.name, "resource_type": n.kind, "path": n.path,
-                              "materialized": n.materialized if n.kind == "model" else n.kind,
-                              "relation": None if n.kind == "test" else n.relation, "tags": n.tags,
-                              "depends_on": n.depends_on}))
-        else:
-            print(n.path if args.output == "path" else (n.name if n.kind == "test" else f"{n.schema}.{n.name}"))
-    return 0
 
 
-def _show(project, args) -> int:
-    from .errors import DuckrecError as Err
-
-    args.model = args.model or args.show_select
-    if bool(args.model) == bool(args.inline):
-        raise Err("show needs a model name (or -s name) or --inline 'select ...' (one of the two)")
-    if args.model:
-        node = project.by_name(args.model)
-        if node is None:
-            from .errors import did_you_mean
-
-            raise Err(f"no model or seed named {args.model!r}." + did_you_mean(args.model, [
-                n.name for n in project.nodes.values() if n.kind != "test"]))
-        if node.kind == "model" and node.materialized == "ephemeral":
-            raise Err(f"model {node.name} is ephemeral: it is inlined into the models that ref it and has no "
-                      "table to show; preview a model that refs it, or make it a view")
-        sql = f"select * from {node.relation}"
-    else:
-        from .commands import render_inline
-
-        sql = render_inline(project, args.target or project.default_target, args.inline)  # Jinja: ref(), macros
-    from .warehouse import open_reader
-
-    con = open_reader(project.warehouse_path(args.target))
-    import duckdb
-
-    try:
-        sql = _one_query(con, sql)
-        # the newline keeps a trailing `-- comment` in the user's query from eating the wrapper
-        limited = f"select * from ({sql}\n) as q limit {args.limit}" if args.limit else sql
-        if len(con.extract_statements(limited)) != 1:
-            raise Err("show runs one query: the wrapper around it would run more than one statement")
-        cur = con.execute(limited)
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    except duckdb.Error as e:
-        raise Err(f"query failed: {e}") from None
-    finally:
-        con.close()
-    _print_rows(cols, rows, args.format)
-    return 0
 
 
-def _one_query(con, sql: str) -> str:
-    """The text of `sql` when it is exactly one read-only query, else a refusal that says why."""
-    import duckdb
-
-    from .errors import DuckrecError as Err
-    from .materialize import clean_sql
-
-    sql = clean_sql(sql)
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise Err(f"query failed: {e}") from None
-    if len(statements) != 1:
-        raise Err(f"show runs one read-only query; found {len(statements)} statements. Run them one at a time.")
-    kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
-        raise Err(f"show is read-only: it runs a query (select, from, with, show, describe), found a "
-                  f"{kind.name} statement. Write to the warehouse through a model and `duckrec build`.")
-    return sql
 
 
-def _print_rows(cols: list[str], rows: list[tuple], fmt: str) -> None:
-    if fmt == "csv":
-        import csv
-
-        w = csv.writer(sys.stdout)
-        w.writerow(cols)
-        w.writerows(rows)
-        return
-    if fmt == "json":
-        import json
-
-        print(json.dumps([dict(zip(cols, r)) for r in rows], default=str, indent=1))
-        return
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    print(" | ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    print("-+-".join("-" * w for w in widths))
-    for r in cells:
-        print(" | ".join(v.ljust(w) for v, w in zip(r, widths)))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return "NULL"
-    text = str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 if __name__ == "__main__":

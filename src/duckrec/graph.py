@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable, Iterable
 from graphlib import CycleError, TopologicalSorter
 
-from .errors import ProjectError, did_you_mean
-from .project import Node, Project
+from duckrec.core.errors import ProjectError, did_you_mean
+from duckrec.core.nodes import Node, Project
 
 
 def link(project: Project) -> None:
@@ -261,7 +261,7 @@ class _Selector:
 
     def _last_results(self, term: str) -> dict[str, str]:
         if self._results is None:
-            from .dbt_artifacts import read_statuses
+            from duckrec.artifacts.dbt import read_statuses
 
             path = self.project.path("target") / "run_results.json"
             try:

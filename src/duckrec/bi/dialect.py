@@ -27,7 +27,7 @@ from sqlalchemy import exc, pool
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine.default import DefaultDialect
 
-from .published import LatestReader
+from duckrec.bi.published import LatestReader
 
 
 class PublishedConnection:

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import DuckrecError
-from ..readers import open_reader
+from duckrec.core.errors import DuckrecError
+from duckrec.warehouse.readers import open_reader
 
 Identity = tuple[int, int, int, int]
 

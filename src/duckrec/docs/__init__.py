@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import DuckrecError
+from duckrec.core.errors import DuckrecError
 
 
 def add_parser(sub, common) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub, common) -> None:
 
 def run(project, args: argparse.Namespace) -> int:
     if args.docs_command == "generate":
-        from .site import generate
+        from duckrec.docs.site import generate
 
         _, problems = generate(project, args.target)
         for p in problems:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from ..project import Node
+from duckrec.core.nodes import Node
 
 MODEL_W, MODEL_H, TEST_W, TEST_H = 200, 26, 170, 14
 COL_GAP, ROW_GAP, TEST_GAP, MARGIN = 60, 10, 3, 20

@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DuckrecError, ProjectError
-from ..project import Node, Project, load_yaml, sql_dependencies
-from .charts import KINDS, ChartSpec
+from duckrec.core.errors import DuckrecError, ProjectError
+from duckrec.core.nodes import Node, Project
+from duckrec.parser.yaml_file import load_yaml
+from duckrec.parser.dependencies import sql_dependencies
+from duckrec.docs.charts import KINDS, ChartSpec
 
 CHART_KEYS = {"title", "kind", "sql", "x", "y", "series", "label", "x_label", "y_label", "x_format", "y_format",
               "description", "join"}
@@ -93,7 +95,7 @@ def _page(project: Project, path: Path) -> Page:
 
 
 def _known(entry: dict, keys: set[str], what: str, rel: str) -> None:
-    from ..errors import did_you_mean
+    from duckrec.core.errors import did_you_mean
 
     for key in entry:
         if key != "__line__" and key not in keys:

@@ -15,10 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import artifacts, graph
-from ..errors import DuckrecError
-from ..project import Node, Project
-from . import charts, lineage, reports
+from duckrec.artifacts import target as artifacts
+from duckrec import graph
+from duckrec.core.errors import DuckrecError
+from duckrec.core.nodes import Node, Project
+from duckrec.docs import charts, lineage, reports
 
 HERE = Path(__file__).parent
 RUNS_SHOWN = 50
@@ -42,7 +43,7 @@ def _read_warehouse(path: Path) -> Warehouse:
     wh = Warehouse(path)
     if not path.exists():
         return wh
-    from ..warehouse import connect_read_only
+    from duckrec.warehouse.readers import connect_read_only
 
     con = connect_read_only(path)
     wh.exists, wh.con = True, con
@@ -101,7 +102,7 @@ def _number(value: Any) -> str:
 
 def generate(project: Project, target: str | None = None, out: Callable[[str], None] = print) -> tuple[Path, list[str]]:
     """Write target/docs/; returns its index.html and the problems met (one line each)."""
-    from ..render import Renderer
+    from duckrec.render.renderer import Renderer
 
     target = target or project.default_target
     graph.link(project)

@@ -9,5 +9,7 @@
 - yaml_file: YAML with line numbers for messages
 - cache: the partial-parse cache
 
-The records themselves are in duckrec.nodes; duckrec.project puts the steps together.
+The records themselves are in duckrec.core.nodes; parser.project puts the steps together
+(load_project), with the other rooms: dbt_project (a dbt project read as it is), varschema
+(the project's vars checked against its schema).
 """

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..nodes import PROJECT_FILE, Project
+from duckrec.core.nodes import PROJECT_FILE, Project
 
 CACHE_FILE = "partial_parse.pickle"
 
@@ -21,7 +21,7 @@ def cached_parse(root: str | Path, cli_vars: dict[str, Any] | None,
     """
     import pickle
 
-    from .. import __version__
+    from duckrec import __version__
 
     root = Path(root).resolve()
     cache = root / "target" / CACHE_FILE

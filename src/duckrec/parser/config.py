@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ProjectError, did_you_mean
-from ..nodes import CONFIG_KEYS, MATERIALIZATIONS, ON_SCHEMA_CHANGE, PROJECT_FILE, Node, Project
-from .yaml_file import line_of
+from duckrec.core.errors import ProjectError, did_you_mean
+from duckrec.core.nodes import CONFIG_KEYS, MATERIALIZATIONS, ON_SCHEMA_CHANGE, PROJECT_FILE, Node, Project
+from duckrec.parser.yaml_file import line_of
 
 
 def check_config_tree(tree: dict, where: str, raw: Any, project: Project) -> None:

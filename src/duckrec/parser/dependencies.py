@@ -7,9 +7,10 @@ import ast
 import re
 from typing import Any
 
-from ..errors import ProjectError
-from ..nodes import Project
-from .config import check_model_config, merge_config, check_severity
+from duckrec.core.errors import ProjectError
+from duckrec.core.nodes import Project
+from duckrec.parser.config import check_model_config, merge_config, check_severity
+from duckrec.render.macro_syntax import MACRO_RE, called
 
 REF_RE = re.compile(r"""\bref\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])([^'"]+)\3\s*)?\)""")
 SOURCE_RE = re.compile(r"""\bsource\(\s*(['"])([^'"]+)\1\s*,\s*(['"])([^'"]+)\3\s*\)""")
@@ -79,22 +80,18 @@ def python_dependencies(code: str, rel: str) -> tuple[list[str], list[tuple[str,
     return list(dict.fromkeys(refs)), list(dict.fromkeys(sources)), config
 
 
-_CALL_RE = {name: re.compile(rf"\b{name}\s*\(") for name in ("ref", "source", "config")}
-_MACRO_DEF_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\((.*?)\{%-?\s*endmacro", re.S)
-
-
 def _macros_that_ref(project: Project) -> set[str]:
     """Names of the project's macros that call ref(), source() or config(), or call such a macro."""
     bodies: dict[str, str] = {}
     for rel in project.macro_files:
-        for m in _MACRO_DEF_RE.finditer((project.root / rel).read_text(encoding="utf-8")):
-            bodies[m.group(1)] = m.group(2)
-    hiding = {n for n, body in bodies.items() if any(r.search(body) for r in _CALL_RE.values())}
+        for m in MACRO_RE.finditer((project.root / rel).read_text(encoding="utf-8")):
+            bodies[m.group(1)] = m.group(2) + ") " + m.group(3)
+    hiding = {n for n, body in bodies.items() if {"ref", "source", "config"} & set(called(body))}
     changed = True
     while changed:
         changed = False
         for n, body in bodies.items():
-            if n not in hiding and any(re.search(rf"\b{h}\s*\(", body) for h in hiding):
+            if n not in hiding and hiding & set(called(body)):
                 hiding.add(n)
                 changed = True
     return hiding
@@ -105,18 +102,19 @@ def _needs_render(code: str, hiding: set[str]) -> bool:
     a macro that makes them, or makes one with a non-literal argument."""
     if "{" not in code:
         return False
-    if len(_CALL_RE["ref"].findall(code)) != len(REF_RE.findall(code)):
+    calls = called(code)
+    if calls.count("ref") != len(REF_RE.findall(code)):
         return True
-    if len(_CALL_RE["source"].findall(code)) != len(SOURCE_RE.findall(code)):
+    if calls.count("source") != len(SOURCE_RE.findall(code)):
         return True
-    if _CALL_RE["config"].search(code) and not _static_config_complete(code):
+    if "config" in calls and not _static_config_complete(code):
         return True
-    return any(re.search(rf"\b{h}\s*\(", code) for h in hiding)
+    return bool(hiding & set(calls))
 
 
 def _static_config_complete(code: str) -> bool:
     calls = CONFIG_RE.findall(code)
-    if len(calls) != len(_CALL_RE["config"].findall(code)):
+    if len(calls) != called(code).count("config"):
         return False
     for args in calls:
         try:
@@ -133,7 +131,7 @@ def _static_config_complete(code: str) -> bool:
 def rendered_dependencies(project: Project) -> None:
     """dbt's parse: render each SQL model and singular test (is_incremental() false) and add
     the refs, sources and config() it makes, inside macros too, to what was read statically."""
-    from ..render import Renderer  # rendering is part of parsing, as in dbt
+    from duckrec.render.renderer import Renderer  # rendering is part of parsing, as in dbt
 
     renderer = Renderer(project, project.default_target)
     hiding = _macros_that_ref(project)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import ProjectError, did_you_mean
-from ..nodes import Project
+from duckrec.core.errors import ProjectError, did_you_mean
+from duckrec.core.nodes import Project
 
 _DOCS_RE = re.compile(r"\{%-?\s*docs\s+([A-Za-z_]\w*)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}", re.S)
 _DOC_CALL_RE = re.compile(r"""\{\{-?\s*doc\(\s*(['"])([^'"]+)\1\s*\)\s*-?\}\}""")

@@ -2,10 +2,12 @@
 into a Node with its folder config and its dependencies."""
 from __future__ import annotations
 
-from ..errors import ProjectError
-from ..nodes import PROJECT_FILE, Node, Project
-from .config import check_model_config, merge_config, check_severity, folder_config
-from .dependencies import python_dependencies, sql_dependencies
+from pathlib import Path
+
+from duckrec.core.errors import ProjectError
+from duckrec.core.nodes import PROJECT_FILE, Node, Project
+from duckrec.parser.config import check_model_config, merge_config, check_severity, folder_config
+from duckrec.parser.dependencies import python_dependencies, sql_dependencies
 
 
 def add_node(project: Project, node: Node) -> None:
@@ -98,3 +100,13 @@ def discover_macros(project: Project) -> None:
     macros = project.path("macros")
     if macros.is_dir():
         project.macro_files = sorted(str(p.relative_to(project.root)) for p in macros.rglob("*.sql"))
+
+
+def seed_paths(project: Project, node: Node) -> list[Path]:
+    """The files a seed reads: its +file, or every file its glob matches, in name order."""
+    rel = node.path
+    path = Path(rel) if Path(rel).is_absolute() else project.root / rel
+    if any(c in rel for c in "*?["):
+        anchor = Path(path.anchor)
+        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+    return [path] if path.is_file() else []

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError, did_you_mean
-from ..nodes import DEFAULT_PATHS, PROJECT_FILE, Project
-from .config import check_config_tree, merge_vars
-from .yaml_file import line_of, strip_lines, load_yaml
+from duckrec.core.errors import ProjectError, did_you_mean
+from duckrec.core.nodes import DEFAULT_PATHS, PROJECT_FILE, Project
+from duckrec.parser.config import check_config_tree, merge_vars
+from duckrec.parser.yaml_file import line_of, strip_lines, load_yaml
 
 
 def read_project_file(root: Path, cli_vars: dict[str, Any] | None) -> tuple[Project, dict[str, Any]]:
@@ -19,7 +19,7 @@ def read_project_file(root: Path, cli_vars: dict[str, Any] | None) -> tuple[Proj
     if cfg_path.exists():
         raw = load_yaml(cfg_path, PROJECT_FILE)
     elif (root / "dbt_project.yml").exists():
-        from .. import dbt_project  # a dbt project, read as it is
+        from duckrec.parser import dbt_project  # a dbt project, read as it is
 
         raw, warnings, extras = dbt_project.read(root)
     else:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ProjectError, did_you_mean
-from ..nodes import PROJECT_FILE, Column, Node, Project, Source
-from .config import check_model_config, merge_config, check_severity
-from .dependencies import REF_RE, SOURCE_RE
-from .yaml_file import line_of, strip_lines, load_yaml
+from duckrec.core.errors import ProjectError, did_you_mean
+from duckrec.core.nodes import PROJECT_FILE, Column, Node, Project, Source
+from duckrec.parser.config import check_model_config, merge_config, check_severity
+from duckrec.parser.dependencies import REF_RE, SOURCE_RE
+from duckrec.parser.yaml_file import line_of, strip_lines, load_yaml
 
 GENERIC_TESTS = ("unique", "not_null", "accepted_values", "relationships")
 # dbt's test arguments that are configuration, not arguments (and not part of the test's name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError
+from duckrec.core.errors import ProjectError
 
 
 def load_yaml(path: Path, rel: str) -> Any:

@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DuckrecError
+from duckrec.core.errors import DuckrecError
 
 ITERATIONS = 4096
 NO_PASSWORD_USER = "duckrec"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .wire import ARRAY_OF, NUMERIC, TYPE_SIZES, pg_type
+from duckrec.serve.wire import ARRAY_OF, NUMERIC, TYPE_SIZES, pg_type
 
 SCHEMA = "duckrec_pg"
 SERVER_VERSION = "15.0"

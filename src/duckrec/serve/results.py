@@ -2,7 +2,7 @@
 errors in PostgreSQL's terms."""
 from __future__ import annotations
 
-from .wire import PgError
+from duckrec.serve.wire import PgError
 
 
 class Rows:

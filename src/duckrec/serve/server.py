@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bi.published import LatestReader
-from ..errors import DuckrecError
-from . import wire
-from .auth import NO_PASSWORD_USER, ScramExchange, Verifier
-from .session import REPORTED, Session
-from .wire import PgError, Reader
+from duckrec.bi.published import LatestReader
+from duckrec.core.errors import DuckrecError
+from duckrec.serve import wire
+from duckrec.serve.auth import NO_PASSWORD_USER, ScramExchange, Verifier
+from duckrec.serve.session import REPORTED, Session
+from duckrec.serve.wire import PgError, Reader
 
 
 @dataclass
@@ -118,7 +118,7 @@ class Handler(socketserver.BaseRequestHandler):
                 reader.connection()
             except DuckrecError as e:
                 raise PgError(f"cannot open the warehouse: {e}", "3D000", "FATAL") from None
-            except Exception as e:  # duckdb errors, and ours in building the catalog
+            except Exception as e:  # noqa: BLE001 - duckdb errors, and ours in building the catalog
                 raise PgError(f"cannot open the warehouse: {type(e).__name__}: {e}", "XX000", "FATAL") from None
             session = Session(reader, self.server.workers, params)
             self.session = session
@@ -141,7 +141,7 @@ class Handler(socketserver.BaseRequestHandler):
             pass  # the client went away
         except (ssl.SSLError, wire.ProtocolError, OSError) as e:
             print(f"duckrec serve: dropped a client at {self.client_address[0]}: {e}", file=sys.stderr, flush=True)
-        except Exception as e:  # a bug of ours: say it, keep serving the others
+        except Exception as e:  # noqa: BLE001 - a bug of ours: say it, keep serving the others
             import traceback
 
             print(f"duckrec serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
@@ -248,7 +248,7 @@ class Handler(socketserver.BaseRequestHandler):
                 out.flush()
             except (EOFError, ConnectionError, OSError):
                 raise
-            except Exception as e:  # a bug of ours: the client is told, the server keeps going
+            except Exception as e:  # noqa: BLE001 - a bug of ours: the client is told, the server keeps going
                 print(f"duckrec serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
                 session.fail(PgError(f"internal error in duckrec serve: {type(e).__name__}: {e}", "XX000"), out)
                 skipping = kind != b"Q"

@@ -7,10 +7,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import wire
-from .catalog import SERVER_VERSION, needs_catalog, prepare_catalog, rewrite
-from .results import Rows, pg_error
-from .wire import PgError, Reader
+from duckrec.serve import wire
+from duckrec.serve.catalog import SERVER_VERSION, needs_catalog, prepare_catalog, rewrite
+from duckrec.serve.results import Rows, pg_error
+from duckrec.serve.wire import PgError, Reader
 
 # session parameters a client may SET and SHOW; SET changes only what SHOW answers
 DEFAULT_PARAMETERS = {
@@ -180,7 +180,7 @@ class Session:
             return []
         try:
             parts = [s.query for s in self.reader.connection().extract_statements(rewrite(sql))]
-        except Exception:
+        except Exception:  # noqa: BLE001 - what DuckDB cannot split goes whole, as one statement
             return [sql]
         return parts if len(parts) > 1 else [sql]
 
