@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("source", help="source freshness: the newest loaded_at time vs warn_after/error_after")
     sp.add_argument("action", choices=["freshness"])
     common(sp, select=False)
-    from duckrec.docs import add_parser as add_docs_parser
+    from duckrec.tasks.docs import add_parser as add_docs_parser
 
     add_docs_parser(sub, common)
     sp = sub.add_parser("serve", help="answer PostgreSQL clients (psql, BI tools) from the latest published "
@@ -217,7 +217,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve_command(project, args)
     if args.command == "docs":
-        from duckrec.docs import run as run_docs
+        from duckrec.tasks.docs import run as run_docs
 
         return run_docs(project, args)
     return 2
