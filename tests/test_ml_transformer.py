@@ -11,7 +11,7 @@ from duckrec.ml.train import context_length, softmax_negatives
 from duckrec.ml.warm import carry_weights, compatible, warm_windows
 
 TINY = dict(cell="transformer", embedding_dim=16, hidden_dim=16, layers=2, heads=2, dropout=0.0, lr=0.01,
-            batch_size=8, max_len=8, epochs=40, patience=100, threads=1, rnn_weights=(1.0,),
+            batch_size=8, window=8, max_len=8, epochs=40, patience=100, threads=1, rnn_weights=(1.0,),
             matmul_dtype="float32")
 
 

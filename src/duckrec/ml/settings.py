@@ -35,7 +35,7 @@ class TrainConfig:
     max_len: int | str = "auto"
     dropout: float = 0.3
     epochs: int = 10  # at most; also the length of the cosine learning-rate schedule
-    batch_size: int = 64  # windows per step
+    batch_size: int = 64  # windows per step (transformer: batch_size x window / max_len windows, the same positions)
     window: int = 32  # training windows (truncated BPTT length) and scoring context
     lr: float = 2e-2  # peak learning rate (Adam)
     warmup: float = 0.05  # fraction of all steps with a linear warm-up to lr, then cosine decay

@@ -348,8 +348,11 @@ def train_lm(
         # its context replaces `window`: the positions it has, kept on a warm start
         max_len = (int(init["rnn.positions.weight"].shape[0]) if init is not None
                    else context_length(config.max_len, train_sequences))
-        config = replace(config, window=max_len)
-        log(f"transformer: context of {max_len} events (lm.max_len: {config.max_len})")
+        # batch_size counts windows of `window` events: a step keeps about the positions it has
+        # with the recurrent cells, however long the transformer's windows are
+        batch = max(1, round(config.batch_size * config.window / max_len))
+        config = replace(config, window=max_len, batch_size=batch)
+        log(f"transformer: context of {max_len} events (lm.max_len: {config.max_len}), {batch} windows a batch")
         if windows is not None:  # never longer than the positions it has
             windows = training_windows(windows, max_len)
     windows = training_windows(train_sequences, config.window) if windows is None else windows
