@@ -193,11 +193,11 @@ class StepLoss(torch.nn.Module):
         return loss, mask.sum()
 
 
-def softmax_negatives(setting: int | str, n_items: int, positions: int = 0) -> int:
+def softmax_negatives(setting: int | str, n_items: int, positions: int | None = None) -> int:
     """Shared negatives per batch (0 = the full softmax) for a ``sampled_softmax`` setting;
-    ``positions``: the train positions of an epoch."""
+    ``positions``: the train positions of an epoch (None: unknown, the catalogue alone decides)."""
     if setting == "auto":
-        full = n_items <= FULL_SOFTMAX_ITEMS or n_items * positions <= FULL_SOFTMAX_BUDGET
+        full = n_items <= FULL_SOFTMAX_ITEMS or (positions is not None and n_items * positions <= FULL_SOFTMAX_BUDGET)
         return 0 if full else AUTO_NEGATIVES
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
         raise ValueError(f"lm.sampled_softmax: expected 'auto', 0 (full softmax) or a number of negatives, "
