@@ -64,8 +64,10 @@ def _loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor, vectors: t
 RETHREAD_SECONDS = 5.0  # how often training re-counts the free cores
 FULL_SOFTMAX_ITEMS = 10_000
 # items x train positions of one epoch up to which "auto" keeps the full softmax on a bigger
-# catalogue (Amazon Beauty: 54.5k items x 273k positions = 1.5e10, about a minute an epoch on 2 cores)
-FULL_SOFTMAX_BUDGET = 2e10
+# catalogue: 4e9 is about a minute an epoch at the 21 GFLOP/s the chunked softmax reached at
+# 54.5k items on the 2-core workplace machine (bench_train.py --items 54542: 953 positions/s,
+# load 1.5). Amazon Beauty (54.5k items x 233k positions = 1.3e10, 4 minutes an epoch) stays sampled.
+FULL_SOFTMAX_BUDGET = 4e9
 AUTO_NEGATIVES = 2048
 MAX_LEN_QUANTILE, MAX_LEN_CAP = 0.95, 200
 
