@@ -17,6 +17,11 @@ select
     (epoch_json ->> 'valid_ndcg')::double as valid_ndcg,
     (epoch_json ->> 'rnn_valid_ndcg')::double as rnn_valid_ndcg,
     (epoch_json ->> 'rnn_weight')::double as rnn_weight,
+    -- the neural part alone (the sequence model without the n-gram half) and its mixture weight,
+    -- under the names the lm_neural strategy's readers look for
+    (epoch_json ->> 'rnn_valid_ndcg')::double as valid_ndcg_neural,
+    (epoch_json ->> 'rnn_valid_hit_rate')::double as valid_hit_rate_neural,
+    (epoch_json ->> 'rnn_weight')::double as mixture_weight,
     (epoch_json ->> 'seconds')::double as seconds,
     trained_at
 from epochs

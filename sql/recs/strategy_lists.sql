@@ -9,6 +9,7 @@
     ref('item_knn_lists'),
     ref('markov_lists'),
     ref('lm_lists'),
+    ref('lm_neural_lists'),
     ref('lm_mmr_lists'),
     ref('lm_calibrated_lists'),
     ref('lm_explore_lists'),

@@ -1,4 +1,5 @@
-"""The network: a recurrent next-item language model with tied, content-aware item vectors.
+"""The network: a next-item language model with tied, content-aware item vectors, over a
+recurrent cell (GRU, LSTM) or a causal self-attention one (``transformer``, transformer.py).
 
 An item's vector is its own embedding (only for items seen in training) plus the mean of
 its content-token embeddings (genres, tags), so an item with no training events still
@@ -13,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CELLS = ("gru", "lstm")
+from .transformer import CausalTransformer
+
+CELLS = ("gru", "lstm", "transformer")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class LMConfig:
     cell: str = "gru"
     layers: int = 1
     dropout: float = 0.2
+    heads: int = 1  # transformer only: attention heads per block (layers = blocks)
+    max_len: int = 0  # transformer only: positions (the longest window it reads)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -60,9 +65,13 @@ class ItemLM(nn.Module):
         self.item_embedding = nn.Embedding(config.n_items + 1, d, padding_idx=0)
         # one spare row so a catalogue without tokens still builds a valid EmbeddingBag
         self.token_embedding = nn.EmbeddingBag(config.n_tokens + 1, d, mode="mean")
-        rnn = nn.GRU if config.cell == "gru" else nn.LSTM
-        self.rnn = rnn(d, h, config.layers, batch_first=True,
-                       dropout=config.dropout if config.layers > 1 else 0.0)
+        # the sequence cell keeps the name `rnn` whatever it is (checkpoints, MC dropout)
+        if config.cell == "transformer":
+            self.rnn = CausalTransformer(d, h, config.layers, config.heads, config.max_len, config.dropout)
+        else:
+            rnn = nn.GRU if config.cell == "gru" else nn.LSTM
+            self.rnn = rnn(d, h, config.layers, batch_first=True,
+                           dropout=config.dropout if config.layers > 1 else 0.0)
         self.to_item_space = nn.Linear(h, d)
         self.item_bias = nn.Parameter(torch.zeros(config.n_items + 1))
         self.drop = nn.Dropout(config.dropout)
@@ -89,8 +98,13 @@ class ItemLM(nn.Module):
         """States [B, T, d] in item space after each input, and the final hidden state."""
         vectors = self.item_vectors() if vectors is None else vectors
         x = self.drop(F.embedding(inputs, vectors))
-        out, hidden = self.rnn(x, hidden)
+        out, hidden = self._cell(x, inputs, hidden)
         return self.to_item_space(self.drop(out)), hidden
+
+    def _cell(self, x: torch.Tensor, inputs: torch.Tensor, hidden=None):
+        if self.config.cell == "transformer":
+            return self.rnn(x, inputs != 0)
+        return self.rnn(x, hidden)
 
     def last_states(self, inputs: torch.Tensor, last: torch.Tensor, vectors: torch.Tensor,
                     mc_generator: torch.Generator | None = None) -> torch.Tensor:
@@ -107,7 +121,7 @@ class ItemLM(nn.Module):
         else:
             drop = lambda t: _dropout(t, self.config.dropout, mc_generator)  # noqa: E731
         x = drop(F.embedding(inputs, vectors))
-        out, _ = self.rnn(x)
+        out, _ = self._cell(x, inputs)
         return self.to_item_space(drop(out[torch.arange(inputs.shape[0]), last]))
 
     def initial_state(self) -> torch.Tensor:

@@ -27,11 +27,15 @@ def settings_values(cls: type, values: Mapping | None, var: str, float_tuples: I
 class TrainConfig:
     embedding_dim: int = 64
     hidden_dim: int = 128
-    cell: str = "gru"
-    layers: int = 1
+    cell: str = "gru"  # gru, lstm or transformer (causal self-attention, SASRec-shaped)
+    layers: int = 1  # recurrent layers, or transformer blocks
+    heads: int = 1  # transformer: attention heads per block
+    # transformer: its context (training windows and scoring, in place of `window`);
+    # "auto": the 95th percentile of the train sequence lengths, rounded up to 8, in [8, 200]
+    max_len: int | str = "auto"
     dropout: float = 0.3
     epochs: int = 10  # at most; also the length of the cosine learning-rate schedule
-    batch_size: int = 64  # windows per step
+    batch_size: int = 64  # windows per step (transformer: batch_size x window / max_len windows, the same positions)
     window: int = 32  # training windows (truncated BPTT length) and scoring context
     lr: float = 2e-2  # peak learning rate (Adam)
     warmup: float = 0.05  # fraction of all steps with a linear warm-up to lr, then cosine decay
@@ -45,8 +49,9 @@ class TrainConfig:
     horizon: int = 1  # each position's target: the next `horizon` items, weighted horizon_decay ** (k - 1)
     horizon_decay: float = 0.5
     matmul_dtype: str = "auto"  # softmax matmuls: auto (bfloat16 where native), float32, bfloat16
-    # 0: full softmax; n > 0: n shared negatives per batch; "auto": full up to
-    # duckrec.ml.train.FULL_SOFTMAX_ITEMS items, above it AUTO_NEGATIVES negatives (its cost grows with the catalogue)
+    # 0: full softmax; n > 0: n shared negatives per batch (logQ-corrected); "auto": full up to
+    # duckrec.ml.train.FULL_SOFTMAX_ITEMS items or while items x train positions stay within
+    # FULL_SOFTMAX_BUDGET (an epoch's softmax cost), above it AUTO_NEGATIVES negatives
     sampled_softmax: int | str = "auto"
     seed: int = 42
     device: str = "auto"  # training: auto (CUDA when present), cpu, cuda, cuda:N; scoring stays on the CPU

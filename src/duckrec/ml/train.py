@@ -63,7 +63,26 @@ def _loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor, vectors: t
 
 RETHREAD_SECONDS = 5.0  # how often training re-counts the free cores
 FULL_SOFTMAX_ITEMS = 10_000
+# items x train positions of one epoch up to which "auto" keeps the full softmax on a bigger
+# catalogue: 4e9 is about a minute an epoch at the 21 GFLOP/s the chunked softmax reached at
+# 54.5k items on the 2-core workplace machine (bench_train.py --items 54542: 953 positions/s,
+# load 1.5). Amazon Beauty (54.5k items x 233k positions = 1.3e10, 4 minutes an epoch) stays sampled.
+FULL_SOFTMAX_BUDGET = 4e9
 AUTO_NEGATIVES = 2048
+MAX_LEN_QUANTILE, MAX_LEN_CAP = 0.95, 200
+
+
+def context_length(setting: int | str, sequences: list[np.ndarray]) -> int:
+    """The transformer's context for ``lm.max_len``: an int as it is; "auto": the
+    ``MAX_LEN_QUANTILE`` quantile of the train sequence lengths, rounded up to a multiple of 8,
+    at least 8 and at most ``MAX_LEN_CAP`` (SASRec's 50 on Beauty, 200 on MovieLens)."""
+    if setting != "auto":
+        if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+            raise ValueError(f"lm.max_len: expected 'auto' or an integer >= 1, found {setting!r}")
+        return setting
+    lengths = np.array([len(s) for s in sequences] or [1])
+    q = float(np.quantile(lengths, MAX_LEN_QUANTILE))
+    return int(min(MAX_LEN_CAP, max(8, 8 * math.ceil(q / 8))))
 VALID_BLOCK = 1 << 26  # validation users x items per grid point; above it, a seeded sample of users
 
 
@@ -176,10 +195,12 @@ class StepLoss(torch.nn.Module):
         return loss, mask.sum()
 
 
-def softmax_negatives(setting: int | str, n_items: int) -> int:
-    """Shared negatives per batch (0 = the full softmax) for a ``sampled_softmax`` setting."""
+def softmax_negatives(setting: int | str, n_items: int, positions: int | None = None) -> int:
+    """Shared negatives per batch (0 = the full softmax) for a ``sampled_softmax`` setting;
+    ``positions``: the train positions of an epoch (None: unknown, the catalogue alone decides)."""
     if setting == "auto":
-        return 0 if n_items <= FULL_SOFTMAX_ITEMS else AUTO_NEGATIVES
+        full = n_items <= FULL_SOFTMAX_ITEMS or (positions is not None and n_items * positions <= FULL_SOFTMAX_BUDGET)
+        return 0 if full else AUTO_NEGATIVES
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
         raise ValueError(f"lm.sampled_softmax: expected 'auto', 0 (full softmax) or a number of negatives, "
                          f"found {setting!r}")
@@ -325,6 +346,17 @@ def train_lm(
     batch (loss so far, positions per second) and, at each epoch's end, the validation figures.
     """
     n = catalogue.n_items
+    if config.cell == "transformer":
+        # its context replaces `window`: the positions it has, kept on a warm start
+        max_len = (int(init["rnn.positions.weight"].shape[0]) if init is not None
+                   else context_length(config.max_len, train_sequences))
+        # batch_size counts windows of `window` events: a step keeps about the positions it has
+        # with the recurrent cells, however long the transformer's windows are
+        batch = max(1, round(config.batch_size * config.window / max_len))
+        config = replace(config, window=max_len, batch_size=batch)
+        log(f"transformer: context of {max_len} events (lm.max_len: {config.max_len}), {batch} windows a batch")
+        if windows is not None:  # never longer than the positions it has
+            windows = training_windows(windows, max_len)
     windows = training_windows(train_sequences, config.window) if windows is None else windows
     if not windows and not config.allow_untrained:
         raise ValueError(
@@ -338,7 +370,8 @@ def train_lm(
     counts = (np.bincount(np.concatenate(train_sequences), minlength=n + 1) if train_sequences
               else np.zeros(n + 1, dtype=np.int64))
     lm_config = LMConfig(n, len(catalogue.token_names), config.embedding_dim, config.hidden_dim,
-                         config.cell, config.layers, config.dropout)
+                         config.cell, config.layers, config.dropout, config.heads,
+                         config.window if config.cell == "transformer" else 0)
     validator = _Validator(valid_histories, valid_targets, n, config, log) if len(valid_targets) else None
     if not windows:
         # Defined fallback: nothing to learn from, so the RNN stays at its seeded
@@ -353,7 +386,7 @@ def train_lm(
         mixture = Mixture(0.0, 1.0, 1.0, config.ngram_context, config.ngram_distance, config.ngram_backward)
         return TrainResult(TrainedLM(catalogue, model, mixture, config.window), [], 0)
     dtype = fast_matmul_dtype(config.matmul_dtype)
-    negatives = softmax_negatives(config.sampled_softmax, n)
+    negatives = softmax_negatives(config.sampled_softmax, n, sum(len(w) - 1 for w in windows))
     if negatives and config.sampled_softmax == "auto":
         log(f"{n} items: sampled softmax with {negatives} shared negatives per batch (lm.sampled_softmax: auto)")
     steps_per_epoch = -(-len(windows) // config.batch_size)

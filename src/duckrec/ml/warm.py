@@ -3,7 +3,8 @@
 Items and content tokens are matched by id and by name. A new item's own embedding starts
 at zero, so its vector starts as the mean of its content tokens' embeddings (what a cold
 item gets anyway); its bias starts at the mean bias. A new token starts small and random.
-The recurrent cell and the output projection are carried over unchanged.
+The recurrent or attention cell and the output projection are carried over unchanged (a
+transformer keeps its positions, so its context length: lm.max_len "auto" follows it).
 """
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ import torch
 from .score import TrainedLM
 from .sequences import Catalogue, training_windows
 
-ARCHITECTURE = ("embedding_dim", "hidden_dim", "cell", "layers")
+ARCHITECTURE = ("embedding_dim", "hidden_dim", "cell", "layers", "heads")
+DEFAULTS = {"heads": 1}  # what a checkpoint from before the setting holds
 
 
 def compatible(previous: TrainedLM, settings: dict) -> bool:
-    """Whether the previous model has the architecture `settings` asks for."""
+    """Whether the previous model has the architecture `settings` asks for (a transformer:
+    also its context, unless lm.max_len is "auto")."""
     old = previous.model.config.to_dict()
-    return all(settings.get(k, old[k]) == old[k] for k in ARCHITECTURE)
+    old = {**DEFAULTS, **old}
+    same = all(settings.get(k, old[k]) == old[k] for k in ARCHITECTURE)
+    max_len = settings.get("max_len", "auto")
+    return same and (old.get("cell") != "transformer" or max_len == "auto" or max_len == old.get("max_len"))
 
 
 def carry_weights(previous: TrainedLM, catalogue: Catalogue, has_events: np.ndarray,
