@@ -4,7 +4,7 @@ The re-rankers read these. Written a chunk of users at a time, as they are score
 import numpy as np
 import polars as pl
 
-from duckrec.ml import latest_checkpoint, iter_top_k, user_sequences
+from duckrec.ml import iter_top_k, latest_checkpoint, list_histories
 from duckrec.ml.threads import scoring_heap
 
 
@@ -22,13 +22,11 @@ def model(dbt, session):
     with scoring_heap():
         for purpose in sorted(list_users["purpose"].unique().to_list()):
             events = fit.filter(pl.col("purpose") == purpose)
-            index = lm.catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
-            with_history, history_seqs = user_sequences(events["user_id"].to_numpy(), index,
-                                                        events["position"].to_numpy())
-            history_of = dict(zip(with_history.tolist(), history_seqs))
             # a list user without a visible event starts from the model's initial state
-            ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
-            seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
+            ids, seqs = list_histories(lm.catalogue, events["user_id"].to_numpy(), events["item_id"].to_numpy(),
+                                       events["position"].to_numpy(),
+                                       list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy(),
+                                       where="fit_events.item_id")
             # the n-gram half counts over exactly the histories scored here
             for start, items, scores in iter_top_k(lm, seqs, n, progress=_named(dbt, purpose)):
                 yield _frame(purpose, ids[start : start + len(items)], items, scores, lm)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
-from duckrec.ml import iter_top_k, latest_checkpoint, rerank, user_sequences
+from duckrec.ml import iter_top_k, latest_checkpoint, list_histories, rerank
 from duckrec.ml.threads import scoring_heap
 
 
@@ -27,12 +27,11 @@ def model(dbt, session):
         for purpose in sorted(list_users["purpose"].unique().to_list()):
             n = int(lengths[purpose])
             events = fit.filter(pl.col("purpose") == purpose)
-            index = lm.catalogue.index(events["item_id"].to_numpy(), where="fit_events.item_id")
-            with_history, history_seqs = user_sequences(events["user_id"].to_numpy(), index,
-                                                        events["position"].to_numpy())
-            history_of = dict(zip(with_history.tolist(), history_seqs))
-            ids = np.sort(list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy())
-            seqs = [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
+            # a list user without a visible event starts from the model's initial state
+            ids, seqs = list_histories(lm.catalogue, events["user_id"].to_numpy(), events["item_id"].to_numpy(),
+                                       events["position"].to_numpy(),
+                                       list_users.filter(pl.col("purpose") == purpose)["user_id"].to_numpy(),
+                                       where="fit_events.item_id")
             for start, items, scores in iter_top_k(lm, seqs, n, ngram=None):
                 yield _frame(purpose, ids[start : start + len(items)], items, scores, lm, reasons)
             dbt.log(f"{purpose}: top {n} of the neural half alone for {len(ids)} users")

@@ -102,6 +102,18 @@ def user_sequences(
     return uniq, np.split(items, starts[1:]) if users.size else []
 
 
+def list_histories(catalogue: "Catalogue", user_ids: np.ndarray, item_ids: np.ndarray, positions: np.ndarray,
+                   list_users: np.ndarray, where: str = "item_id") -> tuple[np.ndarray, list[np.ndarray]]:
+    """(list users in ascending order, each one's history as item indices in position order)
+    from events (user, item id, position); a list user without an event gets an empty history,
+    from which the model starts in its initial state."""
+    index = catalogue.index(item_ids, where=where)
+    with_history, history_seqs = user_sequences(user_ids, index, positions)
+    history_of = dict(zip(with_history.tolist(), history_seqs))
+    ids = np.sort(np.asarray(list_users, dtype=np.int64))
+    return ids, [history_of.get(u, np.zeros(0, dtype=np.int64)) for u in ids.tolist()]
+
+
 @dataclass(frozen=True)
 class Batch:
     inputs: torch.Tensor  # [B, T] item indices, right-padded with PAD
