@@ -123,3 +123,20 @@ def test_a_curve_traced_by_a_parameter_keeps_the_querys_order_with_join_rows():
     assert _path_xs(by_x) == sorted(_path_xs(by_x))
     xs = _path_xs(by_rows)
     assert xs[0] < xs[2] < xs[1]
+
+
+def test_a_scatter_draws_each_points_interval_in_its_colour():
+    from duckrec.docs.charts import PALETTE, ChartSpec, render
+
+    spec = ChartSpec(title="ndcg vs coverage", kind="scatter", x="coverage", y=["ndcg"], series="strategy",
+                     intervals={"x_low": "c_lo", "x_high": "c_hi", "y_low": "n_lo", "y_high": "n_hi"})
+    columns = ["strategy", "coverage", "ndcg", "c_lo", "c_hi", "n_lo", "n_hi"]
+    rows = [("lm", 0.23, 0.083, 0.22, 0.24, 0.072, 0.094), ("markov", 0.17, 0.055, 0.16, 0.18, None, None)]
+    svg = render(spec, columns, rows)
+    lm = re.search(r'<g id="interval-lm">(.*?)</g>\s*</g>', svg, re.S)
+    assert lm and PALETTE[0] in lm.group(1), svg[:2000]
+    # markov's NDCG has no interval, its coverage has one: one bar, in markov's colour
+    markov = re.search(r'<g id="interval-markov">(.*?)</g>\s*</g>', svg, re.S)
+    assert markov and PALETTE[1] in markov.group(1)
+    with pytest.raises(ValueError, match="'n_hi' is not in the query's result"):
+        render(spec, columns[:-1], [r[:-1] for r in rows])

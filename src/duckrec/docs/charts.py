@@ -36,6 +36,7 @@ class ChartSpec:
     x_format: str | None = None
     description: str = ""
     join: str = "x"                   # line: join the points in x order, or "rows": in the query's order
+    intervals: dict[str, str] = field(default_factory=dict)  # scatter: x_low/x_high, y_low/y_high columns
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,7 +58,7 @@ def _pyplot():
 def render(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
     """The chart as an <svg> element string. Raises ValueError naming a missing column."""
     index = {c: i for i, c in enumerate(columns)}
-    for col in [spec.x, *spec.y, spec.series, spec.label]:
+    for col in [spec.x, *spec.y, spec.series, spec.label, *spec.intervals.values()]:
         if col and col not in index:
             raise ValueError(f"chart {spec.title!r}: column {col!r} is not in the query's result {columns}")
     plt = _pyplot()
@@ -78,6 +79,11 @@ def render(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
                             gid=f"series-{i}")  # an id in the SVG: the browser test reads the line's points
                 else:
                     ax.scatter(xs, ys, s=36, label=name, color=color, zorder=3)
+            if spec.intervals:
+                _interval_bars(ax, spec, index, rows, {name: PALETTE[i % len(PALETTE)]
+                                                       for i, (name, *_) in enumerate(groups)})
+            for i, (name, xs, ys, labels) in enumerate(groups):
+                color = PALETTE[i % len(PALETTE)]
                 labelled += [(x, y, str(t), color) for x, y, t in zip(xs, ys, labels) if t is not None and y is not None]
             if labelled:
                 ax.margins(x=0.12, y=0.12)  # room for the labels of the outermost points
@@ -116,6 +122,30 @@ def _attr(text: str) -> str:
     from html import escape
 
     return escape(text, quote=True)
+
+
+def _interval_bars(ax, spec: ChartSpec, index: dict[str, int], rows: list[tuple], colors: dict[str, str]) -> None:
+    """Each point's interval as thin error bars in its series' colour (an end that is NULL
+    draws no bar on that axis)."""
+    def spans(centre, low, high):
+        if None in (centre, low, high):
+            return None
+        centre, low, high = float(centre), float(low), float(high)
+        return [[max(centre - low, 0.0)], [max(high - centre, 0.0)]]
+
+    y = spec.y[0]
+    for row in rows:
+        name = str(row[index[spec.series]]) if spec.series else y
+        x_value, y_value = row[index[spec.x]], row[index[y]]
+        if x_value is None or y_value is None:
+            continue
+        xerr = spans(x_value, *(row[index[spec.intervals[k]]] for k in ("x_low", "x_high"))) \
+            if "x_low" in spec.intervals else None
+        yerr = spans(y_value, *(row[index[spec.intervals[k]]] for k in ("y_low", "y_high"))) \
+            if "y_low" in spec.intervals else None
+        if xerr or yerr:
+            ax.errorbar([float(x_value)], [float(y_value)], xerr=xerr, yerr=yerr, fmt="none", ecolor=colors.get(name, PALETTE[0]),
+                        elinewidth=1.0, alpha=0.6, capsize=2, zorder=2, gid=f"interval-{name}")
 
 
 def _series(spec: ChartSpec, index: dict[str, int], rows: list[tuple]) -> list[tuple[str, list, list, list]]:

@@ -38,7 +38,7 @@ from duckrec.parser.dependencies import sql_dependencies
 from duckrec.docs.charts import KINDS, ChartSpec
 
 CHART_KEYS = {"title", "kind", "sql", "x", "y", "series", "label", "x_label", "y_label", "x_format", "y_format",
-              "description", "join"}
+              "description", "join", "x_low", "x_high", "y_low", "y_high"}
 PAGE_KEYS = {"title", "description", "charts", "tables", "order"}
 
 
@@ -126,11 +126,21 @@ def _block(kind: str, entry: Any, rel: str) -> Block:
         if entry.get("join") not in (None, "x", "rows"):
             raise ProjectError(f"chart {entry['title']!r}: join {entry['join']!r}; expected x (the default: points "
                                "joined in x order) or rows (in the query's order)", path=rel, line=line)
+        bounds = {key: entry.get(key) for key in ("x_low", "x_high", "y_low", "y_high")}
+        for axis in ("x", "y"):
+            if (bounds[f"{axis}_low"] is None) != (bounds[f"{axis}_high"] is None):
+                raise ProjectError(f"chart {entry['title']!r}: {axis}_low and {axis}_high go together (an "
+                                   "interval's two ends); found only one", path=rel, line=line)
+        if any(bounds.values()) and (entry["kind"] != "scatter" or len(y) > 1):
+            raise ProjectError(f"chart {entry['title']!r}: intervals (x_low/x_high, y_low/y_high) are drawn on "
+                               f"scatter charts of one y column; found kind {entry['kind']!r} with y {y}",
+                               path=rel, line=line)
         block.chart = ChartSpec(
             title=block.title, kind=entry["kind"], x=str(entry["x"]), y=[str(v) for v in y],
             series=entry.get("series"), label=entry.get("label"), x_label=str(entry.get("x_label") or entry["x"]),
             y_label=str(entry.get("y_label") or ", ".join(y)), x_format=entry.get("x_format"),
-            y_format=entry.get("y_format"), description=block.description, join=entry.get("join") or "x")
+            y_format=entry.get("y_format"), description=block.description, join=entry.get("join") or "x",
+            intervals={key: str(value) for key, value in bounds.items() if value is not None})
     return block
 
 
