@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from duckrec.ml import TrainConfig, TrainedLM, train_lm
-from duckrec.ml.data import training_data
+from duckrec.ml.data import text_matrix, training_data
 from duckrec.ml.distributed import train_distributed
 from duckrec.ml.score import CHECKPOINT_ORDER
 from duckrec.ml.warm import carry_weights, compatible, fit_digest, grown_by_appends, warm_windows
@@ -62,9 +62,14 @@ def model(dbt, session):
     settings.setdefault("threads", int(session.execute("select current_setting('threads')").fetchall()[0][0]))
     config = TrainConfig.from_vars(settings)
 
+    text_var = dict(dbt.var("text", {}) or {})
+    texts = dbt.ref("item_text_embeddings").pl() if text_var.get("enabled", True) else None
+
     data = training_data(events, items, tags)
     catalogue, index, train, valid = data.catalogue, data.index, data.train, data.valid
     train_users, train_seqs, valid_histories = data.train_users, data.train_seqs, data.valid_histories
+    text = text_matrix(catalogue, None if texts is None else texts.select("item_id", "embedding"))
+    text_dim = 0 if text is None else int(text.shape[1])
     watermark = events["event_time"].max()
     # the split decides which events are train and valid: a model is kept or warm-started only
     # under the same split and when what it learned from is unchanged or grew by appends
@@ -72,7 +77,7 @@ def model(dbt, session):
     fit_keys = (events["user_id"].to_numpy(), events["item_id"].to_numpy(), events["value"].to_numpy())
     digest = fit_digest(*fit_keys)
     trained_on = {"train_events": int(train.sum()), "users": len(train_seqs), "items": catalogue.n_items,
-                  "data_watermark": str(watermark), "split": split}
+                  "data_watermark": str(watermark), "split": split, "text_dim": text_dim}
 
     previous = _previous(dbt, session)
     parent = None if previous is None else previous.row(0, named=True)
@@ -80,7 +85,9 @@ def model(dbt, session):
     parent_lm = TrainedLM.from_bytes(parent["state"]) if parent else None
     same_settings = parent is not None and json.loads(parent["config"]).get("train") == json.loads(config.to_json())
     same_split = parent is not None and parent_on.get("split") == split
-    if same_settings and same_split and parent["fit_digest"] == digest:
+    same_items = parent is not None and np.array_equal(parent_lm.catalogue.item_ids, catalogue.item_ids) \
+        and _same_text(parent_lm, text)
+    if same_settings and same_split and parent["fit_digest"] == digest and same_items:
         dbt.log(f"no new event since checkpoint {parent['checkpoint_id']}: kept as it is")
         return previous
     appended, changed = grown_by_appends(parent["fit_digest"], *fit_keys) if parent is not None else (False, "")
@@ -93,7 +100,8 @@ def model(dbt, session):
               else "warm starts are off (lm.warm_start)" if not nightly["warm_start"]
               else f"every {nightly['full_retrain_every']} builds (lm.full_retrain_every)"
               if since_full >= int(nightly["full_retrain_every"])
-              else "the model's shape changed" if not compatible(parent_lm, settings) else None)
+              else "the model's shape changed" if not compatible(parent_lm, {**settings, "text_dim": text_dim})
+              else None)
 
     counts = np.bincount(np.concatenate(train_seqs), minlength=catalogue.n_items + 1) if train_seqs \
         else np.zeros(catalogue.n_items + 1, dtype=np.int64)
@@ -108,19 +116,26 @@ def model(dbt, session):
                                                   config.seed)
         dbt.log(f"warm start from {parent['checkpoint_id']}: {len(n_new_of)} users with new events, "
                 f"{n_fresh} new windows + {n_replay} replayed, at most {nightly['warm_epochs']} epochs")
-        init = carry_weights(parent_lm, catalogue, counts > 0, config.seed)
-        run_config = replace(config, epochs=int(nightly["warm_epochs"]), lr=config.lr * float(nightly["warm_lr_scale"]))
+        init = carry_weights(parent_lm, catalogue, counts > 0, config.seed, text)
+        epochs = int(nightly["warm_epochs"]) if parent["fit_digest"] != digest else 0
+        if not epochs:  # new items (or texts) but no new event: their vectors come from their content
+            dbt.log(f"no new event since checkpoint {parent['checkpoint_id']}, but the catalogue or its texts "
+                    f"changed ({catalogue.n_items} items, {parent_lm.catalogue.n_items} before): carried over, "
+                    "new items scored from their content")
+            windows = None
+        run_config = replace(config, epochs=epochs, lr=config.lr * float(nightly["warm_lr_scale"]))
         result = train_lm(catalogue, train_seqs, valid_histories, index[valid], run_config, log=dbt.log,
-                          progress=dbt.progress, init=init, windows=windows)
+                          progress=dbt.progress, init=init, windows=windows, text=text)
         trained_on.update(mode="warm", builds_since_full=since_full, new_windows=n_fresh, replay_windows=n_replay)
     else:
         dbt.log(f"full training ({reason}) on {int(train.sum())} train events of {len(train_seqs)} users, "
                 f"{catalogue.n_items} items, {len(catalogue.token_names)} content tokens")
         if config.distributed:  # the same training on several processes (duckrec.ml.distributed)
-            result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log)
+            result = train_distributed(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
+                                       text=text)
         else:
             result = train_lm(catalogue, train_seqs, valid_histories, index[valid], config, log=dbt.log,
-                              progress=dbt.progress)
+                              progress=dbt.progress, text=text)
         trained_on.update(mode="full", builds_since_full=0, reason=reason)
 
     lm = result.lm
@@ -149,6 +164,14 @@ def model(dbt, session):
         return new
     older = previous.filter(pl.col("checkpoint_id") != checkpoint_id).head(keep - 1)
     return pl.concat([new, older])
+
+
+def _same_text(previous: TrainedLM, text) -> bool:
+    """Whether the previous model read exactly these text embeddings (or, like now, none)."""
+    old = getattr(previous.model, "text_vectors", None)
+    if old is None or text is None:
+        return old is None and text is None
+    return tuple(old.shape) == text.shape and bool(np.array_equal(old.numpy(), text))
 
 
 def _split_text(split: dict | None) -> str:

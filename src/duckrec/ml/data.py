@@ -58,3 +58,21 @@ def training_data(events: pl.DataFrame, items: pl.DataFrame, tags: pl.DataFrame,
     valid = (split == "valid") & np.isin(users, train_users)
     valid_histories = [history_of[u] for u in users[valid].tolist()]
     return TrainingData(catalogue, index, train, train_users, train_seqs, valid, valid_histories)
+
+
+def text_matrix(catalogue: Catalogue, texts: pl.DataFrame | None) -> np.ndarray | None:
+    """train_lm's ``text``: [n_items + 1, dim] float32, row k + 1 the embedding of catalogue
+    item k from ``texts`` (item_id, embedding: a fixed-width list), a zero row for padding and
+    for items without one; None when ``texts`` is None or empty (the LM then reads no text)."""
+    if texts is None or texts.is_empty():
+        return None
+    vectors = np.asarray(texts["embedding"].to_list(), dtype=np.float32)
+    if vectors.ndim != 2:
+        raise ValueError("ml.item_text_embeddings.embedding: expected vectors of one width, found ragged rows")
+    ids = texts["item_id"].to_numpy().astype(np.int64)
+    pos = np.searchsorted(catalogue.item_ids, ids)
+    pos = np.minimum(pos, max(catalogue.n_items - 1, 0))
+    known = catalogue.item_ids[pos] == ids
+    out = np.zeros((catalogue.n_items + 1, vectors.shape[1]), dtype=np.float32)
+    out[pos[known] + 1] = vectors[known]
+    return out

@@ -102,8 +102,10 @@ def _free_port() -> int:
 
 
 def export_inputs(folder: Path, catalogue: Catalogue, train_sequences: list[np.ndarray],
-                  valid_histories: list[np.ndarray], valid_targets: np.ndarray, config: TrainConfig) -> None:
-    """The worker's inputs: the train split and validation events as Parquet, the catalogue, the config."""
+                  valid_histories: list[np.ndarray], valid_targets: np.ndarray, config: TrainConfig,
+                  text: np.ndarray | None = None) -> None:
+    """The worker's inputs: the train split and validation events as Parquet, the catalogue, the
+    config, and the text embeddings where the LM reads them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -117,6 +119,8 @@ def export_inputs(folder: Path, catalogue: Catalogue, train_sequences: list[np.n
     np.savez(folder / "catalogue.npz", item_ids=catalogue.item_ids, token_offsets=catalogue.token_offsets,
              token_index=catalogue.token_index, token_names=np.asarray(catalogue.token_names, dtype=str))
     (folder / "config.json").write_text(json.dumps(asdict(replace(config, distributed=None))))
+    if text is not None:
+        np.save(folder / "text.npy", np.asarray(text, dtype=np.float32))
 
 
 def _import_inputs(folder: Path):
@@ -130,19 +134,20 @@ def _import_inputs(folder: Path):
     histories = [np.asarray(h, dtype=np.int64) for h in valid["history"].to_pylist()]
     targets = valid["target"].to_numpy()
     config = TrainConfig.from_vars(json.loads((folder / "config.json").read_text()))
-    return catalogue, train, histories, targets, config
+    text = np.load(folder / "text.npy") if (folder / "text.npy").exists() else None
+    return catalogue, train, histories, targets, config, text
 
 
 def train_distributed(catalogue: Catalogue, train_sequences: list[np.ndarray], valid_histories: list[np.ndarray],
                       valid_targets: np.ndarray, config: TrainConfig,
-                      log: Callable[[str], None] = print) -> TrainResult:
+                      log: Callable[[str], None] = print, text: np.ndarray | None = None) -> TrainResult:
     """``train_lm`` on ``lm.distributed`` processes: export, launch, gather (see the module)."""
     settings = distributed_settings(config.distributed)
     nproc = settings["nproc_per_node"]
     device = resolve_device(config.device)
     with tempfile.TemporaryDirectory(prefix="duckrec-ddp-", dir=settings["work_dir"]) as tmp:
         folder = Path(tmp)
-        export_inputs(folder, catalogue, train_sequences, valid_histories, valid_targets, config)
+        export_inputs(folder, catalogue, train_sequences, valid_histories, valid_targets, config, text)
         endpoint = settings["rdzv_endpoint"] or f"127.0.0.1:{_free_port()}"
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                f"--nnodes={settings['nnodes']}", f"--node_rank={settings['node_rank']}",
@@ -175,7 +180,7 @@ def train_distributed(catalogue: Catalogue, train_sequences: list[np.ndarray], v
 def _worker(folder: Path, backend: str) -> None:
     import torch.distributed as dist
 
-    catalogue, train, histories, targets, config = _import_inputs(folder)
+    catalogue, train, histories, targets, config, text = _import_inputs(folder)
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device)
@@ -194,7 +199,7 @@ def _worker(folder: Path, backend: str) -> None:
                 print(f"[duckrec] {text}", flush=True)
 
         result = train_lm(catalogue, train, histories, targets, config, log=log,
-                          world=World(rank, size, device))
+                          world=World(rank, size, device), text=text)
         if rank == 0:
             (folder / "result.json").write_text(json.dumps({"history": result.history,
                                                             "best_epoch": result.best_epoch}))

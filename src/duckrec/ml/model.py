@@ -3,7 +3,9 @@ recurrent cell (GRU, LSTM) or a causal self-attention one (``transformer``, tran
 
 An item's vector is its own embedding (only for items seen in training) plus the mean of
 its content-token embeddings (genres, tags), so an item with no training events still
-has a vector. The same vectors embed the inputs and score the outputs (tied weights),
+has a vector. With text (``text_dim`` > 0, the sentence embeddings of ml.item_text_embeddings)
+a learned projection of the item's text embedding is added too, and its bias gains a learned
+function of the text: an item nobody interacted with is scored from what it is about. The same vectors embed the inputs and score the outputs (tied weights),
 which halves the parameters and lets a next-item prediction be one matmul.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ class LMConfig:
     dropout: float = 0.2
     heads: int = 1  # transformer only: attention heads per block (layers = blocks)
     max_len: int = 0  # transformer only: positions (the longest window it reads)
+    text_dim: int = 0  # the text embeddings' width (0: no text input)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -58,6 +61,7 @@ class ItemLM(nn.Module):
         token_offsets: torch.Tensor,
         token_index: torch.Tensor,
         has_events: torch.Tensor,
+        text_vectors: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -83,14 +87,44 @@ class ItemLM(nn.Module):
         # small tied vectors keep the initial logits near uniform
         nn.init.normal_(self.item_embedding.weight, std=0.1)
         nn.init.normal_(self.token_embedding.weight, std=0.1)
+        if config.text_dim:
+            if text_vectors is None or tuple(text_vectors.shape) != (config.n_items + 1, config.text_dim):
+                found = None if text_vectors is None else tuple(text_vectors.shape)
+                raise ValueError(f"ItemLM: expected text vectors of shape {(config.n_items + 1, config.text_dim)}, "
+                                 f"found {found}")
+            # [n_items + 1, text_dim]; zero rows for padding and items without a text
+            self.register_buffer("text_vectors", text_vectors.float().clone())
+            self.text_projection = nn.Linear(config.text_dim, d, bias=False)
+            self.text_bias = nn.Linear(config.text_dim, 1, bias=False)
+            nn.init.normal_(self.text_projection.weight, std=0.1)
+            nn.init.zeros_(self.text_bias.weight)
 
-    def item_vectors(self) -> torch.Tensor:
-        """[n_items + 1, d]; row 0 (padding) is zero."""
-        own = self.item_embedding.weight * self.has_events
+    def item_vectors(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """[n_items + 1, d]; row 0 (padding) is zero. ``keep`` ([n_items + 1, 1], 0 or 1)
+        drops the own embedding of the items it zeroes (training an item's content to stand
+        for it alone, as it must for a new item)."""
+        gate = self.has_events if keep is None else self.has_events * keep
+        own = self.item_embedding.weight * gate
+        if self.config.text_dim:
+            own = own + self.text_projection(self.text_vectors)  # zero for a zero (absent) text
         if self.token_index.numel() == 0:
             return own
         content = self.token_embedding(self.token_index, self.token_offsets[:-1])
         return own + F.pad(content, (0, 0, 1, 0))
+
+    def biases(self, keep: torch.Tensor | None = None, training: bool = False) -> torch.Tensor:
+        """[n_items] output biases (padding excluded). Without text: the learned per-item bias.
+        With text: the per-item bias of items with events (gated by ``keep`` as in
+        ``item_vectors``) plus a learned function of the text; in ``training`` items without
+        events are left out of the softmax (-inf): they are never a target, and as negatives
+        they would teach the text half that an unseen item is an unlikely one."""
+        if not self.config.text_dim:
+            return self.item_bias[1:]
+        gate = self.has_events if keep is None else self.has_events * keep
+        bias = self.item_bias[1:] * gate[1:, 0] + self.text_bias(self.text_vectors[1:])[:, 0]
+        if training:
+            bias = bias.masked_fill(self.has_events[1:, 0] == 0, float("-inf"))
+        return bias
 
     def forward(
         self, inputs: torch.Tensor, vectors: torch.Tensor | None = None, hidden=None
@@ -130,7 +164,7 @@ class ItemLM(nn.Module):
 
     def logits(self, states: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """[N, n_items] scores of every catalogue item (padding excluded)."""
-        return torch.addmm(self.item_bias[1:], states, vectors[1:].T)
+        return torch.addmm(self.biases(), states, vectors[1:].T)
 
 
 def fast_matmul_dtype(name: str = "auto") -> torch.dtype:
@@ -198,7 +232,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 
 def full_softmax_loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor,
                       vectors: torch.Tensor, chunk: int = 256, dtype: torch.dtype = torch.float32,
-                      weights: torch.Tensor | None = None) -> torch.Tensor:
+                      weights: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy over the whole catalogue of next items ``targets`` (1-based, [P]),
     or of a target distribution: ``targets`` [P, K] (0 = none) with ``weights`` [P, K]
     (normalised per row), e.g. the next few items of the sequence. Every position needs
@@ -209,6 +243,7 @@ def full_softmax_loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor
         weights = torch.ones(targets.shape, dtype=states.dtype, device=states.device)
     weights = torch.where(targets > 0, weights, 0.0).to(states.dtype)
     weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)  # a distribution per position
-    total = _ChunkedSoftmaxCE.apply(states, vectors[1:], model.item_bias[1:], (targets - 1).clamp_min(0),
+    bias = model.item_bias[1:] if bias is None else bias
+    total = _ChunkedSoftmaxCE.apply(states, vectors[1:], bias, (targets - 1).clamp_min(0),
                                     weights, chunk, dtype)
     return total / max(states.shape[0], 1)

@@ -34,6 +34,9 @@ class Mixture:
     context: int = 1
     max_distance: int = 1
     backward_weight: float = 0.0
+    # text-aware LM only (model.py): the share of P_rnn given to the items without training
+    # events (a new item), which it ranks among themselves by their text; chosen on validation
+    cold_weight: float = 0.0
 
     def fit_ngram(self, sequences: list[np.ndarray], n_items: int) -> Bigram | None:
         if self.rnn_weight >= 1.0:
@@ -78,7 +81,8 @@ class TrainedLM:
             token_index=blob["token_index"].numpy(),
         )
         weights = blob["weights"]
-        model = ItemLM(LMConfig(**blob["config"]), weights["token_offsets"], weights["token_index"], weights["has_events"])
+        model = ItemLM(LMConfig(**blob["config"]), weights["token_offsets"], weights["token_index"], weights["has_events"],
+                       weights.get("text_vectors"))
         model.load_state_dict(weights)
         model.eval()
         return cls(cat, model, Mixture(**blob["mixture"]), blob["context"])
@@ -120,10 +124,29 @@ def _states(model: ItemLM, histories: list[np.ndarray], context: int | None, bat
     return out
 
 
+def rnn_probs(model: ItemLM, states: torch.Tensor, vectors: torch.Tensor, cold_weight: float = 0.0) -> torch.Tensor:
+    """[U, n_items] the sequence model's next-item probabilities.
+
+    Without text: the softmax over the catalogue. A text-aware model (``text_dim`` > 0) never
+    saw its items without training events in a softmax (they were never a target), so their
+    logits are on no common scale with the others: the items with events share ``1 -
+    cold_weight`` of the probability by their softmax among themselves, the items without
+    share ``cold_weight`` by theirs (0: they are never recommended)."""
+    logits = model.logits(states, vectors)
+    if not model.config.text_dim:
+        return torch.softmax(logits, dim=1)
+    cold = model.has_events[1:, 0] == 0
+    warm = torch.softmax(logits.masked_fill(cold, float("-inf")), dim=1)
+    if cold_weight <= 0 or not bool(cold.any()):
+        return warm.nan_to_num_(0.0)
+    fresh = torch.softmax(logits.masked_fill(~cold, float("-inf")), dim=1)
+    return torch.add(warm.nan_to_num_(0.0) * (1.0 - cold_weight), fresh, alpha=cold_weight)
+
+
 def next_item_scores(lm: TrainedLM, states: torch.Tensor, histories: list[np.ndarray], bigram: Bigram | None) -> torch.Tensor:
     """[U, n_items] mixed next-item probabilities for users with these states and histories."""
     with torch.no_grad():
-        probs = torch.softmax(lm.model.logits(states, lm.model.item_vectors()), dim=1)
+        probs = rnn_probs(lm.model, states, lm.model.item_vectors(), lm.mixture.cold_weight)
     w = lm.mixture.rnn_weight
     if bigram is None or w >= 1.0:
         return probs
@@ -325,7 +348,7 @@ def score_candidates_mc(
                     states[rows] = model.last_states(inputs, last, vectors, mc_generator=generator)
                 draw = torch.empty(n_users, width, dtype=torch.float64)
                 for lo in range(0, n_users, step):  # never users x items at once
-                    probs = torch.softmax(model.logits(states[lo : lo + step], vectors), dim=1)
+                    probs = rnn_probs(model, states[lo : lo + step], vectors, lm.mixture.cold_weight)
                     draw[lo : lo + step] = torch.gather(probs, 1, pick[lo : lo + step]).double()
                 draw *= w_rnn
                 if fixed is not None:

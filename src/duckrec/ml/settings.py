@@ -65,6 +65,9 @@ class TrainConfig:
     # on the machine's load: like max_seconds it trades determinism, here for throughput on a
     # crowded host. Off (default): the count above, fixed; idle threads wait passively either way.
     follow_load: bool = False
+    # with text embeddings (the `text` var): the share of items whose own embedding and bias sit
+    # out each step, so an item's text learns to stand for it alone, as for a new item
+    text_dropout: float = 0.2
     eval_k: int = 10
     # the n-gram half of the mixture; the grids are searched on validation NDCG@k
     ngram_distance: int = 5
@@ -75,11 +78,13 @@ class TrainConfig:
     rnn_weights: tuple[float, ...] = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
     smoothings: tuple[float, ...] = (0.5, 2.0, 8.0)
     decays: tuple[float, ...] = (0.4, 0.6, 0.8)
+    # text-aware LM: the shares of P_rnn for items without training events, tried on validation
+    cold_weights: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2)
 
     @classmethod
     def from_vars(cls, values: dict | None) -> "TrainConfig":
         """A config from a project's ``lm`` var; unknown keys are an error."""
-        return cls(**settings_values(cls, values, "lm", ("rnn_weights", "smoothings", "decays")))
+        return cls(**settings_values(cls, values, "lm", ("rnn_weights", "smoothings", "decays", "cold_weights")))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs
-from .score import Mixture, TrainedLM, rank_metrics, score_rows, user_states
+from .score import Mixture, TrainedLM, rank_metrics, rnn_probs, score_rows, user_states
 from .sequences import Catalogue, make_batches, training_windows
 from .settings import TrainConfig  # noqa: F401 - imported from here too
 from .threads import CoreMeter, pick_threads, scoring_heap
@@ -47,16 +47,18 @@ def deterministic(seed: int, threads: int | None) -> Iterator[np.random.Generato
 
 def _loss(model: ItemLM, states: torch.Tensor, targets: torch.Tensor, vectors: torch.Tensor,
           n_sampled: int, sampler: torch.Tensor | None, dtype: torch.dtype,
-          weights: torch.Tensor | None = None) -> torch.Tensor:
+          weights: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``bias``: the [n_items] output biases (``model.biases``); default the model's own."""
+    bias = model.biases() if bias is None else bias
     if not n_sampled:
-        return full_softmax_loss(model, states, targets, vectors, dtype=dtype, weights=weights)
+        return full_softmax_loss(model, states, targets, vectors, dtype=dtype, weights=weights, bias=bias)
     targets = targets[:, 0] if targets.ndim == 2 else targets  # sampled: the next item only
     # shared negatives drawn from P(item)^0.75, with the logQ correction so the sampled
     # softmax estimates the full one; an accidental hit of the target is masked out
     negatives = torch.multinomial(sampler, n_sampled, replacement=True) + 1
     log_q = torch.log(sampler * n_sampled)
-    pos = (states * vectors[targets]).sum(1) + model.item_bias[targets] - log_q[targets - 1]
-    neg = states @ vectors[negatives].T + model.item_bias[negatives] - log_q[negatives - 1]
+    pos = (states * vectors[targets]).sum(1) + bias[targets - 1] - log_q[targets - 1]
+    neg = states @ vectors[negatives].T + bias[negatives - 1] - log_q[negatives - 1]
     neg = neg.masked_fill(negatives.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
     return F.cross_entropy(torch.cat([pos.unsqueeze(1), neg], 1), torch.zeros_like(targets))
 
@@ -127,8 +129,8 @@ class _Validator:
         return torch.where(val >= 0, idx + 1, 0).cpu().numpy()
 
     @scoring_heap()
-    def evaluate(self, model: ItemLM) -> tuple[dict[str, float], Mixture, dict[str, float]]:
-        """(best metrics, its mixture, rnn-alone metrics)."""
+    def evaluate(self, model: ItemLM, cold_weight: float = 0.0) -> tuple[dict[str, float], Mixture, dict[str, float]]:
+        """(best metrics, its mixture, rnn-alone metrics); ``cold_weight``: as Mixture's."""
         config = self.config
         states = user_states(model, self.histories, config.window)
         mixed = [w for w in config.rnn_weights if 0 < w < 1]
@@ -139,7 +141,7 @@ class _Validator:
             for lo in range(0, len(self.histories), self.rows):
                 hi = min(lo + self.rows, len(self.histories))
                 seen = self._seen(lo, hi).to(vectors.device)
-                rnn = torch.softmax(model.logits(states[lo:hi], vectors), 1).masked_fill_(seen, -1.0)
+                rnn = rnn_probs(model, states[lo:hi], vectors, cold_weight).masked_fill_(seen, -1.0)
                 ranked.setdefault(("rnn",), []).append(self._top(rnn))
                 for s, d in self.grid:
                     ngram = next_item_probs(self.bigram, self.histories[lo:hi], s, config.ngram_context, d)
@@ -158,8 +160,27 @@ class _Validator:
             for s, d in self.grid if w < 1 else [(1.0, 1.0)]:
                 m = alone if w >= 1 else self.ngram_alone[(s, d)] if w <= 0 else metrics[(w, s, d)]
                 if best is None or m["ndcg"] > best["ndcg"] + 1e-12:
-                    best, best_mix = m, replace(self.base, rnn_weight=w, smoothing=s, decay=d)
+                    best, best_mix = m, replace(self.base, rnn_weight=w, smoothing=s, decay=d,
+                                                cold_weight=cold_weight)
         return best, best_mix, alone
+
+    def choose_cold_weight(self, model: ItemLM, best: float, mixture: Mixture,
+                           log: Callable[[str], None]) -> Mixture:
+        """A text-aware model's share for the items without training events, by validation
+        NDCG (ties keep the smaller share); ``best``/``mixture``: the kept epoch's at share 0."""
+        if not model.config.text_dim or not bool((model.has_events[1:, 0] == 0).any()):
+            return mixture
+        ndcg, tried = best, []
+        for share in self.config.cold_weights:
+            if share <= 0:
+                continue
+            metrics, mix, _ = self.evaluate(model, share)
+            tried.append(f"{share:g}: {metrics['ndcg']:.4f}")
+            if metrics["ndcg"] > ndcg + 1e-12:
+                ndcg, mixture = metrics["ndcg"], mix
+        log(f"new items (no training events): share {mixture.cold_weight:g} of the sequence model's probability "
+            f"(valid ndcg@{self.config.eval_k} at share 0: {best:.4f}; {', '.join(tried)})")
+        return mixture
 
 
 def resolve_device(name: str) -> torch.device:
@@ -186,12 +207,17 @@ class StepLoss(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean loss, predicted positions) of a batch."""
-        vectors = self.model.item_vectors()
-        states, _ = self.model(inputs, vectors)
+        model, keep = self.model, None
+        if model.config.text_dim and self.config.text_dropout > 0:
+            # items whose own embedding and bias sit out this step: their text and content
+            # tokens must predict them alone, as they will for an item with no events
+            keep = (torch.rand(model.config.n_items + 1, 1, device=inputs.device) >= self.config.text_dropout).float()
+        vectors = model.item_vectors(keep)
+        states, _ = model(inputs, vectors)
         mask = targets > 0  # padding predicts nothing and costs no logits
         future, weights = future_targets(targets, self.config.horizon, self.config.horizon_decay)
-        loss = _loss(self.model, states[mask], future[mask], vectors, self.negatives, self.sampler,
-                     self.dtype, weights[mask])
+        loss = _loss(model, states[mask], future[mask], vectors, self.negatives, self.sampler,
+                     self.dtype, weights[mask], model.biases(keep, training=True))
         return loss, mask.sum()
 
 
@@ -325,6 +351,7 @@ def train_lm(
     *,
     init: dict[str, torch.Tensor] | None = None,
     windows: list[np.ndarray] | None = None,
+    text: np.ndarray | None = None,
 ) -> TrainResult:
     """Train the LM on ``train_sequences`` (1-based item indices, one per user).
 
@@ -341,6 +368,9 @@ def train_lm(
     Warm start (see warm.py): ``init`` is a state dict for this catalogue to start from,
     ``windows`` the training windows to use instead of every window of the sequences;
     the starting point itself is scored on validation first and kept if no epoch beats it.
+
+    ``text`` ([n_items + 1, dim], row k + 1 for item k, zero rows for items without a text):
+    the items' text embeddings, an input of their vectors and biases (model.py).
 
     ``progress(task, done, total, figures, unit=..., final=...)``, if given, hears of every
     batch (loss so far, positions per second) and, at each epoch's end, the validation figures.
@@ -371,7 +401,12 @@ def train_lm(
               else np.zeros(n + 1, dtype=np.int64))
     lm_config = LMConfig(n, len(catalogue.token_names), config.embedding_dim, config.hidden_dim,
                          config.cell, config.layers, config.dropout, config.heads,
-                         config.window if config.cell == "transformer" else 0)
+                         config.window if config.cell == "transformer" else 0,
+                         0 if text is None else int(text.shape[1]))
+    if text is not None and text.shape[0] != n + 1:
+        raise ValueError(f"train_lm: expected text embeddings for {n + 1} rows (padding + {n} items), "
+                         f"found {text.shape[0]}")
+    text_vectors = None if text is None else torch.from_numpy(np.asarray(text, dtype=np.float32))
     validator = _Validator(valid_histories, valid_targets, n, config, log) if len(valid_targets) else None
     if not windows:
         # Defined fallback: nothing to learn from, so the RNN stays at its seeded
@@ -379,7 +414,7 @@ def train_lm(
         # which backs off to item popularity.
         with deterministic(config.seed, config.threads):
             model = ItemLM(lm_config, torch.from_numpy(catalogue.token_offsets),
-                           torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0))
+                           torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0), text_vectors)
         model.eval()
         log(f"no train transition in {len(train_sequences)} train sequences: the RNN is left untrained "
             "and the lm strategy scores with the n-gram component alone (popularity where it has no pairs)")
@@ -395,7 +430,7 @@ def train_lm(
     device = world.device if world is not None else resolve_device(config.device)
     with deterministic(config.seed, config.threads) as rng:
         model = ItemLM(lm_config, torch.from_numpy(catalogue.token_offsets),
-                       torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0))
+                       torch.from_numpy(catalogue.token_index), torch.from_numpy(counts > 0), text_vectors)
         if init is not None:
             model.load_state_dict(init)
         model.to(device)
@@ -495,8 +530,11 @@ def train_lm(
                 log(f"time budget of {config.max_seconds:.0f}s reached (max_seconds: the epoch count "
                     f"now depends on machine speed); keeping epoch {best_epoch}")
                 break
-        model.load_state_dict(best_state)
+        if best_state is not None:  # else: no epoch and no validation, the starting point stays
+            model.load_state_dict(best_state)
         model.to("cpu").eval()
+        if validator is not None:
+            best_mix = validator.choose_cold_weight(model, best_ndcg, best_mix, log)
     warning = divergence(history)
     if warning:
         log(warning)

@@ -24,13 +24,15 @@ def compatible(previous: TrainedLM, settings: dict) -> bool:
     old = previous.model.config.to_dict()
     old = {**DEFAULTS, **old}
     same = all(settings.get(k, old[k]) == old[k] for k in ARCHITECTURE)
+    same = same and int(settings.get("text_dim", 0)) == int(old.get("text_dim", 0))
     max_len = settings.get("max_len", "auto")
     return same and (old.get("cell") != "transformer" or max_len == "auto" or max_len == old.get("max_len"))
 
 
 def carry_weights(previous: TrainedLM, catalogue: Catalogue, has_events: np.ndarray,
-                  seed: int) -> dict[str, torch.Tensor]:
-    """A state dict for a model over `catalogue` holding `previous`'s weights."""
+                  seed: int, text: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """A state dict for a model over `catalogue` holding `previous`'s weights; ``text``: the
+    new catalogue's text embeddings (train_lm's ``text``) where the previous model read text."""
     old = previous.model.state_dict()
     d = previous.model.config.embedding_dim
     n_new, n_tok = catalogue.n_items, len(catalogue.token_names)
@@ -64,6 +66,12 @@ def carry_weights(previous: TrainedLM, catalogue: Catalogue, has_events: np.ndar
         "token_index": torch.from_numpy(catalogue.token_index).long(),
         "has_events": torch.from_numpy(np.asarray(has_events, dtype=np.float32)).reshape(-1, 1),
     })
+    if "text_vectors" in state:
+        if text is None or text.shape[1] != state["text_vectors"].shape[1]:
+            raise ValueError("carry_weights: the previous model reads text embeddings of width "
+                             f"{state['text_vectors'].shape[1]}; expected them for the new catalogue, found "
+                             f"{None if text is None else text.shape}")
+        state["text_vectors"] = torch.from_numpy(np.asarray(text, dtype=np.float32))
     return state
 
 
