@@ -56,7 +56,7 @@ def model(dbt, session):
         pl.lit(version).alias("encoder_version"),
         pl.lit(datetime.now(timezone.utc).replace(tzinfo=None)).cast(SCHEMA["encoded_at"]).alias("encoded_at"),
     )
-    line = f"encoded {todo.height} of {texts.height} texts ({kept.height} unchanged, kept) with {encoder}"
+    line = f"encoded {todo.height:,} of {texts.height:,} texts ({kept.height:,} unchanged, kept) with {encoder}"
     dbt.log(line)
     dbt.summary(line)
     return pl.concat([kept.select(list(SCHEMA)), encoded.select(list(SCHEMA))]).sort("item_id")
