@@ -147,7 +147,9 @@ def test_metrics_come_ordered_by_strategy_and_k(con):
 
 def test_the_strategies_page_shows_every_strategy(con, capsys):
     from duckrec.cli import main
+    from sql_fixtures import REPO
 
+    (PROJECT["root"] / "reports").symlink_to(REPO / "reports", target_is_directory=True)  # the project's pages
     assert main(["docs", "generate", "--project-dir", str(PROJECT["root"])]) == 0, capsys.readouterr()
     page = (PROJECT["root"] / "target" / "docs" / "results" / "strategies.html").read_text(encoding="utf-8")
     for (strategy,) in rows(con, "select distinct strategy from eval.metrics"):
