@@ -30,7 +30,7 @@ INSTALL_HINT = (f"pip install {DISTRIBUTION} sentence-transformers (both are dep
                 "pip install -e .), or turn the text encoder off with the var `text: {enabled: false}`")
 # the `text` var's settings and their defaults (project.yml; sql/macros/text.sql reads `enabled`)
 SETTINGS = {"enabled": True, "fields": ["title", "year", "genres", "tags"], "max_tags": 5, "batch_size": 64,
-            "knn_history_events": 20, "knn_half_life": 5, "knn_block_users": 2048}
+            "knn_history_events": 20, "knn_half_life": 5, "knn_block_users": 1024}
 _COMPLETE = ".complete"  # written last inside an extraction: its absence marks a partial one
 
 

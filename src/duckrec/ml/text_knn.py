@@ -78,7 +78,8 @@ def _score_block(hist: pl.DataFrame, block: np.ndarray, item_ids, vectors, popul
     norms = np.linalg.norm(profiles, axis=1)
     has_profile = norms > 0
     profiles[has_profile] /= norms[has_profile, None]
-    scores = np.round(profiles.astype(np.float32) @ vectors.T, 6)
+    scores = profiles.astype(np.float32) @ vectors.T
+    np.round(scores, 6, out=scores)  # in place: the block is the biggest array held
     seen = index >= 0
     scores[rows[seen], index[seen]] = -np.inf  # the whole history, not only the recent events
     take = min(length, vectors.shape[0])
