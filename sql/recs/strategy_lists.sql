@@ -14,6 +14,7 @@
     ref('lm_calibrated_lists'),
     ref('lm_explore_lists'),
 ] %}
+{%- if text_enabled() == 'true' %}{% set strategies = strategies + [ref('text_knn_lists')] %}{% endif %}
 {% for list_model in strategies %}
 select * from {{ list_model }}
 {%- if not loop.last %}

@@ -17,12 +17,16 @@ MOVIES = [
 SEQUENCES = {1: [101, 102, 103], 2: [102, 104, 105], 3: [103, 105, 106], 4: [106, 101], 5: [102, 106, 104]}
 
 
+PROJECT: dict = {}  # the fixture's project folder
+
+
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     ratings = [(u, item, 4.0, T0 + u * DAY + i * 60) for u, items in SEQUENCES.items() for i, item in enumerate(items)]
     project = make_project(tmp_path_factory.mktemp("bi"), ratings, MOVIES, vars={"ks": [3], "k": 3})
     result = build(project)
     assert result.code == 0, result
+    PROJECT["root"] = project
     c = connect(project)
     yield c
     c.close()
@@ -138,7 +142,19 @@ def test_descriptions_are_comments_and_never_null_columns_are_not_null(con):
 
 def test_metrics_come_ordered_by_strategy_and_k(con):
     keys = rows(con, "select strategy, k from eval.metrics")
-    assert keys == sorted(keys) and len(keys) == 8  # 8 strategies (lm_neural among them) x one K
+    assert keys == sorted(keys) and len(keys) == 9  # 9 strategies (lm_neural, text_knn among them) x one K
+
+
+def test_the_strategies_page_shows_every_strategy(con, capsys):
+    from duckrec.cli import main
+    from sql_fixtures import REPO
+
+    (PROJECT["root"] / "reports").symlink_to(REPO / "reports", target_is_directory=True)  # the project's pages
+    assert main(["docs", "generate", "--project-dir", str(PROJECT["root"])]) == 0, capsys.readouterr()
+    page = (PROJECT["root"] / "target" / "docs" / "results" / "strategies.html").read_text(encoding="utf-8")
+    for (strategy,) in rows(con, "select distinct strategy from eval.metrics"):
+        assert f">{strategy}<" in page, strategy
+    assert ">text_knn<" in page
 
 
 def test_embeddings_in_long_format(con):

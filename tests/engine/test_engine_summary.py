@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from engine_fixtures import TRACEBACK, project, run
+from engine_fixtures import TRACEBACK, project, query, run
 
 BASE = {
     "project.yml": """
@@ -59,3 +59,28 @@ def test_no_summary_for_a_node_that_failed(tmp_path, capsys):
     result = run(capsys, root, "build")
     assert result.code == 1
     assert "main.rejected:" not in result.out
+
+
+def test_a_python_models_summary_lines_and_every_summary_are_kept_in_node_runs(tmp_path, capsys):
+    root = project(tmp_path, {
+        "python_models/encoded.py": """
+def model(dbt, session):
+    n = len(dbt.ref("events").fetchall())
+    dbt.summary(f"encoded {n - 1} of {n} texts")
+    return dbt.ref("events")
+""",
+    }, base=BASE)
+    first = run(capsys, root, "build")
+    assert first.code == 0, first
+    assert "main.encoded: encoded 3 of 4 texts\n" in first.out.split("rows in")[-1]
+    second = run(capsys, root, "build")  # everything reused: a summary query still runs, a Python model's does not
+    assert second.code == 0, second
+    kept = query(root / "warehouse.duckdb", """
+        select r.run_id, n.name, n.status, n.summary from _duckrec.node_runs n join _duckrec.runs r using (run_id)
+        where n.name in ('encoded', 'rejected') order by r.started_at, n.name""")
+    assert [row[1:] for row in kept] == [
+        ("encoded", "success", "main.encoded: encoded 3 of 4 texts"),
+        ("rejected", "success", "main.rejected: 2 of 4 events (50.0%): bad 2"),
+        ("encoded", "reused", None),
+        ("rejected", "reused", "main.rejected: 2 of 4 events (50.0%): bad 2"),
+    ]

@@ -25,6 +25,7 @@ class NodeResult:
     seconds: float
     rows: int | None = None
     message: str = ""
+    summary: str = ""      # the node's summary lines (its `summary` query, a Python model's dbt.summary())
 
 
 def compiled_path(project: Project, node: Node) -> Path:
@@ -109,9 +110,9 @@ create table if not exists _duckrec.runs (
     data_watermark timestamp);
 create table if not exists _duckrec.node_runs (
     run_id varchar, unique_id varchar, name varchar, kind varchar, relation varchar, status varchar,
-    started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar);
+    started_at timestamp, finished_at timestamp, seconds double, rows bigint, error varchar, summary varchar);
 comment on table _duckrec.runs is 'One row per duckrec command that ran nodes (build, run, seed, test): status, times, counts.';
-comment on table _duckrec.node_runs is 'One row per node per run: status, started_at, finished_at, seconds, rows, error.';
+comment on table _duckrec.node_runs is 'One row per node per run: status, started_at, finished_at, seconds, rows, error, summary (the lines the build summary printed for it).';
 """
 
 
@@ -120,7 +121,8 @@ def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: 
         con.execute(HISTORY_DDL)
     else:  # a warehouse from before `vars` and `data_watermark` (the newest event time) were recorded
         con.execute("alter table _duckrec.runs add column if not exists vars varchar; "
-                    "alter table _duckrec.runs add column if not exists data_watermark timestamp")
+                    "alter table _duckrec.runs add column if not exists data_watermark timestamp; "
+                    "alter table _duckrec.node_runs add column if not exists summary varchar")
     # the build's vars (project vars merged with --vars) tell apart builds of one warehouse;
     # columns named: later versions may add columns to existing warehouses
     con.execute("insert into _duckrec.runs (run_id, command, target, selector, status, started_at, finished_at, "
@@ -130,6 +132,8 @@ def record_history(con, run: dict[str, Any], results: list[NodeResult], exists: 
         run["finished_at"], run["seconds"], len(results), run["n_success"], run["n_errors"], run["n_warnings"],
         run["n_skipped"], __version__, json.dumps(run.get("vars") or {}, sort_keys=True, default=str),
         run.get("data_watermark")])
-    insert_rows(con, "_duckrec.node_runs", ["varchar"] * 6 + ["timestamp", "timestamp", "double", "bigint", "varchar"],
+    insert_rows(con, "_duckrec.node_runs (run_id, unique_id, name, kind, relation, status, started_at, finished_at, "
+                "seconds, rows, error, summary)",
+                ["varchar"] * 6 + ["timestamp", "timestamp", "double", "bigint", "varchar", "varchar"],
                 [[run["run_id"], r.unique_id, r.name, r.kind, r.relation, r.status, r.started_at, r.finished_at,
-                  r.seconds, r.rows, r.message or None] for r in results])
+                  r.seconds, r.rows, r.message or None, r.summary or None] for r in results])

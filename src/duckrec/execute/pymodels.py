@@ -32,7 +32,8 @@ class ModelConfig:
 
 class DbtContext:
     def __init__(self, con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
-                 progress: Callable[..., None] | None = None, empty: bool = False, full_refresh: bool = False):
+                 progress: Callable[..., None] | None = None, empty: bool = False, full_refresh: bool = False,
+                 summary: Callable[[str], None] | None = None):
         # refs are read through a cursor of their own: a model that streams its result
         # (returns an iterator of frames) reads its refs while the build's connection is
         # busy writing the table, and DuckDB lets no query use its own connection
@@ -49,6 +50,9 @@ class DbtContext:
         # progress(task, done, total, figures=None, unit="it", final=False): a live bar on a
         # terminal, a line every few seconds in logs; pass it to long library calls
         self.progress = progress or (lambda *args, **kwargs: None)
+        # summary(text): a line for the build's end summary and _duckrec.node_runs.summary (what a
+        # SQL node's `summary` query gives), e.g. how much of its work a model could keep
+        self.summary = summary or (lambda text: None)
         self._resolver = runtime(project, node)
         self._limit = " limit 0" if empty else ""  # --empty
 
@@ -72,7 +76,7 @@ def _import_paths(project: Project) -> None:
 
 def run_python_model(con, project: Project, node: Node, incremental: bool, log: Callable[[str], None],
                      progress: Callable[..., None] | None = None, empty: bool = False,
-                     full_refresh: bool = False) -> str:
+                     full_refresh: bool = False, summary: Callable[[str], None] | None = None) -> str:
     """Run the model and expose its result as a view; returns SQL that selects it."""
     _import_paths(project)
     path = project.root / node.path
@@ -82,7 +86,7 @@ def run_python_model(con, project: Project, node: Node, incremental: bool, log: 
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dbt = DbtContext(con, project, node, incremental, log, progress, empty, full_refresh)
+        dbt = DbtContext(con, project, node, incremental, log, progress, empty, full_refresh, summary)
         _CURSORS[id(con)] = dbt._con
         result = module.model(dbt, con)
         # inside the try: a lazy frame's deferred error surfaces here, and is the model's too

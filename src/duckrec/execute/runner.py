@@ -236,7 +236,10 @@ class Runner:
             else:
                 result = self._reused(node, started) or self._execute(con, node, started, t)
                 if result.status in ("success", "reused") and node.config.get("summary"):
-                    self.notes += [(node, line) for line in summary_lines(con, self.renderer, node)]
+                    lines = summary_lines(con, self.renderer, node)
+                    result.summary = "\n".join(filter(None, [result.summary, *lines]))
+                if result.summary:
+                    self.notes += [(node, line) for line in result.summary.splitlines()]
                 if result.status in ("error", "fail"):
                     blocked[uid] = node.name
                     errors.append((node, result.message))
@@ -257,9 +260,12 @@ class Runner:
     def _execute(self, con, node: Node, started: datetime, t: float) -> NodeResult:
         import duckdb
 
+        summaries: list[str] = []  # a Python model's dbt.summary() lines
+
         def done(status: str, rows: int | None = None, message: str = "") -> NodeResult:
+            lines = summaries if status == "success" else []  # a failed node prints nothing
             return NodeResult(node.unique_id, node.name, node.kind, node.relation, status, started, datetime.now(),
-                              time.perf_counter() - t, rows, message)
+                              time.perf_counter() - t, rows, message, "\n".join(lines))
 
         project = self.project
         compiled = None
@@ -286,8 +292,10 @@ class Runner:
                 from duckrec.execute.pymodels import release, run_python_model, stream_error
 
                 try:
+                    label = f"{node.schema}.{node.config.get('alias') or node.name}"
                     sql = run_python_model(con, project, node, incremental, lambda m: self.report.log(node, m),
-                                           NodeProgress(self.report, node), self.opt.empty, full_refresh)
+                                           NodeProgress(self.report, node), self.opt.empty, full_refresh,
+                                           lambda text: summaries.append(f"{label}: {text}"))
                     sql = _typed(node, sql)
                     try:
                         rows = materialize.materialize(con, self.catalog, node, sql, full_refresh)
