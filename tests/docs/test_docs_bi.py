@@ -138,7 +138,7 @@ def test_descriptions_are_comments_and_never_null_columns_are_not_null(con):
 
 def test_metrics_come_ordered_by_strategy_and_k(con):
     keys = rows(con, "select strategy, k from eval.metrics")
-    assert keys == sorted(keys) and len(keys) == 8  # 8 strategies (lm_neural among them) x one K
+    assert keys == sorted(keys) and len(keys) == 9  # 9 strategies (lm_neural, new_in_genre among them) x one K
 
 
 def test_embeddings_in_long_format(con):

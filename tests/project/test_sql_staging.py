@@ -14,7 +14,7 @@ MOVIES = [(1, "Alpha (1995)", "Comedy|Drama"), (2, " Beta, The (2001) ", "(no ge
 HEADER = "userId,movieId,rating,timestamp\r\n"
 
 
-STRATEGIES = ("popularity", "item_knn", "markov", "lm", "lm_neural", "lm_mmr", "lm_calibrated", "lm_explore")
+STRATEGIES = ("popularity", "item_knn", "markov", "new_in_genre", "lm", "lm_neural", "lm_mmr", "lm_calibrated", "lm_explore")
 
 def test_generated_dataset_builds_and_passes_every_data_test(tmp_path):
     ratings, movies, tags = generated_dataset()
