@@ -23,7 +23,8 @@ import math
 
 import pytest
 
-from sql_fixtures import DAY, T0, build, connect, make_project, rows
+from duckrec.cli import main
+from sql_fixtures import DAY, REPO, T0, build, connect, make_project, rows
 
 MOVIES = [
     (10, "Alpha (2000)", "Action"),
@@ -52,17 +53,26 @@ TAGS = [(8, 30, "Space opera", T0), (8, 70, "space opera", T0), (8, 10, "funny",
 VARS = {"ks": [3, 5], "k": 3, "top_interests": 1, "new_item_share": 0.25}
 
 
-def _warehouse(tmp_path_factory, name, split_rule):
+def _project(tmp_path_factory, name, split_rule):
     project = make_project(tmp_path_factory.mktemp(name), RATINGS, MOVIES, TAGS, vars={**VARS, "split_rule": split_rule})
     result = build(project)
     assert result.code == 0, result
     assert " FAIL " not in result.out, result
-    return connect(project)
+    return project
+
+
+def _warehouse(tmp_path_factory, name, split_rule):
+    return connect(_project(tmp_path_factory, name, split_rule))
 
 
 @pytest.fixture(scope="module")
-def cold(tmp_path_factory):
-    con = _warehouse(tmp_path_factory, "new_items", "new_items")
+def cold_project(tmp_path_factory):
+    return _project(tmp_path_factory, "new_items", "new_items")
+
+
+@pytest.fixture(scope="module")
+def cold(cold_project):
+    con = connect(cold_project)
     yield con
     con.close()
 
@@ -145,3 +155,11 @@ def test_reasons_say_what_two_items_share(warm):
     worded = rows(warm, "select distinct reason from recs.served_recommendations where reason like 'Like %'")
     assert worded and all(":" in r for (r,) in worded)
     assert all(r.count(",") <= 3 for (r,) in worded)   # one after the title, then at most 3 traits
+
+
+def test_the_strategies_page_shows_the_new_item_metrics(cold_project, cold, capsys):
+    (cold_project / "reports").symlink_to(REPO / "reports", target_is_directory=True)
+    assert main(["docs", "generate", "--project-dir", str(cold_project)]) == 0
+    page = next((cold_project / "target/docs/results").glob("*strateg*.html")).read_text(encoding="utf-8")
+    assert "NDCG on every user and on the users whose test item is new (K = 3)" in page
+    assert "New-item users (eval.new_item_metrics)" in page and "new_in_genre" in page
