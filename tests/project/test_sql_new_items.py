@@ -142,6 +142,9 @@ def test_new_in_genre_serves_the_item_nobody_has_seen_first(warm):
     # u1's top genre is Comedy (20, 70, 30); 90 has no event at all: the newest arrival
     assert rows(warm, """select item_id, reason from recs.recommendations
                          where strategy = 'new_in_genre' and user_id = 1 and rank = 1""") == [(90, "new in Comedy")]
+    # served with a reason in words: its own, or what it shares with an item the user watched
+    served = rows(warm, "select distinct reason from recs.served_recommendations where user_id = 1 and item_id = 90")
+    assert len(served) == 1 and served[0][0].startswith(("New in Comedy, one of the genres you watch most", "Like "))
     assert rows(warm, "select count(*) from recs.served_recommendations where reason like 'new in %'") == [(0,)]
 
 
