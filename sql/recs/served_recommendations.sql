@@ -45,8 +45,9 @@ ratings as (
     group by user_id, item_id
 ),
 
--- what an item is about, in words: its genres and tags (staging.item_tags), lower case; the
--- rarer a trait in the catalogue, the more it says about what two items share
+-- what an item is about, in words: its genres and tags (staging.item_tags), lower case, the
+-- rarest in the catalogue first (then by name): the rarer a trait, the more it says about
+-- what two items share. One list per item, so matching two items joins on item_id only.
 item_traits as (
     select distinct item_id, trait
     from (
@@ -58,6 +59,13 @@ item_traits as (
 
 trait_rarity as (
     select trait, count(*) as n_items from item_traits group by trait
+),
+
+item_trait_lists as (
+    select item_id, list(trait order by trait_rarity.n_items, trait) as traits
+    from item_traits
+    join trait_rarity using (trait)
+    group by item_id
 ),
 
 parsed as (
@@ -82,27 +90,18 @@ reason_items as (
 ),
 
 -- what the recommended item and the history item a reason names have in common: at most 3
--- traits both carry, the rarest first (then by name)
+-- traits both carry, the rarest first
 shared_traits as (
-    select strategy, user_id, rank, string_agg(trait, ', ' order by trait_order) as traits
-    from (
-        select
-            reason_items.strategy,
-            reason_items.user_id,
-            reason_items.rank,
-            recommended.trait,
-            row_number() over (
-                partition by reason_items.strategy, reason_items.user_id, reason_items.rank
-                order by trait_rarity.n_items, recommended.trait
-            ) as trait_order
-        from reason_items
-        join parsed using (strategy, user_id, rank)
-        join item_traits recommended on recommended.item_id = parsed.item_id
-        join item_traits named on named.item_id = reason_items.reason_item_id and named.trait = recommended.trait
-        join trait_rarity on trait_rarity.trait = recommended.trait
-        qualify trait_order <= 3
-    )
-    group by strategy, user_id, rank
+    select
+        reason_items.strategy,
+        reason_items.user_id,
+        reason_items.rank,
+        nullif(array_to_string(list_filter(recommended.traits, lambda t: list_contains(named.traits, t))[1:3], ', '), '')
+            as traits
+    from reason_items
+    join parsed using (strategy, user_id, rank)
+    join item_trait_lists recommended on recommended.item_id = parsed.item_id
+    join item_trait_lists named on named.item_id = reason_items.reason_item_id
 ),
 
 -- each strategy's own reason for its slot, in plain words
