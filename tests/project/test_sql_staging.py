@@ -121,7 +121,7 @@ def test_a_sample_of_the_real_seeds(tmp_path):
         assert rows(con, "select count(*) from staging.events") == [(len(sample),)]
         assert rows(con, "select count(*) from eval.metrics") == [(len(STRATEGIES) * 3,)]
         reasons = rows(con, "select distinct split_part(reason, ' ', 1) from recs.recommendations order by 1")
-        assert reasons == [("after",), ("explore",), ("like",), ("popular",)]
+        assert reasons == [("after",), ("explore",), ("like",), ("new",), ("popular",)]
 
 
 def test_a_rejected_share_above_the_threshold_warns_and_the_build_succeeds(tmp_path):
