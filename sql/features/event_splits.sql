@@ -5,6 +5,13 @@
 --   temporal: events at or after var('temporal_cutoff') (default: the 90th percentile of event
 --     times) are 'test'; of a user with test events and at least 2 earlier events, the last
 --     earlier event is 'valid'; the rest is 'train'.
+--   new_items: leave_last_out's test events, and the events of the new items
+--     (features.new_items: the newest var('new_item_share') of items by first event) that are
+--     not test events become 'unseen': features.fit_events keeps them from the holdout purpose,
+--     so every holdout list and the language model know nothing of those items' audience. Of
+--     the remaining (visible) events of a user with a test event, the last is 'valid' when at
+--     least one visible event precedes it (a valid event that would fall on a new item moves
+--     back to the last visible one), the rest 'train'.
 -- position is the event's 1-based place in the user's whole sequence, same order.
 {% set split_rule = var('split_rule', 'leave_last_out') %}
 with events as (
@@ -67,9 +74,44 @@ assigned as (
     from periods
     join per_user using (user_id)
 )
+{% elif split_rule == 'new_items' %}
+marked as (
+    select
+        sequenced.*,
+        case
+            when sequenced.n_user_events >= 3 and sequenced.position = sequenced.n_user_events then 'test'
+            when new_items.is_new then 'unseen'
+        end as fixed_split
+    from sequenced
+    left join {{ ref('new_items') }} new_items using (item_id)
+),
+
+visible as (
+    select
+        user_id,
+        position,
+        row_number() over (partition by user_id order by position desc) as place_from_end,
+        count(*) over (partition by user_id) as n_visible
+    from marked
+    where fixed_split is null
+),
+
+assigned as (
+    select
+        marked.* exclude (fixed_split),
+        coalesce(
+            marked.fixed_split,
+            case
+                when marked.n_user_events >= 3 and visible.place_from_end = 1 and visible.n_visible >= 2 then 'valid'
+                else 'train'
+            end
+        ) as split
+    from marked
+    left join visible using (user_id, position)
+)
 {% else %}
 assigned as (
-    select *, error('features.event_splits: var split_rule is ''{{ split_rule }}''; expected ''leave_last_out'' or ''temporal''') as split
+    select *, error('features.event_splits: var split_rule is ''{{ split_rule }}''; expected ''leave_last_out'', ''temporal'' or ''new_items''') as split
     from sequenced
 )
 {% endif %}

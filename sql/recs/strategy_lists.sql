@@ -8,6 +8,7 @@
     ref('popularity_lists'),
     ref('item_knn_lists'),
     ref('markov_lists'),
+    ref('new_in_genre_lists'),
     ref('lm_lists'),
     ref('lm_neural_lists'),
     ref('lm_mmr_lists'),

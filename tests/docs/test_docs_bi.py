@@ -40,13 +40,14 @@ def test_titles_in_natural_order_with_genres_as_text(con):
 
 
 def test_plain_reasons_name_the_history_item_with_its_year(con):
-    # user 4 watched 106 then 101: markov follows the last item, The Matrix
+    # user 4 watched 106 then 101: markov follows the last item, The Matrix, to Heat (u1 went
+    # 101 -> 102); the two share the genre Action, so the reason says so
     served = rows(con, """select strategy, reason from recs.served_recommendations
                           where user_id = 4 and strategy in ('markov', 'popularity', 'item_knn') order by strategy, rank""")
     reasons = {}
     for strategy, reason in served:
         reasons.setdefault(strategy, []).append(reason)
-    assert reasons["markov"][0] == "Because you watched The Matrix (1999)"
+    assert reasons["markov"][0] == "Like The Matrix (1999), which you rated highly: action"
     # popularity's own reason is generic: it shows where no other strategy explains the item
     # from the user's history, and yields to such a reason where one does
     popular = rows(con, """select p.reason, count(o.strategy) > 0 as also_elsewhere
@@ -55,10 +56,12 @@ def test_plain_reasons_name_the_history_item_with_its_year(con):
                              on o.user_id = p.user_id and o.item_id = p.item_id and o.strategy <> 'popularity'
                            where p.strategy = 'popularity' group by p.strategy, p.user_id, p.item_id, p.reason""")
     assert {r for r, elsewhere in popular if not elsewhere} <= {"Popular: one of the most watched titles"}
-    assert all(r.startswith(("Because you watched ", "Viewers of ", "Something different: "))
+    assert all(r.startswith(("Like ", "Because you watched ", "Viewers of ", "Something different: ", "New in "))
                or r == "Popular: one of the most watched titles" for r, _ in popular)
-    # item_knn's "Viewers of X also watched this", or the reason of a strategy serving the same item
-    assert all((r.startswith("Viewers of ") and r.endswith(" also watched this")) or r.startswith("Because you watched ")
+    # item_knn's "Viewers of X also watched this" (or what the two share), or the reason of a
+    # strategy serving the same item
+    assert all((r.startswith("Viewers of ") and r.endswith(" also watched this"))
+               or r.startswith(("Like ", "Because you watched ", "New in "))
                or r == "Popular: one of the most watched titles" for r in reasons["item_knn"]), reasons["item_knn"]
     technical = rows(con, "select reason from recs.recommendations where user_id = 4 and strategy = 'markov' and rank = 1")
     assert technical == [("after Matrix, The",)]
@@ -142,7 +145,7 @@ def test_descriptions_are_comments_and_never_null_columns_are_not_null(con):
 
 def test_metrics_come_ordered_by_strategy_and_k(con):
     keys = rows(con, "select strategy, k from eval.metrics")
-    assert keys == sorted(keys) and len(keys) == 9  # 9 strategies (lm_neural, text_knn among them) x one K
+    assert keys == sorted(keys) and len(keys) == 10  # 10 strategies (lm_neural, new_in_genre, text_knn among them) x one K
 
 
 def test_the_strategies_page_shows_every_strategy(con, capsys):

@@ -207,4 +207,4 @@ def test_the_projects_result_pages_read_models_it_has():
     refs = {r for p in pages for b in p.blocks for r in b.refs}
     # metrics_history is drawn once the project has it; every other page reads existing models
     assert {r for r in refs if project.by_name(r) is None} <= {"metrics_history"}
-    assert {"metrics", "tradeoff", "metrics_by_segment", "user_rfm", "lm_training_log"} <= refs
+    assert {"metrics", "new_item_metrics", "tradeoff", "metrics_by_segment", "user_rfm", "lm_training_log"} <= refs

@@ -58,8 +58,8 @@ def test_replacing_the_test_events_changes_no_holdout_row(tmp_path, split_rule):
                                                      split_rule)
 
     strategies = {r[0] for r in holdout}
-    assert strategies == {"popularity", "item_knn", "markov", "lm", "lm_neural", "lm_mmr", "lm_calibrated", "lm_explore",
-                          "text_knn"}
+    assert strategies == {"popularity", "item_knn", "markov", "new_in_genre", "lm", "lm_neural", "lm_mmr", "lm_calibrated",
+                          "lm_explore", "text_knn"}
     differing = sorted(set(holdout) ^ set(holdout_2))
     assert not differing, f"{len(differing)} of {len(holdout)} holdout rows differ, e.g. {differing[:5]}"
     assert tradeoff == tradeoff_2

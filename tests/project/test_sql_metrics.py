@@ -181,7 +181,7 @@ def test_new_interest_needs_a_genre_and_top_genres(temporal):
 
 def test_var_k_sets_the_served_list_length(temporal):
     served = rows(temporal, "select distinct strategy, max(rank) over (partition by strategy) from recs.recommendations order by 1")
-    assert {length for _, length in served} == {2} and len(served) == 9  # every strategy, lm_neural and text_knn included
+    assert {length for _, length in served} == {2} and len(served) == 10  # every strategy, lm_neural, new_in_genre and text_knn included
     assert rows(temporal, "select max(rank) from eval.holdout_recommendations") == [(3,)]
 
 

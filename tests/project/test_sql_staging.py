@@ -14,7 +14,7 @@ MOVIES = [(1, "Alpha (1995)", "Comedy|Drama"), (2, " Beta, The (2001) ", "(no ge
 HEADER = "userId,movieId,rating,timestamp\r\n"
 
 
-STRATEGIES = ("popularity", "item_knn", "markov", "lm", "lm_neural", "lm_mmr", "lm_calibrated", "lm_explore",
+STRATEGIES = ("popularity", "item_knn", "markov", "new_in_genre", "lm", "lm_neural", "lm_mmr", "lm_calibrated", "lm_explore",
               "text_knn")
 
 def test_generated_dataset_builds_and_passes_every_data_test(tmp_path):
@@ -122,7 +122,7 @@ def test_a_sample_of_the_real_seeds(tmp_path):
         assert rows(con, "select count(*) from staging.events") == [(len(sample),)]
         assert rows(con, "select count(*) from eval.metrics") == [(len(STRATEGIES) * 3,)]
         reasons = rows(con, "select distinct split_part(reason, ' ', 1) from recs.recommendations order by 1")
-        assert reasons == [("after",), ("explore",), ("like",), ("popular",)]
+        assert reasons == [("after",), ("explore",), ("like",), ("new",), ("popular",)]
 
 
 def test_a_rejected_share_above_the_threshold_warns_and_the_build_succeeds(tmp_path):
