@@ -19,7 +19,9 @@ PURPOSE = "holdout"
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     list_length = max(dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates

@@ -9,7 +9,9 @@ from duckrec.ml import rerank
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     k = max(lengths.values())
     max_rank = int((dbt.var("lm", {}) or {}).get("candidates", 100))

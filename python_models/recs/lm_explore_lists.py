@@ -17,7 +17,9 @@ from duckrec.ml import rerank
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     items = dbt.ref("items").pl()
