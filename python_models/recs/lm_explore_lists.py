@@ -47,8 +47,8 @@ def model(dbt, session):
     lists_made = slots_made = 0
     for block in blocks:
         histories, table, slots = read(block)
-        mean, std = rerank.uncertainty_of(table, uncertainty.filter(block.where()).pl())
         outside, probes = rerank.interest_flags_of(table, interests.filter(block.where()).pl())
+        mean, std = rerank.uncertainty_of(table, uncertainty.filter(block.where()).pl(), needed=outside)
         popularity = rerank.popularity_of(table, item_popularity)
         lists = rerank.explore_lists(table, mean, std, outside, probes, slots, lengths, seed=seed,
                                      popularity=popularity, probe_counts=counts, **settings.explore_options())

@@ -70,6 +70,19 @@ def test_chosen_settings_replace_the_hand_set_ones():
     assert rerank.chosen_settings(off, choice) == off
 
 
+def test_uncertainty_is_read_only_where_a_probe_can_be():
+    frame = pl.DataFrame({"purpose": ["holdout"] * 3, "user_id": [1, 1, 1], "rank": [1, 2, 3],
+                          "item_id": [10, 20, 30], "score": [0.5, 0.3, 0.2]})
+    table = rerank.Candidates.from_frame(frame)
+    # the table scores only item 20, the one candidate that opens a new interest
+    scored = pl.DataFrame({"purpose": ["holdout"], "user_id": [1], "item_id": [20], "mc_mean": [0.25],
+                           "mc_std": [0.05]})
+    mean, std = rerank.uncertainty_of(table, scored, needed=np.array([False, True, False]))
+    assert mean.tolist() == [0.0, 0.25, 0.0] and std.tolist() == [0.0, 0.05, 0.0]
+    with pytest.raises(ValueError, match=r"1 of 2 candidates have no mc_mean/mc_std .* item 30"):
+        rerank.uncertainty_of(table, scored, needed=np.array([False, True, True]))
+
+
 def test_promise_vars_are_checked():
     with pytest.raises(ValueError, match=r"unknown rerank.explore settings \['max_loss'\]"):
         rerank.RerankSettings.from_vars({"explore": {"max_loss": 0.1}})
@@ -101,5 +114,12 @@ def test_a_build_chooses_each_reranker_on_validation_and_serves_it(tmp_path):
         assert probes == 0 and "warning: lm_explore cannot act" in result.out
     else:
         assert probes > 0
+    # MC dropout scored only the candidates a probe can be
+    assert rows(con, "select count(*) from recs.lm_candidate_uncertainty u anti join "
+                     "(select * from recs.lm_candidate_interests where is_new_interest) n "
+                     "using (purpose, user_id, item_id)") == [(0,)]
+    scored, pool = rows(con, "select (select count(*) from recs.lm_candidate_uncertainty), "
+                             "(select count(*) from recs.lm_candidates)")[0]
+    assert 0 < scored < pool
     mmr_lambda = dict((r[0], r) for r in chosen)["lm_mmr"][3]
     assert f"at lambda {mmr_lambda if mmr_lambda is not None else 1.0}" in result.out

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .explore_frames import candidate_uncertainty, explore_lists, interest_flags_of, popularity_of, slots_per_group
+from .explore_frames import candidate_uncertainty, explore_lists, history_sequences, interest_flags_of, popularity_of, slots_per_group
 from .frames import Candidates, calibrated_lists, embedding_matrix, exploit_lists, genre_matrix, history_genre_mix, mmr_lists
 from .settings import RerankSettings
 
@@ -110,10 +110,17 @@ class ValidationPool:
             "item_id": pl.Series(lm.catalogue.item_ids[items_idx[found] - 1], dtype=pl.Int64),
             "score": pl.Series(scores[found], dtype=pl.Float64)})
         candidates = Candidates.from_frame(frame, histories)
-        mean, std = candidate_uncertainty(lm, candidates, histories, passes, seed)
         flags = new_interest_flags(candidates.frame.select("user_id", "item_id"), interests, items) \
             .with_columns(pl.lit(PURPOSE).alias("purpose"))
         outside, probes = interest_flags_of(candidates, flags)
+        # only the candidates a probe can be (recs.lm_candidate_uncertainty scores the same rows);
+        # the n-gram half counts over every pool user's history, as there
+        probe_rows = Candidates.from_frame(candidates.frame.filter(pl.Series(outside)))
+        mean, std = np.zeros(outside.size), np.zeros(outside.size)
+        if probe_rows.frame.height:
+            ngram = lm.mixture.fit_ngram(history_sequences(lm, candidates.groups, histories), lm.catalogue.n_items)
+            mean[outside], std[outside] = candidate_uncertainty(lm, probe_rows, histories, passes, seed,
+                                                                ngrams={PURPOSE: ngram})
         popularity = popularity_of(candidates, item_popularity.filter(pl.col("purpose") == PURPOSE))
         return cls(candidates, histories, mean, std, outside, probes, popularity, valid.select("user_id", "item_id"))
 
@@ -229,7 +236,7 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
         row.update(measures.compare(measures.of(lists), base))
         return row
 
-    def decide(reranker, rows, budget, prefer, min_coverage=None, can_act=""):
+    def decide(reranker, rows, budget, prefer, min_coverage=None, can_act="", identity=lambda r: False):
         best, why = choose_setting(rows, budget, prefer, min_coverage)
         for i, row in enumerate(rows):
             row["max_ndcg_loss"] = budget
@@ -243,6 +250,9 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
                          "keeps_promise": True, "is_chosen": True, "reason": why})
         else:
             log(f"{reranker}: chose {rows[best]['setting']} on {measures.users.size} validation users: {why}")
+            if identity(rows[best]):
+                log(f"warning: {reranker} cannot act: only its setting {rows[best]['setting']}, the lm order, keeps "
+                    f"the promise (max_ndcg_loss {budget:g}){can_act}; it serves the lm list")
         out.extend(rows)
         return None if best is None else rows[best]
 
@@ -260,12 +270,14 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
                              novelty_weight=weight))
     decide("lm_explore", rows, settings.explore.max_ndcg_loss,
            lambda r: (r["coverage_ratio"], r["novelty_gain"], -r["share_scale"]), settings.explore.min_coverage_ratio,
-           "" if n_probes else " (no candidate is a new interest for its user: items carry no interests)")
+           "" if n_probes else " (no candidate is a new interest for its user: items carry no interests)",
+           identity=lambda r: r["share_scale"] == 0 or (r["ndcg_ratio"] == 1.0 and r["coverage_ratio"] == 1.0))
 
     vectors = embedding_matrix(ranked.item_ids(), embeddings)
     rows = [measured("lm_mmr", f"lambda={lam:g}", mmr_lists(ranked, vectors, list_length, lam), lambda_value=lam)
             for lam in settings.tradeoff_mmr_lambdas]
-    decide("lm_mmr", rows, settings.mmr.max_ndcg_loss, lambda r: (-r["lambda_value"],))
+    decide("lm_mmr", rows, settings.mmr.max_ndcg_loss, lambda r: (-r["lambda_value"],),
+           identity=lambda r: r["lambda_value"] >= 1.0)
 
     item_genres, names = genre_matrix(ranked.item_ids(), items)
     mixes = history_genre_mix(ranked.groups, pool.histories, items)
@@ -273,7 +285,7 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
                      calibrated_lists(ranked, item_genres, mixes, list_length, lam), lambda_value=lam)
             for lam in settings.tradeoff_calibration_lambdas]
     decide("lm_calibrated", rows, settings.calibration.max_ndcg_loss, lambda r: (r["lambda_value"],),
-           can_act="" if names else " (items carry no genres to calibrate on)")
+           can_act="" if names else " (items carry no genres to calibrate on)", identity=lambda r: r["lambda_value"] <= 0.0)
     return pl.DataFrame(out, schema=CHOICE_SCHEMA)
 
 
