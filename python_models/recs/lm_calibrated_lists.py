@@ -1,5 +1,6 @@
 """lm_calibrated: the language model's candidates re-ranked so each list's genre mix follows
-the user's history mix (Steck, RecSys 2018), lambda = var rerank.calibration_lambda.
+the user's history mix (Steck, RecSys 2018), lambda chosen on validation per build
+(eval.explore_choice; var rerank.calibration_lambda when rerank.choose_on_validation is false).
 Exploit slots only; reasons name the closest history item. Built a block of users at a
 time (duckrec.ml.rerank.blocks)."""
 import polars as pl

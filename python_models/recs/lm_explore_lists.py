@@ -1,5 +1,6 @@
 """lm_explore: the language model's exploit list with a share of its slots (per RFM segment of
-the purpose, var rerank.explore_shares) given to candidates that are a new interest for the
+the purpose: var rerank.explore_shares times the scale eval.explore_choice chose on
+validation, with its novelty weight) given to candidates that are a new interest for the
 user (recs.lm_candidate_interests, the rule eval's new_interest_hit_rate uses), chosen by the
 model's uncertainty (recs.lm_candidate_uncertainty: MC-dropout mean and spread), then UCB
 or a Thompson draw (var rerank.explore_rule), divided by the item's popularity (features.item_popularity)

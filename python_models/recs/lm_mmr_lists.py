@@ -1,5 +1,6 @@
 """lm_mmr: the language model's candidates re-ranked by maximal marginal relevance
-(Carbonell and Goldstein, 1998) over the LM's item embeddings, lambda = var rerank.mmr_lambda.
+(Carbonell and Goldstein, 1998) over the LM's item embeddings, lambda chosen on validation
+per build (eval.explore_choice; var rerank.mmr_lambda when rerank.choose_on_validation is false).
 Exploit slots only; reasons name the closest history item. Built a block of users at a
 time (duckrec.ml.rerank.blocks)."""
 import polars as pl
