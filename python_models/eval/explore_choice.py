@@ -40,9 +40,10 @@ def model(dbt, session):
         return pl.DataFrame(schema={"checkpoint_id": pl.Utf8, **rerank.CHOICE_SCHEMA})
     valid = valid.filter(pl.col("user_id").is_in(users.tolist()))
     train = splits.filter((pl.col("split") == "train") & pl.col("user_id").is_in(users.tolist()))
-    interests = dbt.ref("fit_interests").filter("purpose = 'holdout' and interest_type = 'genre'") \
+    # the catalogue's interests (features.item_interests: genres, or clusters without labels)
+    interests = dbt.ref("fit_interests").filter("purpose = 'holdout' and interest_type <> 'tag'") \
         .project("user_id, interest, weight, is_top").pl()
-    items = dbt.ref("items").pl()
+    items = dbt.ref("item_interests").pl().select("item_id", pl.col("interests").alias("genres"))
     popularity = dbt.ref("item_popularity").filter("purpose = 'holdout'").pl()
     segments = dbt.ref("user_rfm_by_purpose").filter("purpose = 'holdout'").pl()
     checkpoints = dbt.ref("lm_checkpoints")

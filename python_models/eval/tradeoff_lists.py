@@ -26,7 +26,8 @@ def model(dbt, session):
     seed = int(dbt.var("seed", 42))
     # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
     max_rank = (dbt.var("lm", {}) or {}).get("candidates", 100)
-    items = dbt.ref("items").pl()
+    # the catalogue's interests (features.item_interests): calibration's genres, or clusters
+    items = dbt.ref("item_interests").pl().select("item_id", pl.col("interests").alias("genres"))
     embeddings = dbt.ref("item_embeddings").pl()
     item_popularity = dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
     segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)

@@ -123,3 +123,41 @@ def test_a_build_chooses_each_reranker_on_validation_and_serves_it(tmp_path):
     assert 0 < scored < pool
     mmr_lambda = dict((r[0], r) for r in chosen)["lm_mmr"][3]
     assert f"at lambda {mmr_lambda if mmr_lambda is not None else 1.0}" in result.out
+
+
+def test_clusters_of_separate_groups_are_the_groups_named_by_their_most_typical_items():
+    from duckrec.ml.clusters import cluster_items, cluster_labels
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 10
+    vectors = np.concatenate([c + rng.normal(0, 0.5, (20, 3)) for c in centres])
+    vectors[0] = centres[0]  # the most typical item of the first group
+    clusters, similarity = cluster_items(vectors, 3, seed=1)
+    groups = [set(clusters[i * 20:(i + 1) * 20].tolist()) for i in range(3)]
+    assert all(len(g) == 1 for g in groups) and len(set().union(*groups)) == 3
+    names = np.array([f"item {i}" for i in range(60)])
+    labels = cluster_labels(clusters, similarity, names, typical=2)
+    assert labels[int(clusters[0])].startswith("item 0 / ")
+    assert cluster_items(vectors[:2], 5, seed=1)[0].max() <= 1  # k capped at the distinct rows
+
+
+def test_a_catalogue_without_genres_explores_clusters_of_the_lms_item_embeddings(tmp_path):
+    ratings, movies, tags = generated_dataset(n_users=60, n_items=80)
+    movies = [(m, title, "(no genres listed)") for m, title, _ in movies]
+    # a generous promise, so that the tiny model's noisy validation lets exploration act
+    project = make_project(tmp_path / "p", ratings, movies, [],
+                           vars={"interests": {"source": "auto", "clusters": 6},
+                                 "rerank": {"explore": {"max_ndcg_loss": 0.9}}})
+    result = build(project)
+    assert result.code == 0, result
+    con = connect(project)
+    assert rows(con, "select distinct interest_type from features.item_interests") == [("cluster",)]
+    labels = rows(con, "select count(distinct label) from ml.item_clusters")[0][0]
+    assert 1 < labels <= 6
+    assert rows(con, "select count(*) from features.user_interests where interest_type = 'cluster'")[0][0] > 0
+    assert rows(con, "select count(*) from recs.lm_candidate_interests where is_new_interest")[0][0] > 0
+    probes = rows(con, "select count(*), count(*) filter (where probed_interest in "
+                       "(select label from ml.item_clusters)) from recs.lm_explore_lists where is_exploration")[0]
+    assert probes[0] > 0 and probes[0] == probes[1]
+    # diversity is measured on the clusters: no longer 1.0 for every strategy
+    assert rows(con, "select min(diversity) < 1 from eval.metrics where k = 10") == [(True,)]

@@ -285,7 +285,7 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
                      calibrated_lists(ranked, item_genres, mixes, list_length, lam), lambda_value=lam)
             for lam in settings.tradeoff_calibration_lambdas]
     decide("lm_calibrated", rows, settings.calibration.max_ndcg_loss, lambda r: (r["lambda_value"],),
-           can_act="" if names else " (items carry no genres to calibrate on)", identity=lambda r: r["lambda_value"] <= 0.0)
+           can_act="" if names else " (items carry no interests to calibrate on)", identity=lambda r: r["lambda_value"] <= 0.0)
     return pl.DataFrame(out, schema=CHOICE_SCHEMA)
 
 
