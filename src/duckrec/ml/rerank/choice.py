@@ -21,8 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .explore_frames import candidate_uncertainty, explore_lists, history_sequences, interest_flags_of, popularity_of, slots_per_group
-from .frames import Candidates, calibrated_lists, embedding_matrix, exploit_lists, genre_matrix, history_genre_mix, mmr_lists
+from .explore_frames import (
+    candidate_uncertainty, explore_lists, exposure_counts, history_sequences, interest_flags_of, popularity_of,
+    slots_per_group,
+)
+from .frames import (
+    Candidates, calibrated_lists, embedding_matrix, exploit_lists, genre_matrix, history_genre_mix, mmr_lists,
+)
 from .settings import RerankSettings
 
 CHOICE_SCHEMA: dict[str, pl.DataType] = {
@@ -264,8 +269,12 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
         shares, default = scaled_shares(settings, scale)
         slots = slots_per_group(groups, segments, shares, list_length, default)
         options = {**settings.explore_options(), "novelty_weight": weight}
+        # as the served lists: the items every list's exploit slots show are counted first
+        counts: dict = {}
+        if settings.explore_repeat_shown and settings.explore_repeat_penalty > 0:
+            exposure_counts(pool.candidates, slots, list_length, counts)
         lists = explore_lists(pool.candidates, pool.mean, pool.std, pool.outside, pool.probes, slots, list_length,
-                              seed=seed, popularity=pool.popularity, probe_counts={}, **options)
+                              seed=seed, popularity=pool.popularity, probe_counts=counts, **options)
         rows.append(measured("lm_explore", f"scale={scale:g} w={weight:g}", lists, share_scale=scale,
                              novelty_weight=weight))
     decide("lm_explore", rows, settings.explore.max_ndcg_loss,
