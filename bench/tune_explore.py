@@ -1,4 +1,10 @@
-"""Choose lm_explore's settings on the VALIDATION split, never on test.
+"""Study lm_explore's settings on the VALIDATION split, never on test.
+
+Each build now chooses lm_explore's share scale and novelty weight (and MMR's and
+calibration's lambdas) itself, on its own validation split: eval.explore_choice
+(python_models/eval/explore_choice.py, duckrec.ml.rerank.choice), against the promise
+rerank.explore.max_ndcg_loss. This script stays the wider study behind the starting points
+in project.yml: the repeat penalty, the shown-items rule and the per-segment profile.
 
 Reads a built warehouse (read only): the trained LM (ml.lm_checkpoints), the splits
 (features.event_splits), the holdout interests and popularity. Every user's history is
@@ -10,8 +16,8 @@ measured against the valid events, as eval.tradeoff measures holdout lists again
 
 Two shortcuts, both favouring no setting over another: interests and popularity are the
 'holdout' ones (train + valid events: one event per user more than the train histories),
-and the new-interest rule is mirrored here in Python (new_interests in
-sql/macros/interests.sql is the definition).
+and the new-interest rule is mirrored in Python (duckrec.ml.rerank.choice.new_interest_flags;
+new_interests in sql/macros/interests.sql is the definition).
 
     .venv/bin/python bench/tune_explore.py [warehouse.duckdb] [--candidates 300 600]
 
@@ -32,6 +38,7 @@ import polars as pl
 
 from duckrec.ml import TrainedLM, top_k, user_sequences
 from duckrec.ml import rerank
+from duckrec.ml.rerank.choice import new_interest_flags
 
 K = 10
 # lists are built at max(var ks) = 20, as the served lists and eval.tradeoff_lists are, and cut
@@ -54,7 +61,7 @@ def load(path: str):
     q = lambda sql: pl.from_arrow(con.sql(sql).arrow())  # noqa: E731
     lm = TrainedLM.from_bytes(q("select state from ml.lm_checkpoints")["state"][0])
     splits = q("select user_id, item_id, position, split from features.event_splits")
-    interests = q("select user_id, interest as genre, weight, is_top from features.user_interests_holdout "
+    interests = q("select user_id, interest, weight, is_top from features.user_interests_holdout "
                   "where interest_type = 'genre'")
     items = q("select item_id, genres from staging.items")
     popularity = q(f"select purpose, item_id, novelty_bits from features.item_popularity where purpose = '{PURPOSE}'")
@@ -63,24 +70,6 @@ def load(path: str):
     except duckdb.Error:
         segments = q(f"select '{PURPOSE}' as purpose, user_id, rfm_segment from features.user_rfm")
     return lm, splits, interests, items, popularity, segments
-
-
-def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
-    """(user_id, item_id) -> is_new_interest, probed_interest: the rule of new_interests."""
-    top = interests.filter(pl.col("is_top")).group_by("user_id").agg(pl.col("genre").alias("top"))
-    g = (pairs.join(items, on="item_id", how="left").explode("genres").rename({"genres": "genre"})
-         .join(interests.select("user_id", "genre", "weight"), on=["user_id", "genre"], how="left")
-         .with_columns(pl.col("weight").fill_null(0.0)))
-    g = g.join(top, on="user_id", how="left")
-    per = g.filter(pl.col("genre").is_not_null()).group_by("user_id", "item_id").agg(
-        (~pl.col("genre").is_in(pl.col("top").first()).any()).alias("outside"),
-        pl.col("genre").sort_by(["weight", "genre"]).first().alias("least"),
-        pl.col("top").first().is_not_null().alias("has_top"),
-    )
-    out = pairs.join(per, on=["user_id", "item_id"], how="left").with_columns(
-        (pl.col("outside").fill_null(False) & pl.col("has_top").fill_null(False)).alias("is_new_interest"))
-    return out.with_columns(pl.when(pl.col("is_new_interest")).then(pl.col("least")).alias("probed_interest")) \
-        .select("user_id", "item_id", "is_new_interest", "probed_interest")
 
 
 class Pool:

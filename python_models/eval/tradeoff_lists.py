@@ -19,12 +19,15 @@ PURPOSE = "holdout"
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     list_length = max(dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     # exploration's pool (var rerank.explore_candidates); the other re-rankers read the first lm.candidates
     max_rank = (dbt.var("lm", {}) or {}).get("candidates", 100)
-    items = dbt.ref("items").pl()
+    # the catalogue's interests (features.item_interests): calibration's genres, or clusters
+    items = dbt.ref("item_interests").pl().select("item_id", pl.col("interests").alias("genres"))
     embeddings = dbt.ref("item_embeddings").pl()
     item_popularity = dbt.ref("item_popularity").pl().filter(pl.col("purpose") == PURPOSE)
     segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)

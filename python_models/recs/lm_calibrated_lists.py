@@ -1,5 +1,6 @@
 """lm_calibrated: the language model's candidates re-ranked so each list's genre mix follows
-the user's history mix (Steck, RecSys 2018), lambda = var rerank.calibration_lambda.
+the user's history mix (Steck, RecSys 2018), lambda chosen on validation per build
+(eval.explore_choice; var rerank.calibration_lambda when rerank.choose_on_validation is false).
 Exploit slots only; reasons name the closest history item. Built a block of users at a
 time (duckrec.ml.rerank.blocks)."""
 import polars as pl
@@ -9,11 +10,15 @@ from duckrec.ml import rerank
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     k = max(lengths.values())
     max_rank = int((dbt.var("lm", {}) or {}).get("candidates", 100))
     items = dbt.ref("items").pl()
+    # the catalogue's interests (features.item_interests): genres, or clusters without labels
+    interests = dbt.ref("item_interests").pl().select("item_id", pl.col("interests").alias("genres"))
     vectors = rerank.reason_vectors(dbt.ref("item_embeddings").pl())
     candidates = dbt.ref("lm_candidates").filter(f"rank <= {max_rank}")
     fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
@@ -23,8 +28,8 @@ def model(dbt, session):
     for block in blocks:
         histories = rerank.purpose_histories(fit_events.filter(block.where()).pl())
         table = rerank.Candidates.from_frame(candidates.filter(block.where()).pl(), histories, max_rank=max_rank)
-        item_genres, _ = rerank.genre_matrix(table.item_ids(), items)
-        target_mixes = rerank.history_genre_mix(table.groups, histories, items)
+        item_genres, _ = rerank.genre_matrix(table.item_ids(), interests)
+        target_mixes = rerank.history_genre_mix(table.groups, histories, interests)
         # the greedy calibration: a list cut at a purpose's length is the list built at that length
         lists = rerank.cut_lists(
             rerank.calibrated_lists(table, item_genres, target_mixes, k, settings.calibration_lambda), lengths

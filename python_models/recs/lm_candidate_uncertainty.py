@@ -1,4 +1,5 @@
-"""The LM's uncertainty about each of its candidates: the mean and spread of the mixed
+"""The LM's uncertainty about each of its candidates a list can probe (those that open a new
+interest for the user, recs.lm_candidate_interests): the mean and spread of the mixed
 next-item probability over var lm.mc_passes stochastic forward passes with dropout on
 (MC dropout, duckrec.ml.score.score_candidates_mc), seeded by var seed. Computed once
 here; lm_explore_lists and eval.tradeoff_lists read it. Written a block of users at a
@@ -16,7 +17,13 @@ def model(dbt, session):
     seed = int(dbt.var("seed", 42))
     passes = int((dbt.var("lm", {}) or {}).get("mc_passes", 20))
     lm = latest_checkpoint(dbt.ref("lm_checkpoints"))
-    candidates = dbt.ref("lm_candidates")
+    all_candidates = dbt.ref("lm_candidates")
+    # only the rows a list reads: exploration's probes come from the candidates that open a new
+    # interest (recs.lm_candidate_interests); exploit slots keep the LM's score order and never
+    # read the uncertainty, so the rest of the pool is not scored
+    candidates = all_candidates.join(
+        dbt.ref("lm_candidate_interests").filter("is_new_interest").project("purpose, user_id, item_id"),
+        "purpose, user_id, item_id", how="semi")
     fit_events = dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     # two purposes' blocks are scored at once: a purpose larger than one block goes in half
     # blocks; one that fits (the default seeds) stays whole, so its masks are one pass's
@@ -28,7 +35,8 @@ def model(dbt, session):
     # each purpose's n-gram half counts over all its candidate users' histories, once
     ngrams = {}
     for purpose in by_purpose:
-        users = candidates.filter(f"purpose = '{purpose}'").aggregate("purpose, user_id", "purpose, user_id")
+        # over all the purpose's candidate users, as recs.lm_candidates counts it
+        users = all_candidates.filter(f"purpose = '{purpose}'").aggregate("purpose, user_id", "purpose, user_id")
         groups = users.order("user_id").pl()
         histories = rerank.purpose_histories(fit_events.filter(f"purpose = '{purpose}'").pl())
         ngrams[purpose] = lm.mixture.fit_ngram(rerank.history_sequences(lm, groups, histories), lm.catalogue.n_items)
@@ -46,7 +54,7 @@ def model(dbt, session):
     for pair in zip_longest(*by_purpose.values()):
         pair = [b for b in pair if b is not None]
         where = " or ".join(f"({b.where()})" for b in pair)
-        # every row of lm_candidates (it already leaves history items out)
+        # the block's new-interest rows of lm_candidates (it already leaves history items out)
         block = rerank.Candidates.from_frame(candidates.filter(where).pl())
         histories = rerank.purpose_histories(fit_events.filter(where).pl())
         mean, std = rerank.candidate_uncertainty(lm, block, histories, passes, seed, progress=report,
@@ -55,7 +63,9 @@ def model(dbt, session):
         rows, lists = rows + block.frame.height, lists + block.groups.height
         yield rerank.uncertainty_frame(block, mean, std)
     median = float(np.median(np.concatenate(ratios))) if ratios and sum(map(len, ratios)) else 0.0
-    dbt.log(f"lm_candidate_uncertainty: {rows} candidates of {lists} lists in {len(blocks)} blocks, "
+    pool = all_candidates.aggregate("count(*)").fetchall()[0][0]
+    dbt.log(f"lm_candidate_uncertainty: {rows} new-interest candidates (of {pool} in the pool) of {lists} lists "
+            f"in {len(blocks)} blocks, "
             f"{passes} MC-dropout passes, median spread/mean {median:.2f}")
 
 

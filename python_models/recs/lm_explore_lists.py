@@ -1,5 +1,6 @@
 """lm_explore: the language model's exploit list with a share of its slots (per RFM segment of
-the purpose, var rerank.explore_shares) given to candidates that are a new interest for the
+the purpose: var rerank.explore_shares times the scale eval.explore_choice chose on
+validation, with its novelty weight) given to candidates that are a new interest for the
 user (recs.lm_candidate_interests, the rule eval's new_interest_hit_rate uses), chosen by the
 model's uncertainty (recs.lm_candidate_uncertainty: MC-dropout mean and spread), then UCB
 or a Thompson draw (var rerank.explore_rule), divided by the item's popularity (features.item_popularity)
@@ -17,7 +18,9 @@ from duckrec.ml import rerank
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     seed = int(dbt.var("seed", 42))
     items = dbt.ref("items").pl()
@@ -45,8 +48,8 @@ def model(dbt, session):
     lists_made = slots_made = 0
     for block in blocks:
         histories, table, slots = read(block)
-        mean, std = rerank.uncertainty_of(table, uncertainty.filter(block.where()).pl())
         outside, probes = rerank.interest_flags_of(table, interests.filter(block.where()).pl())
+        mean, std = rerank.uncertainty_of(table, uncertainty.filter(block.where()).pl(), needed=outside)
         popularity = rerank.popularity_of(table, item_popularity)
         lists = rerank.explore_lists(table, mean, std, outside, probes, slots, lengths, seed=seed,
                                      popularity=popularity, probe_counts=counts, **settings.explore_options())

@@ -1,5 +1,6 @@
 """lm_mmr: the language model's candidates re-ranked by maximal marginal relevance
-(Carbonell and Goldstein, 1998) over the LM's item embeddings, lambda = var rerank.mmr_lambda.
+(Carbonell and Goldstein, 1998) over the LM's item embeddings, lambda chosen on validation
+per build (eval.explore_choice; var rerank.mmr_lambda when rerank.choose_on_validation is false).
 Exploit slots only; reasons name the closest history item. Built a block of users at a
 time (duckrec.ml.rerank.blocks)."""
 import polars as pl
@@ -9,7 +10,9 @@ from duckrec.ml import rerank
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = rerank.RerankSettings.from_vars(dbt.var("rerank", {}))
+    # the settings chosen on this build's validation split (eval.explore_choice), or the hand-set ones
+    settings = rerank.chosen_settings(rerank.RerankSettings.from_vars(dbt.var("rerank", {})),
+                                      dbt.ref("explore_choice").pl())
     lengths = rerank.list_lengths(dbt.var("k", 10), dbt.var("ks", [10]))
     k = max(lengths.values())
     max_rank = int((dbt.var("lm", {}) or {}).get("candidates", 100))

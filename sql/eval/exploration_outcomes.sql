@@ -14,7 +14,7 @@ events as (
 ),
 
 item_genres as (
-    select item_id, unnest(genres) as genre from {{ ref('items') }}
+    select item_id, unnest(interests) as genre from {{ ref('item_interests') }}
 ),
 
 genres as (

@@ -1,7 +1,7 @@
 -- What re-ranking costs in accuracy and what it buys in discovery: the lists of every setting
 -- of the re-rankers' grid (eval.tradeoff_lists) measured at K = var rerank.tradeoff_k with the
 -- rules of eval.user_metrics / eval.metrics (sql/macros/measures.sql), plus the share of the
--- shown slots that explore. One row per strategy and setting; the is_default rows equal
+-- shown slots that explore, with bootstrap intervals. One row per strategy and setting; the is_default rows equal
 -- eval.metrics at that K.
 with tradeoff_lists as (
     select * from {{ ref('tradeoff_lists') }}
@@ -17,6 +17,12 @@ user_rows as (
 
 measured as (
     {{ aggregate_measures('user_rows', 'tradeoff_lists', ['strategy', 'setting']) }}
+),
+
+-- bootstrap intervals over users, as eval.metrics' (sql/macros/intervals.sql): every setting
+-- is measured on the same resamples
+intervals as (
+    {{ bootstrap_intervals('user_rows', 'tradeoff_lists', ['strategy', 'setting']) }}
 ),
 
 exploration as (
@@ -49,8 +55,17 @@ select
     measured.novelty,
     measured.new_interest_hit_rate,
     measured.n_new_interest_users,
-    exploration.exploration_share::double as exploration_share
+    exploration.exploration_share::double as exploration_share,
+    intervals.ndcg_low,
+    intervals.ndcg_high,
+    intervals.hit_rate_low,
+    intervals.hit_rate_high,
+    intervals.coverage_low,
+    intervals.coverage_high,
+    intervals.new_interest_hit_rate_low,
+    intervals.new_interest_hit_rate_high
 from settings
 join measured using (strategy, setting)
+left join intervals using (strategy, setting, k)
 left join exploration using (strategy, setting, k)
 order by settings.strategy, settings.parameter nulls first, settings.value nulls last

@@ -2,7 +2,8 @@
 -- lm_explore lists probe. A probed interest the user has never shown gets a row of its own
 -- with zero weights, so an analyst sees every interest exploration opened. confirmed_at: the
 -- first event, after the build that first probed the interest (recs.exploration_log), on an
--- item of that genre: when later events confirmed what exploring opened.
+-- item of that genre: when later events confirmed what exploring opened. "Genre" reads "item
+-- interest": features.item_interests' genres, or clusters for a catalogue without labels.
 with profile as (
     select * from {{ ref('user_interest_profile') }}
 ),
@@ -28,8 +29,8 @@ confirmed as (
     ) first_probed
     join {{ ref('events') }} events
         on events.user_id = first_probed.user_id and events.event_time > first_probed.probed_after
-    join {{ ref('items') }} items
-        on items.item_id = events.item_id and list_contains(items.genres, first_probed.interest)
+    join {{ ref('item_interests') }} items
+        on items.item_id = events.item_id and list_contains(items.interests, first_probed.interest)
     group by all
 ),
 
@@ -41,14 +42,14 @@ known as (
     from profile
     left join explored
         on explored.user_id = profile.user_id
-        and profile.interest_type = 'genre'
+        and profile.interest_type <> 'tag'
         and explored.interest = profile.interest
 ),
 
 opened as (
     select
         explored.user_id,
-        'genre' as interest_type,
+        (select any_value(interest_type) from {{ ref('item_interests') }}) as interest_type,
         explored.interest,
         0.0 as weight,
         0.0 as short_term_weight,
@@ -60,7 +61,7 @@ opened as (
     from explored
     anti join profile
         on profile.user_id = explored.user_id
-        and profile.interest_type = 'genre'
+        and profile.interest_type <> 'tag'
         and profile.interest = explored.interest
 )
 
@@ -82,5 +83,5 @@ from (
 ) interests
 left join confirmed
     on confirmed.user_id = interests.user_id
-    and interests.interest_type = 'genre'
+    and interests.interest_type <> 'tag'
     and confirmed.interest = interests.interest

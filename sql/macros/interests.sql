@@ -1,9 +1,10 @@
 {#
   Interest weights of each list purpose's users over genres and tags, from the events
   (`fit_events`, features.fit_events) and the tags (`fit_tags`, features.fit_tags) the purpose
-  may see; `items` is staging.items. One row per purpose, user and interest.
-  An event spreads a weight of 1 evenly over its item's genres (and, separately, its tags),
-  so a user's genre weights add up to at most 1 (items without genres add nothing):
+  may see; `items` is features.item_interests (item_id, interest_type, interests: each item's
+  genres, or its cluster for a catalogue without labels). One row per purpose, user and interest.
+  An event spreads a weight of 1 evenly over its item's interests (and, separately, its tags),
+  so a user's item-interest weights add up to at most 1 (items without one add nothing):
     long_term_weight  = that share over all the user's events;
     short_term_weight = the same over the user's last var('short_term_events') events;
     weight            = var('interest_short_term_mix') * short + (1 - mix) * long.
@@ -25,7 +26,7 @@ with history as (
 ),
 
 items as (
-    select item_id, genres from {{ items }}
+    select item_id, interest_type, interests from {{ items }}
 ),
 
 item_tag_lists as (
@@ -35,11 +36,11 @@ item_tag_lists as (
 ),
 
 genre_events as (
-    {{ interest_events('genre', 'items', 'genres', 'item_id') }}
+    {{ interest_events('items.interest_type', 'items', 'interests', 'item_id') }}
 ),
 
 tag_events as (
-    {{ interest_events('tag', 'item_tag_lists', 'tags', 'purpose, item_id') }}
+    {{ interest_events("'tag'", 'item_tag_lists', 'tags', 'purpose, item_id') }}
 ),
 
 weighted as (
@@ -78,7 +79,7 @@ select
     rank::integer as rank,
     rank <= {{ top_n }} as is_top
 from ranked
-where interest_type = 'genre' or rank <= {{ top_n }}
+where interest_type <> 'tag' or rank <= {{ top_n }}
 {%- endmacro %}
 
 
@@ -86,6 +87,7 @@ where interest_type = 'genre' or rank <= {{ top_n }}
   One event row per interest of the event's item (for user_interest_weights): `lists` is the
   CTE holding each item's interests of `interest_type` in the list column `column`, joined to
   the CTE `history` on `join_keys`. Each interest gets an equal share of the event's weight 1.
+  `interest_type` is a SQL expression (a quoted literal or a column of `lists`).
 #}
 {% macro interest_events(interest_type, lists, column, join_keys) -%}
     select
@@ -93,7 +95,7 @@ where interest_type = 'genre' or rank <= {{ top_n }}
         history.user_id,
         history.recency_position,
         history.n_events,
-        '{{ interest_type }}' as interest_type,
+        {{ interest_type }} as interest_type,
         unnest({{ lists }}.{{ column }}) as interest,
         1.0 / len({{ lists }}.{{ column }}) as share
     from history
@@ -106,7 +108,8 @@ where interest_type = 'genre' or rank <= {{ top_n }}
   Whether an item is a new interest for a user: the one definition shared by evaluation
   (new_interest_hit_rate, sql/macros/measures.sql) and exploration (the candidates lm_explore
   may probe, recs.lm_candidate_interests). For every distinct (purpose, user_id, item_id) row
-  of `pairs`, with `interests` (features.fit_interests) and `items` (staging.items):
+  of `pairs`, with `interests` (features.fit_interests) and `items` (features.item_interests:
+  each item's genres, or its cluster; "genre" below reads "item interest"):
     is_new_interest  the item has a genre, the user has top genres for that purpose (is_top),
                      and none of the item's genres is one of them. An item without genres names
                      no interest to open, so it is never new; a user without top genres (no
@@ -124,7 +127,7 @@ with pairs as (
 genre_interests as (
     select purpose, user_id, interest as genre, weight, is_top
     from {{ interests }}
-    where interest_type = 'genre'
+    where interest_type <> 'tag'
 ),
 
 users_with_top as (
@@ -134,7 +137,7 @@ users_with_top as (
 ),
 
 item_genres as (
-    select item_id, unnest(genres) as genre from {{ items }}
+    select item_id, unnest(interests) as genre from {{ items }}
 ),
 
 pair_genres as (

@@ -39,7 +39,8 @@ tests as (
 ),
 
 items as (
-    select item_id, genres from {{ ref('items') }}
+    -- the catalogue's interests (features.item_interests): genres, or clusters without labels
+    select item_id, interests as genres from {{ ref('item_interests') }}
 ),
 
 cutoffs as (
@@ -47,7 +48,7 @@ cutoffs as (
 ),
 
 test_items as (
-    {{ new_interests('tests', ref('fit_interests'), ref('items')) }}
+    {{ new_interests('tests', ref('fit_interests'), ref('item_interests')) }}
 ),
 
 evaluated_users as (

@@ -14,7 +14,7 @@ select
     profile.interest::varchar as genre
 from {{ ref('user_interest_profile') }} as profile
 cross join watermark
-where profile.interest_type = 'genre' and profile.is_top
+where profile.interest_type <> 'tag' and profile.is_top
 {% if is_incremental() %}
 and watermark.data_watermark > (select coalesce(max(data_watermark), '-infinity'::timestamp) from {{ this }})
 {% endif %}

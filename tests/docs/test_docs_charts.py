@@ -140,3 +140,17 @@ def test_a_scatter_draws_each_points_interval_in_its_colour():
     assert markov and PALETTE[1] in markov.group(1)
     with pytest.raises(ValueError, match="'n_hi' is not in the query's result"):
         render(spec, columns[:-1], [r[:-1] for r in rows])
+
+
+def test_a_line_chart_draws_each_settings_interval_in_its_curves_colour():
+    from duckrec.docs.charts import PALETTE, ChartSpec, render
+
+    spec = ChartSpec(title="tradeoff", kind="line", x="coverage", y=["ndcg"], series="strategy", join="rows",
+                     intervals={"y_low": "n_lo", "y_high": "n_hi"})
+    columns = ["strategy", "coverage", "ndcg", "n_lo", "n_hi"]
+    rows = [("lm_mmr", 0.23, 0.083, 0.072, 0.094), ("lm_mmr", 0.25, 0.080, 0.070, 0.090),
+            ("lm_explore", 0.30, 0.078, 0.068, 0.088)]
+    svg = render(spec, columns, rows)
+    for i, name in enumerate(["lm_mmr", "lm_explore"]):
+        bars = re.search(rf'<g id="interval-{name}">(.*?)</g>\s*</g>', svg, re.S)
+        assert bars and PALETTE[i] in bars.group(1), name

@@ -36,7 +36,7 @@ class ChartSpec:
     x_format: str | None = None
     description: str = ""
     join: str = "x"                   # line: join the points in x order, or "rows": in the query's order
-    intervals: dict[str, str] = field(default_factory=dict)  # scatter: x_low/x_high, y_low/y_high columns
+    intervals: dict[str, str] = field(default_factory=dict)  # scatter, line: x_low/x_high, y_low/y_high columns
     extra: dict[str, Any] = field(default_factory=dict)
 
 

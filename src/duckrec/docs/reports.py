@@ -131,9 +131,9 @@ def _block(kind: str, entry: Any, rel: str) -> Block:
             if (bounds[f"{axis}_low"] is None) != (bounds[f"{axis}_high"] is None):
                 raise ProjectError(f"chart {entry['title']!r}: {axis}_low and {axis}_high go together (an "
                                    "interval's two ends); found only one", path=rel, line=line)
-        if any(bounds.values()) and (entry["kind"] != "scatter" or len(y) > 1):
+        if any(bounds.values()) and (entry["kind"] not in ("scatter", "line") or len(y) > 1):
             raise ProjectError(f"chart {entry['title']!r}: intervals (x_low/x_high, y_low/y_high) are drawn on "
-                               f"scatter charts of one y column; found kind {entry['kind']!r} with y {y}",
+                               f"scatter and line charts of one y column; found kind {entry['kind']!r} with y {y}",
                                path=rel, line=line)
         block.chart = ChartSpec(
             title=block.title, kind=entry["kind"], x=str(entry["x"]), y=[str(v) for v in y],

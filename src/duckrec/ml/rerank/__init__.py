@@ -13,7 +13,7 @@ score order, stably sorted.
 The package's modules: ``batching`` (ranked rows, score order, group offsets, the
 padded-chunk batching and the array checks every re-ranker shares), ``diversity`` (MMR),
 ``calibration``, ``exploration`` (with propensities), ``reasons`` ("like <title>") and
-``settings`` (``RerankSettings``). ``frames`` and ``explore_frames`` lift all of this to
+``settings`` (``RerankSettings``), ``choice`` (each re-ranker's setting chosen on validation per build). ``frames`` and ``explore_frames`` lift all of this to
 polars frames of the warehouse's tables (``Candidates``, ``*_lists``, MC-dropout
 uncertainty), so the Python models that build ``recs.lm_*_lists`` and ``eval.tradeoff_lists``
 stay a few lines and share one code path; ``tradeoff`` builds the settings grid of
@@ -30,7 +30,7 @@ from .exploration import (
     ExploreRule, Placement, exploration_positions, exploration_reason, exploration_slots, explore,
     explore_batch, explore_with_propensity,
 )
-from .settings import RerankSettings
+from .settings import Promise, RerankSettings
 from .frames import (
     EXPLORE_LIST_SCHEMA, LIST_SCHEMA, Candidates, aligned_offsets, calibrated_lists, cut_lists,
     embedding_matrix, exploit_lists, genre_matrix, history_genre_mix, item_lookup, list_lengths,
@@ -42,9 +42,17 @@ from .explore_frames import (
 )
 from .blocks import BLOCK_ROWS, Block, user_blocks
 from .reasons import like_reasons, most_similar_rows, reason_vectors
+from .choice import CHOICE_SCHEMA, ValidationPool, choice_rows, choose_setting, chosen_settings, sample_users
 from .tradeoff import TRADEOFF_SCHEMA, tradeoff_exposure, tradeoff_lists, tradeoff_setting_count
 
 __all__ = [
+    "CHOICE_SCHEMA",
+    "choice_rows",
+    "choose_setting",
+    "chosen_settings",
+    "Promise",
+    "sample_users",
+    "ValidationPool",
     "Block",
     "BLOCK_ROWS",
     "history_sequences",

@@ -306,12 +306,25 @@ def uncertainty_frame(candidates: Candidates, mean: np.ndarray, std: np.ndarray)
     )
 
 
-def uncertainty_of(candidates: Candidates, uncertainty: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def uncertainty_of(candidates: Candidates, uncertainty: pl.DataFrame,
+                   needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(mc_mean, mc_std) of every candidate row from a ``recs.lm_candidate_uncertainty`` frame.
 
-    A candidate without a row means the table is older than ``recs.lm_candidates``: that is
-    an error (rebuild lm_candidate_uncertainty), never a silent zero.
+    ``needed`` (per candidate row; default all) marks the rows a list reads: exploration reads
+    only the candidates that open a new interest (``outside``), which is all the table scores.
+    A needed candidate without a row means the table is older than ``recs.lm_candidates``:
+    that is an error (rebuild lm_candidate_uncertainty), never a silent zero; the other rows
+    get 0, 0, which no list reads.
     """
-    joined = _per_candidate(candidates, uncertainty, {"mc_mean": pl.Float64, "mc_std": pl.Float64},
-                            required=["mc_mean", "mc_std"], table="lm_candidate_uncertainty", caller="uncertainty_of")
-    return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
+    columns = {"mc_mean": pl.Float64, "mc_std": pl.Float64}
+    if needed is None:
+        joined = _per_candidate(candidates, uncertainty, columns, required=["mc_mean", "mc_std"],
+                                table="lm_candidate_uncertainty", caller="uncertainty_of")
+        return joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
+    needed = np.asarray(needed, dtype=bool)
+    subset = Candidates(candidates.frame.filter(pl.Series(needed)), candidates.offsets, candidates.groups)
+    joined = _per_candidate(subset, uncertainty, columns, required=["mc_mean", "mc_std"],
+                            table="lm_candidate_uncertainty", caller="uncertainty_of")
+    mean, std = np.zeros(needed.size), np.zeros(needed.size)
+    mean[needed], std[needed] = joined["mc_mean"].to_numpy(), joined["mc_std"].to_numpy()
+    return mean, std

@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..settings import settings_values
 from .batching import _check_lambda
 from .exploration import ExploreRule, Placement
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a re-ranker may cost, chosen on validation per build (duckrec.ml.rerank.choice):
+    at most ``max_ndcg_loss`` of the exploit list's NDCG@K; exploration may also state a
+    coverage target (``min_coverage_ratio`` x lm), which is reported when no setting within
+    the promise reaches it, never bought with more NDCG. ``share_scales`` x the served shares
+    and ``novelty_weights`` are exploration's search grid."""
+
+    max_ndcg_loss: float = 0.05
+    min_coverage_ratio: float | None = None
+    share_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
+    novelty_weights: tuple[float, ...] = (1.0, 3.0)
+
+    @classmethod
+    def from_vars(cls, values: Mapping | None, var: str) -> Promise:
+        promise = cls(**settings_values(cls, values, var, ("share_scales", "novelty_weights")))
+        if not 0 <= promise.max_ndcg_loss < 1:
+            raise ValueError(f"{var}.max_ndcg_loss: expected a number in [0, 1), found {promise.max_ndcg_loss!r}")
+        if promise.min_coverage_ratio is not None and not promise.min_coverage_ratio > 0:
+            raise ValueError(f"{var}.min_coverage_ratio: expected a number > 0, found {promise.min_coverage_ratio!r}")
+        if not promise.share_scales or min(promise.share_scales) < 0:
+            raise ValueError(f"{var}.share_scales: expected a list of numbers >= 0, found {list(promise.share_scales)}")
+        if not promise.novelty_weights or min(promise.novelty_weights) < 0:
+            raise ValueError(f"{var}.novelty_weights: expected a list of numbers >= 0, found "
+                             f"{list(promise.novelty_weights)}")
+        return promise
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,16 @@ class RerankSettings:
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
     tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
     tradeoff_explore_shares: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    # each re-ranker's setting chosen on validation per build (eval.explore_choice); false:
+    # the hand-set settings above serve as they are
+    choose_on_validation: bool = True
+    choice_users: int = 2000
+    explore: Promise = field(default_factory=Promise)
+    mmr: Promise = field(default_factory=Promise)
+    calibration: Promise = field(default_factory=Promise)
+
+    def replace(self, **values) -> RerankSettings:
+        return replace(self, **values)
 
     def explore_options(self) -> dict:
         """The keyword arguments of :func:`explore_lists` these settings fix (the served lists
@@ -65,6 +103,9 @@ class RerankSettings:
                                  ("tradeoff_mmr_lambdas", "tradeoff_calibration_lambdas", "tradeoff_explore_shares"))
         if "explore_shares" in values:
             values["explore_shares"] = {str(s): float(v) for s, v in dict(values["explore_shares"]).items()}
+        for key in ("explore", "mmr", "calibration"):
+            if key in values:
+                values[key] = Promise.from_vars(values[key], f"rerank.{key}")
         settings = cls(**values)
         _check_lambda("rerank.mmr_lambda", settings.mmr_lambda)
         _check_lambda("rerank.calibration_lambda", settings.calibration_lambda)
@@ -73,6 +114,8 @@ class RerankSettings:
         for key in ("explore_repeat_penalty", "explore_novelty_weight", "explore_temperature"):
             if not getattr(settings, key) >= 0:
                 raise ValueError(f"rerank.{key}: expected a number >= 0, found {getattr(settings, key)!r}")
+        if settings.choice_users < 1:
+            raise ValueError(f"rerank.choice_users: expected an integer >= 1, found {settings.choice_users!r}")
         if settings.explore_placement not in ("spread", "tail"):
             raise ValueError(
                 f"rerank.explore_placement: expected 'spread' or 'tail', found {settings.explore_placement!r}"

@@ -109,8 +109,8 @@ def tradeoff_lists(
             calibrated_lists(ranked_candidates, item_genres, target_mixes, list_length, lam),
             lam == settings.calibration_lambda)
 
-    mean, std = uncertainty_of(explore_candidates, uncertainty)
     outside, probes = interest_flags_of(explore_candidates, interests)
+    mean, std = uncertainty_of(explore_candidates, uncertainty, needed=outside)
     popularity = popularity_of(explore_candidates, item_popularity)
 
     def explore(label, slots):
