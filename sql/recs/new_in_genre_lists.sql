@@ -5,7 +5,8 @@
 -- from the test period: the first of its events among the purpose's fit events
 -- (features.fit_events), and an item without any such event (in the catalogue, nobody seen
 -- with it yet: tonight's new items, or under split_rule new_items the hidden ones) counts as
--- newer than every item with one; among those the higher item_id is newer (catalogues such as
+-- newer than every item with one; among those, without an event to date them, the newest
+-- release first (release_year; none last), then the higher item_id (catalogues such as
 -- MovieLens number items in the order they add them). score = 1 / the item's place in that
 -- order; reason 'new in <genre>', the user's highest-ranked top genre the item carries.
 with users as (
@@ -17,7 +18,7 @@ purposes as (
 ),
 
 items as (
-    select item_id, genres from {{ ref('items') }}
+    select item_id, genres, release_year from {{ ref('items') }}
 ),
 
 history as (
@@ -37,7 +38,7 @@ catalogue as (
         items.genres,
         row_number() over (
             partition by purposes.purpose
-            order by arrivals.arrived_at desc nulls first, items.item_id desc
+            order by arrivals.arrived_at desc nulls first, items.release_year desc nulls last, items.item_id desc
         ) as newness_rank
     from purposes
     cross join items
