@@ -102,12 +102,13 @@ def test_malformed_ratings_row_gives_a_clear_message(tmp_path):
 
 
 def test_a_sample_of_the_real_seeds(tmp_path):
-    """The first 40 users of the MovieLens seeds, the real movies and tags files."""
+    """The first 40 users of the MovieLens seeds, the real movies and tags files. Text is off:
+    encoding the 9,125 titles costs a minute and is not this test's subject (tests/project/test_text.py)."""
     with open(REPO / "seeds/ratings.csv", newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader)  # noqa: F841
         sample = [row for row in reader if int(row[0]) <= 40]
-    project = make_project(tmp_path, [tuple(r) for r in sample], [])
+    project = make_project(tmp_path, [tuple(r) for r in sample], [], vars={"text": {"enabled": False}})
     for seed in ("movies", "tags", "links"):
         text = (project / "project.yml").read_text().replace(f"data/my_{seed}.csv", str(REPO / f"seeds/{seed}.csv"))
         (project / "project.yml").write_text(text)
@@ -120,7 +121,7 @@ def test_a_sample_of_the_real_seeds(tmp_path):
         assert rows(con, "select count(*) from staging.items") == [(9125,)]
         assert rows(con, "select count(*) from staging.rejected_events") == [(0,)]
         assert rows(con, "select count(*) from staging.events") == [(len(sample),)]
-        assert rows(con, "select count(*) from eval.metrics") == [(len(STRATEGIES) * 3,)]
+        assert rows(con, "select count(*) from eval.metrics") == [((len(STRATEGIES) - 1) * 3,)]  # text_knn is off
         reasons = rows(con, "select distinct split_part(reason, ' ', 1) from recs.recommendations order by 1")
         assert reasons == [("after",), ("explore",), ("like",), ("new",), ("popular",)]
 
