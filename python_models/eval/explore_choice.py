@@ -8,7 +8,8 @@ uncertainty, as recs.lm_candidates and recs.lm_candidate_uncertainty score a pur
 re-ranker's lists are rebuilt under every setting of its grid with the code of the served
 lists and measured against the users' VALID event (NDCG@K ratio to lm, coverage ratio,
 novelty gain, each with a seeded paired bootstrap interval over users). A setting keeps
-its promise when the lower end of its NDCG ratio's interval is >= 1 - max_ndcg_loss; the
+its promise when the one-sided lower bound (var rerank.promise_confidence) of its NDCG ratio
+is >= 1 - max_ndcg_loss; the
 most acting such setting is chosen (duckrec.ml.rerank.choice). recs.lm_explore_lists,
 lm_mmr_lists, lm_calibrated_lists and eval.tradeoff_lists serve the chosen settings. The
 test split is never read here. Interests, popularity and segments are the holdout
