@@ -36,6 +36,15 @@ def test_choice_reports_a_missed_coverage_target_and_when_nothing_keeps_the_prom
     assert best is None and "lm has no validation hit" in why
 
 
+def test_validation_interests_are_weighed_over_the_history_given_as_fit_interests_does():
+    events = pl.DataFrame({"user_id": [1, 1], "item_id": [10, 20], "position": [1, 2]})
+    items = pl.DataFrame({"item_id": [10, 20], "genres": [["x", "y"], ["x"]]})
+    got = rerank.history_interests(events, items, window=1, mix=0.5, top_n=1).sort("interest")
+    # long: x (0.5 + 1) / 2, y 0.5 / 2; short (the last event only): x 1, y 0
+    assert got["weight"].to_list() == pytest.approx([0.5 * 1 + 0.5 * 0.75, 0.5 * 0 + 0.5 * 0.25])
+    assert got["is_top"].to_list() == [True, False]
+
+
 def test_measures_compare_hand_computed_ratios():
     # users 1, 2; valid items 10 (user 1), 20 (user 2)
     targets = pl.DataFrame({"user_id": [1, 2], "item_id": [10, 20]})

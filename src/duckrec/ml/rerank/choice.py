@@ -74,6 +74,30 @@ def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.D
         .select("user_id", "item_id", "is_new_interest", "probed_interest")
 
 
+def history_interests(events: pl.DataFrame, items: pl.DataFrame, *, window: int, mix: float,
+                      top_n: int) -> pl.DataFrame:
+    """Each user's item-interest weights from ``events`` (user_id, item_id, position), the rule
+    of the ``user_interest_weights`` macro (sql/macros/interests.sql) for the item interests of
+    ``items`` (item_id, genres): an event spreads a weight of 1 over its item's interests;
+    long-term = that summed over the user's events / their number, short-term the same over the
+    last ``window`` events, weight = mix * short + (1 - mix) * long; is_top marks the first
+    ``top_n`` by weight (then name). Columns user_id, interest, weight, is_top."""
+    history = events.select("user_id", "item_id", "position").with_columns(
+        pl.col("position").rank("ordinal", descending=True).over("user_id").alias("recency"),
+        pl.len().over("user_id").alias("n_events"))
+    spread = (history.join(items.select("item_id", "genres").filter(pl.col("genres").list.len() > 0), on="item_id")
+              .with_columns((1.0 / pl.col("genres").list.len()).alias("share")).explode("genres")
+              .rename({"genres": "interest"}))
+    weights = spread.group_by("user_id", "interest").agg(
+        (pl.col("share").sum() / pl.col("n_events").first()).alias("long"),
+        (pl.col("share").filter(pl.col("recency") <= window).sum()
+         / pl.min_horizontal(pl.col("n_events").first(), pl.lit(window))).alias("short"),
+    ).with_columns((mix * pl.col("short") + (1 - mix) * pl.col("long")).alias("weight"))
+    ranked = weights.sort(["user_id", "weight", "interest"], descending=[False, True, False]).with_columns(
+        (pl.int_range(pl.len()).over("user_id") < top_n).alias("is_top"))
+    return ranked.select("user_id", "interest", "weight", "is_top")
+
+
 def sample_users(users: np.ndarray, n: int, seed: int) -> np.ndarray:
     """At most ``n`` of ``users``, drawn without replacement by ``seed``, in ascending order."""
     users = np.unique(np.asarray(users, dtype=np.int64))
