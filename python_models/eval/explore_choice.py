@@ -8,12 +8,13 @@ uncertainty, as recs.lm_candidates and recs.lm_candidate_uncertainty score a pur
 re-ranker's lists are rebuilt under every setting of its grid with the code of the served
 lists and measured against the users' VALID event (NDCG@K ratio to lm, coverage ratio,
 novelty gain, each with a seeded paired bootstrap interval over users). A setting keeps
-its promise when the lower end of its NDCG ratio's interval is >= 1 - max_ndcg_loss; the
+its promise when the one-sided lower bound (var rerank.promise_confidence) of its NDCG ratio
+is >= 1 - max_ndcg_loss; the
 most acting such setting is chosen (duckrec.ml.rerank.choice). recs.lm_explore_lists,
 lm_mmr_lists, lm_calibrated_lists and eval.tradeoff_lists serve the chosen settings. The
-test split is never read here. Interests, popularity and segments are the holdout
-purpose's (train + valid events): the valid item counts among the user's interests, which
-makes a probe less likely to hit it, so the estimate of exploration's NDCG cost errs high.
+test split is never read here. The users' interests are weighed over their train events (the
+rule of features.fit_interests); popularity and segments are the holdout purpose's (train +
+valid events: one event per user more).
 """
 import polars as pl
 
@@ -40,10 +41,12 @@ def model(dbt, session):
         return pl.DataFrame(schema={"checkpoint_id": pl.Utf8, **rerank.CHOICE_SCHEMA})
     valid = valid.filter(pl.col("user_id").is_in(users.tolist()))
     train = splits.filter((pl.col("split") == "train") & pl.col("user_id").is_in(users.tolist()))
-    # the catalogue's interests (features.item_interests: genres, or clusters without labels)
-    interests = dbt.ref("fit_interests").filter("purpose = 'holdout' and interest_type <> 'tag'") \
-        .project("user_id, interest, weight, is_top").pl()
+    # the catalogue's interests (features.item_interests: genres, or clusters without labels),
+    # weighed over the users' TRAIN events only, so a valid item is new or not as it would be
     items = dbt.ref("item_interests").pl().select("item_id", pl.col("interests").alias("genres"))
+    interests = rerank.history_interests(train, items, window=int(dbt.var("short_term_events", 20)),
+                                         mix=float(dbt.var("interest_short_term_mix", 0.5)),
+                                         top_n=int(dbt.var("top_interests", 3)))
     popularity = dbt.ref("item_popularity").filter("purpose = 'holdout'").pl()
     segments = dbt.ref("user_rfm_by_purpose").filter("purpose = 'holdout'").pl()
     checkpoints = dbt.ref("lm_checkpoints")

@@ -14,14 +14,15 @@ from sql_fixtures import build, connect, generated_dataset, make_project, rows
 
 
 def _row(ndcg, low, coverage, novelty=0.0, **extra):
-    return {"ndcg_ratio": ndcg, "ndcg_ratio_low": low, "ndcg_ratio_high": ndcg, "coverage_ratio": coverage,
+    return {"ndcg_ratio": ndcg, "ndcg_ratio_bound": low, "ndcg_ratio_low": low, "ndcg_ratio_high": ndcg,
+            "coverage_ratio": coverage,
             "novelty_gain": novelty, **extra}
 
 
 def test_choice_is_the_most_covering_setting_whose_lower_bound_keeps_the_promise():
     rows_ = [_row(1.0, 1.0, 1.0), _row(0.97, 0.96, 1.3), _row(0.96, 0.94, 1.6), _row(0.99, 0.955, 1.2)]
     best, why = rerank.choose_setting(rows_, 0.05, lambda r: (r["coverage_ratio"],))
-    # 1.6 x coverage has a point ratio within 5% but a lower bound below 0.95: not kept
+    # 1.6 x coverage has a point ratio within 5% but a bound below 0.95: not kept
     assert best == 1
     assert "3 settings of 4" in why and ">= 0.95" in why
 
@@ -33,6 +34,15 @@ def test_choice_reports_a_missed_coverage_target_and_when_nothing_keeps_the_prom
     assert best is None and "no setting keeps the promise" in why
     best, why = rerank.choose_setting([_row(math.nan, math.nan, 1.5)], 0.05, lambda r: (r["coverage_ratio"],))
     assert best is None and "lm has no validation hit" in why
+
+
+def test_validation_interests_are_weighed_over_the_history_given_as_fit_interests_does():
+    events = pl.DataFrame({"user_id": [1, 1], "item_id": [10, 20], "position": [1, 2]})
+    items = pl.DataFrame({"item_id": [10, 20], "genres": [["x", "y"], ["x"]]})
+    got = rerank.history_interests(events, items, window=1, mix=0.5, top_n=1).sort("interest")
+    # long: x (0.5 + 1) / 2, y 0.5 / 2; short (the last event only): x 1, y 0
+    assert got["weight"].to_list() == pytest.approx([0.5 * 1 + 0.5 * 0.75, 0.5 * 0 + 0.5 * 0.25])
+    assert got["is_top"].to_list() == [True, False]
 
 
 def test_measures_compare_hand_computed_ratios():
@@ -47,7 +57,7 @@ def test_measures_compare_hand_computed_ratios():
     assert out["ndcg_ratio"] == pytest.approx((1 / math.log2(3) + 1) / 2)
     assert out["coverage_ratio"] == pytest.approx(4 / 3)  # {30, 10, 20, 31} vs {10, 11, 20}
     assert out["novelty_gain"] == pytest.approx((3 + 1 + 1 + 3) / 4 - 1.0)
-    assert out["ndcg_ratio_low"] <= out["ndcg_ratio"] <= out["ndcg_ratio_high"]
+    assert out["ndcg_ratio_low"] <= out["ndcg_ratio_bound"] <= out["ndcg_ratio"] <= out["ndcg_ratio_high"]
 
 
 def test_chosen_settings_replace_the_hand_set_ones():
@@ -97,7 +107,7 @@ def test_a_build_chooses_each_reranker_on_validation_and_serves_it(tmp_path):
     result = build(project)
     assert result.code == 0, result
     con = connect(project)
-    chosen = rows(con, "select reranker, setting, share_scale, lambda_value, ndcg_ratio_low, max_ndcg_loss, reason "
+    chosen = rows(con, "select reranker, setting, share_scale, lambda_value, ndcg_ratio_bound, max_ndcg_loss, reason "
                        "from eval.explore_choice where is_chosen order by reranker")
     assert [r[0] for r in chosen] == ["lm_calibrated", "lm_explore", "lm_mmr"]
     for reranker, setting, _, _, low, budget, reason in chosen:
@@ -106,7 +116,7 @@ def test_a_build_chooses_each_reranker_on_validation_and_serves_it(tmp_path):
         assert f"{reranker}: chose {setting} on " in result.out or f"warning: {reranker} cannot act" in result.out
         assert setting == "off" or low >= 1 - budget
     broken = rows(con, "select count(*) from eval.explore_choice where keeps_promise <> "
-                       "coalesce(ndcg_ratio_low >= 1 - max_ndcg_loss, setting = 'off')")
+                       "coalesce(ndcg_ratio_bound >= 1 - max_ndcg_loss, setting = 'off')")
     assert broken == [(0,)]
     explore = dict((r[0], r) for r in chosen)["lm_explore"]
     probes = rows(con, "select count(*) from recs.lm_explore_lists where is_exploration")[0][0]

@@ -42,7 +42,9 @@ from .explore_frames import (
 )
 from .blocks import BLOCK_ROWS, Block, user_blocks
 from .reasons import like_reasons, most_similar_rows, reason_vectors
-from .choice import CHOICE_SCHEMA, ValidationPool, choice_rows, choose_setting, chosen_settings, sample_users
+from .choice import (
+    CHOICE_SCHEMA, ValidationPool, choice_rows, choose_setting, chosen_settings, history_interests, sample_users,
+)
 from .tradeoff import TRADEOFF_SCHEMA, tradeoff_exposure, tradeoff_lists, tradeoff_setting_count
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "choice_rows",
     "choose_setting",
     "chosen_settings",
+    "history_interests",
     "Promise",
     "sample_users",
     "ValidationPool",

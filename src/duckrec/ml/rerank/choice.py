@@ -6,9 +6,11 @@ exploit list's NDCG@K may be lost. The validation users' lists are rebuilt under
 setting of a grid from the LM's candidates scored from their TRAIN events, and measured
 against their VALID event; the test split is never read.
 
-The margin for validation noise: a setting keeps its promise when the lower end of the
-bootstrap interval (over users, seeded, paired: every setting is measured on the same
-resamples as ``lm``) of its NDCG ratio to ``lm`` is at least ``1 - max_ndcg_loss``. Of the
+The margin for validation noise: a setting keeps its promise when the one-sided lower bound
+at var rerank.promise_confidence (0.84: about one standard error below the point, the
+one-standard-error rule of model selection) of its NDCG ratio to ``lm`` over a bootstrap over
+users (seeded, paired: every setting is measured on the same resamples as ``lm``) is at least
+``1 - max_ndcg_loss``. Of the
 settings that keep it, the most acting one is chosen: for exploration the highest coverage
 ratio (then novelty gain), for MMR the lowest lambda, for calibration the highest.
 """
@@ -34,7 +36,8 @@ CHOICE_SCHEMA: dict[str, pl.DataType] = {
     "reranker": pl.Utf8, "segment": pl.Utf8, "setting": pl.Utf8,
     "share_scale": pl.Float64, "novelty_weight": pl.Float64, "lambda_value": pl.Float64,
     "n_users": pl.Int64, "max_ndcg_loss": pl.Float64,
-    "ndcg_ratio": pl.Float64, "ndcg_ratio_low": pl.Float64, "ndcg_ratio_high": pl.Float64,
+    "ndcg_ratio": pl.Float64, "ndcg_ratio_bound": pl.Float64, "ndcg_ratio_low": pl.Float64,
+    "ndcg_ratio_high": pl.Float64,
     "coverage_ratio": pl.Float64, "coverage_ratio_low": pl.Float64, "coverage_ratio_high": pl.Float64,
     "novelty_gain": pl.Float64, "novelty_gain_low": pl.Float64, "novelty_gain_high": pl.Float64,
     "keeps_promise": pl.Boolean, "is_chosen": pl.Boolean, "reason": pl.Utf8,
@@ -52,21 +55,47 @@ def new_interest_flags(pairs: pl.DataFrame, interests: pl.DataFrame, items: pl.D
     genres). An item is a new interest when none of its genres is among the user's top ones
     (and the user has top ones); it probes its genre the user weighs least."""
     interests = interests.select("user_id", pl.col("interest").alias("genre"), "weight", "is_top")
-    top = interests.filter(pl.col("is_top")).group_by("user_id").agg(pl.col("genre").alias("top"))
-    g = (pairs.join(items.select("item_id", "genres"), on="item_id", how="left").explode("genres")
-         .rename({"genres": "genre"})
-         .join(interests.select("user_id", "genre", "weight"), on=["user_id", "genre"], how="left")
-         .with_columns(pl.col("weight").fill_null(0.0))
-         .join(top, on="user_id", how="left"))
-    per = g.filter(pl.col("genre").is_not_null()).group_by("user_id", "item_id").agg(
-        (~pl.col("genre").is_in(pl.col("top").first()).any()).alias("outside"),
+    users_with_top = interests.filter(pl.col("is_top")).select("user_id").unique().with_columns(
+        pl.lit(True).alias("has_top"))
+    g = (pairs.select("user_id", "item_id").unique()
+         .join(items.select("item_id", pl.col("genres").alias("genre")).explode("genre").drop_nulls("genre"),
+               on="item_id")
+         .join(interests, on=["user_id", "genre"], how="left")
+         .with_columns(pl.col("weight").fill_null(0.0), pl.col("is_top").fill_null(False)))
+    per = g.group_by("user_id", "item_id").agg(
+        (~pl.col("is_top").any()).alias("outside"),
         pl.col("genre").sort_by(["weight", "genre"]).first().alias("least"),
-        pl.col("top").first().is_not_null().alias("has_top"),
     )
-    out = pairs.join(per, on=["user_id", "item_id"], how="left").with_columns(
-        (pl.col("outside").fill_null(False) & pl.col("has_top").fill_null(False)).alias("is_new_interest"))
+    out = (pairs.join(per, on=["user_id", "item_id"], how="left", maintain_order="left")
+           .join(users_with_top, on="user_id", how="left", maintain_order="left")
+           .with_columns((pl.col("outside").fill_null(False) & pl.col("has_top").fill_null(False))
+                         .alias("is_new_interest")))
     return out.with_columns(pl.when(pl.col("is_new_interest")).then(pl.col("least")).alias("probed_interest")) \
         .select("user_id", "item_id", "is_new_interest", "probed_interest")
+
+
+def history_interests(events: pl.DataFrame, items: pl.DataFrame, *, window: int, mix: float,
+                      top_n: int) -> pl.DataFrame:
+    """Each user's item-interest weights from ``events`` (user_id, item_id, position), the rule
+    of the ``user_interest_weights`` macro (sql/macros/interests.sql) for the item interests of
+    ``items`` (item_id, genres): an event spreads a weight of 1 over its item's interests;
+    long-term = that summed over the user's events / their number, short-term the same over the
+    last ``window`` events, weight = mix * short + (1 - mix) * long; is_top marks the first
+    ``top_n`` by weight (then name). Columns user_id, interest, weight, is_top."""
+    history = events.select("user_id", "item_id", "position").with_columns(
+        pl.col("position").rank("ordinal", descending=True).over("user_id").alias("recency"),
+        pl.len().over("user_id").alias("n_events"))
+    spread = (history.join(items.select("item_id", "genres").filter(pl.col("genres").list.len() > 0), on="item_id")
+              .with_columns((1.0 / pl.col("genres").list.len()).alias("share")).explode("genres")
+              .rename({"genres": "interest"}))
+    weights = spread.group_by("user_id", "interest").agg(
+        (pl.col("share").sum() / pl.col("n_events").first()).alias("long"),
+        (pl.col("share").filter(pl.col("recency") <= window).sum()
+         / pl.min_horizontal(pl.col("n_events").first(), pl.lit(window))).alias("short"),
+    ).with_columns((mix * pl.col("short") + (1 - mix) * pl.col("long")).alias("weight"))
+    ranked = weights.sort(["user_id", "weight", "interest"], descending=[False, True, False]).with_columns(
+        (pl.int_range(pl.len()).over("user_id") < top_n).alias("is_top"))
+    return ranked.select("user_id", "interest", "weight", "is_top")
 
 
 def sample_users(users: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -134,12 +163,12 @@ class Measures:
     """Per-user NDCG@K, novelty and the shown items of lists, for a paired bootstrap over users."""
 
     def __init__(self, users: np.ndarray, targets: pl.DataFrame, bits: pl.DataFrame, k: int,
-                 replicates: int, level: float, seed: int):
+                 replicates: int, level: float, seed: int, confidence: float = 0.84):
         self.users = np.asarray(users, dtype=np.int64)
         self.targets = targets.select(pl.col("user_id").cast(pl.Int64), pl.col("item_id").cast(pl.Int64),
                                       pl.lit(True).alias("hit"))
         self.bits = bits.select(pl.col("item_id").cast(pl.Int64), pl.col("novelty_bits").cast(pl.Float64))
-        self.k, self.level = k, level
+        self.k, self.level, self.confidence = k, level, confidence
         # Poisson(1) draws per user and replicate: the same resamples for every setting
         self.weights = np.random.default_rng(seed).poisson(1.0, (replicates, self.users.size)).astype(np.float64)
         self.item_codes: dict[int, int] = {}
@@ -185,6 +214,8 @@ class Measures:
             low, high = ((float(np.quantile(reps, (1 - self.level) / 2)), float(np.quantile(reps, 1 - (1 - self.level) / 2)))
                          if reps.size else (float("nan"), float("nan")))
             out[name], out[f"{name}_low"], out[f"{name}_high"] = point, low, high
+            if name == "ndcg_ratio":
+                out["ndcg_ratio_bound"] = float(np.quantile(reps, 1 - self.confidence)) if reps.size else float("nan")
         return out
 
 
@@ -195,20 +226,20 @@ def _ratio(a, b):
 
 def choose_setting(rows: Sequence[dict], max_ndcg_loss: float, prefer: Callable[[dict], tuple],
                    min_coverage_ratio: float | None = None) -> tuple[int | None, str]:
-    """(index of the chosen row, why): of the rows whose ``ndcg_ratio_low`` is at least
+    """(index of the chosen row, why): of the rows whose ``ndcg_ratio_bound`` is at least
     ``1 - max_ndcg_loss``, the one ``prefer`` ranks highest; None when none keeps the promise
     (or the lm list has no validation NDCG, so no ratio can be measured)."""
     floor = 1.0 - max_ndcg_loss
-    kept = [i for i, r in enumerate(rows) if np.isfinite(r["ndcg_ratio_low"]) and r["ndcg_ratio_low"] >= floor]
+    kept = [i for i, r in enumerate(rows) if np.isfinite(r["ndcg_ratio_bound"]) and r["ndcg_ratio_bound"] >= floor]
     if not kept:
         if not any(np.isfinite(r["ndcg_ratio"]) for r in rows):
             return None, "lm has no validation hit: no NDCG ratio can be measured"
-        return None, f"no setting keeps the promise: every NDCG ratio's lower bound is below {floor:g}"
+        return None, f"no setting keeps the promise: every NDCG ratio's bound is below {floor:g}"
     best = max(kept, key=lambda i: prefer(rows[i]))
     r = rows[best]
-    why = (f"the most acting of {len(kept)} settings of {len(rows)} whose NDCG ratio's lower bound is >= {floor:g} "
-           f"(this one: {r['ndcg_ratio']:.3f} [{r['ndcg_ratio_low']:.3f}, {r['ndcg_ratio_high']:.3f}], "
-           f"coverage {r['coverage_ratio']:.2f} x lm)")
+    why = (f"the most acting of {len(kept)} settings of {len(rows)} whose NDCG ratio's bound is >= {floor:g} "
+           f"(this one: {r['ndcg_ratio']:.3f}, bound {r['ndcg_ratio_bound']:.3f}, interval "
+           f"[{r['ndcg_ratio_low']:.3f}, {r['ndcg_ratio_high']:.3f}], coverage {r['coverage_ratio']:.2f} x lm)")
     if min_coverage_ratio is not None and not r["coverage_ratio"] >= min_coverage_ratio:
         why += f"; below the coverage target {min_coverage_ratio:g} x lm: no setting within the promise reaches it"
     return best, why
@@ -230,7 +261,8 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
                 replicates: int, level: float, seed: int, log: Callable[[str], None] = print) -> pl.DataFrame:
     """The rows of ``eval.explore_choice`` (``CHOICE_SCHEMA``): every setting of each re-ranker's
     grid measured on the validation pool, the chosen one marked, with why."""
-    measures = Measures(pool.candidates.groups["user_id"].to_numpy(), pool.targets, bits, k, replicates, level, seed)
+    measures = Measures(pool.candidates.groups["user_id"].to_numpy(), pool.targets, bits, k, replicates, level, seed,
+                        settings.promise_confidence)
     ranked = Candidates.from_frame(pool.candidates.frame, pool.histories, max_rank=max_rank)
     base = measures.of(exploit_lists(ranked, list_length))
     out: list[dict] = []
@@ -245,7 +277,7 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
         best, why = choose_setting(rows, budget, prefer, min_coverage)
         for i, row in enumerate(rows):
             row["max_ndcg_loss"] = budget
-            row["keeps_promise"] = bool(np.isfinite(row["ndcg_ratio_low"]) and row["ndcg_ratio_low"] >= 1 - budget)
+            row["keeps_promise"] = bool(np.isfinite(row["ndcg_ratio_bound"]) and row["ndcg_ratio_bound"] >= 1 - budget)
             row["is_chosen"] = i == best
             row["reason"] = why if i == best else None
         if best is None:

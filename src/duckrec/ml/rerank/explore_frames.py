@@ -184,8 +184,15 @@ def popularity_of(candidates: Candidates, item_popularity: pl.DataFrame) -> np.n
 
 
 def _interest_ids(probes: Sequence[str | None]) -> np.ndarray:
-    ids: dict[str | None, int] = {}
-    return np.array([ids.setdefault(p, len(ids)) for p in probes], dtype=np.int64)
+    """An id per probe, numbered in order of first appearance (None is one interest too)."""
+    values = pl.Series("p", list(probes), dtype=pl.Utf8)
+    if values.len() == 0:
+        return np.zeros(0, dtype=np.int64)
+    # a null and any string are told apart by the null flag in the key
+    key = pl.DataFrame({"p": values, "none": values.is_null()})
+    first = key.with_row_index("row").group_by("p", "none", maintain_order=True).agg(pl.col("row").first())
+    ids = key.join(first.with_row_index("id"), on=["p", "none"], how="left", maintain_order="left", nulls_equal=True)
+    return ids["id"].to_numpy().astype(np.int64)
 
 
 def history_sequences(lm, groups: pl.DataFrame, histories: pl.DataFrame) -> list[np.ndarray]:

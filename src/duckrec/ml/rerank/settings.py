@@ -20,7 +20,7 @@ class Promise:
 
     max_ndcg_loss: float = 0.05
     min_coverage_ratio: float | None = None
-    share_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
+    share_scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
     novelty_weights: tuple[float, ...] = (1.0, 3.0)
 
     @classmethod
@@ -80,6 +80,9 @@ class RerankSettings:
     # the hand-set settings above serve as they are
     choose_on_validation: bool = True
     choice_users: int = 2000
+    # the one-sided confidence that a chosen setting's validation NDCG ratio is within its
+    # promise (0.84: one standard error, the one-standard-error rule)
+    promise_confidence: float = 0.84
     explore: Promise = field(default_factory=Promise)
     mmr: Promise = field(default_factory=Promise)
     calibration: Promise = field(default_factory=Promise)
@@ -114,6 +117,9 @@ class RerankSettings:
         for key in ("explore_repeat_penalty", "explore_novelty_weight", "explore_temperature"):
             if not getattr(settings, key) >= 0:
                 raise ValueError(f"rerank.{key}: expected a number >= 0, found {getattr(settings, key)!r}")
+        if not 0.5 <= settings.promise_confidence < 1:
+            raise ValueError(f"rerank.promise_confidence: expected a number in [0.5, 1), found "
+                             f"{settings.promise_confidence!r}")
         if settings.choice_users < 1:
             raise ValueError(f"rerank.choice_users: expected an integer >= 1, found {settings.choice_users!r}")
         if settings.explore_placement not in ("spread", "tail"):
