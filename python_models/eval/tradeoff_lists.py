@@ -36,12 +36,17 @@ def model(dbt, session):
     blocks = [b for b in rerank.user_blocks(
         candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl()) if b.purpose == PURPOSE]
 
+    # the served shares' slots of every user at once (the first list_length candidates decide them)
+    segment_slots = rerank.slots_by_user(
+        rerank.Candidates.from_frame(candidates.filter(f"purpose = '{PURPOSE}' and rank <= {list_length}").pl()),
+        segments, settings.explore_shares, list_length, settings.explore_default_share, seed=seed)
     # the first pass: the items every setting's exploit slots show, over all blocks
     counts = {}
     for block in blocks:
         rerank.tradeoff_exposure(settings, candidates=candidates.filter(block.where()).pl(),
                                  fit_events=fit_events.filter(block.where()).pl(), segments=block.of(segments),
-                                 list_length=list_length, probe_counts=counts)
+                                 list_length=list_length, probe_counts=counts, seed=seed,
+                                 segment_slots=segment_slots)
     yield pl.DataFrame(schema=rerank.TRADEOFF_SCHEMA)
     total = rerank.tradeoff_setting_count(settings) * len(blocks)
     done, users = 0, 0
@@ -67,6 +72,7 @@ def model(dbt, session):
             seed=seed,
             progress=report,
             probe_counts=counts,
+            segment_slots=segment_slots,
         )
         users += lists["user_id"].n_unique()
         yield lists

@@ -30,12 +30,16 @@ def model(dbt, session):
     candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
     blocks = rerank.user_blocks(candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl())
+    # the slots of every user at once (a share's extra slot goes to the lists that lose least,
+    # over all users, not per block); the first max(lengths) candidates decide them
+    slots_by_user = rerank.slots_by_user(
+        rerank.Candidates.from_frame(candidates.filter(f"rank <= {max(lengths.values())}").pl()), segments,
+        settings.explore_shares, lengths, settings.explore_default_share, seed=seed)
 
     def read(block):
         histories = rerank.purpose_histories(fit_events.filter(block.where()).pl())
         table = rerank.Candidates.from_frame(candidates.filter(block.where()).pl(), histories)
-        slots = rerank.slots_per_group(table.groups, block.of(segments), settings.explore_shares, lengths,
-                                       settings.explore_default_share)
+        slots = rerank.slots_of(table.groups, slots_by_user)
         return histories, table, slots
 
     # the items every list's exploit slots show, counted over all blocks before any probe

@@ -612,6 +612,30 @@ def test_list_lengths_and_cut_lists_give_each_purpose_its_length():
     ]
 
 
+def test_a_share_between_whole_slots_gives_the_extra_slot_to_the_lists_that_lose_least():
+    # 4 users, 4 candidates each; the third candidate (the one a second probe pushes out of a
+    # 4-item list) scores 0.3, 0.1, 0.4, 0.2
+    third = {1: 0.3, 2: 0.1, 3: 0.4, 4: 0.2}
+    candidates = pl.DataFrame({
+        "purpose": ["holdout"] * 16, "user_id": [u for u in (1, 2, 3, 4) for _ in range(4)],
+        "rank": [1, 2, 3, 4] * 4, "item_id": list(range(100, 116)),
+        "score": [s for u in (1, 2, 3, 4) for s in (0.9, 0.5, third[u], 0.05)]})
+    table = rerank.Candidates.from_frame(candidates)
+    segments = pl.DataFrame({"purpose": ["holdout"] * 4, "user_id": [1, 2, 3, 4], "rfm_segment": ["Lost"] * 4})
+    # 0.375 x 4 = 1.5 slots: every list one, the two lists whose pushed-out candidate scores lowest two
+    assert rerank.slots_per_group(table.groups, segments, {"Lost": 0.375}, 4, 0.1,
+                                  candidates=table, seed=7).tolist() == [1, 2, 1, 2]
+    # 0.3125 x 4 = 1.25: one list of the four gets the second slot, the cheapest
+    assert rerank.slots_per_group(table.groups, segments, {"Lost": 0.3125}, 4, 0.1,
+                                  candidates=table).tolist() == [1, 2, 1, 1]
+    # a whole number of slots is every user's; without candidates each user's share is rounded
+    assert rerank.slots_per_group(table.groups, segments, {"Lost": 0.5}, 4, 0.1,
+                                  candidates=table).tolist() == [2, 2, 2, 2]
+    assert rerank.slots_per_group(table.groups, segments, {"Lost": 0.375}, 4, 0.1).tolist() == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="must be in \\[0, 1\\]"):
+        rerank.slots_per_group(table.groups, segments, {"Lost": 1.5}, 4, 0.1, candidates=table)
+
+
 def test_explore_lists_probe_outside_with_readable_reasons_and_follow_the_slots():
     items, fit_events, candidates, flags = _toy_tables()
     histories = rerank.purpose_histories(fit_events)

@@ -120,13 +120,19 @@ def test_tradeoff_lists_in_blocks_are_the_lists_of_one_pass():
     blocks = rerank.user_blocks(candidates.group_by("purpose", "user_id").len().rename({"len": "rows"}),
                                 max_rows=70)
     assert len(blocks) > 3
+    # the served shares' slots over all users first (0.1 x 6 slots: which users get one
+    # depends on every user's candidates, not on a block's)
+    slots = rerank.slots_by_user(rerank.Candidates.from_frame(candidates, rerank.purpose_histories(fit_events)),
+                                 segments, settings.explore_shares, 6, settings.explore_default_share, seed=1)
+    assert {0, 1} <= set(slots.values())
     counts = {}
     for block in blocks:
         rerank.tradeoff_exposure(settings, candidates=block.of(candidates), fit_events=block.of(fit_events),
-                                 segments=block.of(segments), list_length=6, probe_counts=counts)
+                                 segments=block.of(segments), list_length=6, probe_counts=counts, seed=1,
+                                 segment_slots=slots)
     parts = [rerank.tradeoff_lists(settings, candidates=block.of(candidates), fit_events=block.of(fit_events),
                                    uncertainty=block.of(uncertainty), interests=block.of(interests),
-                                   segments=block.of(segments), probe_counts=counts, **common)
+                                   segments=block.of(segments), probe_counts=counts, segment_slots=slots, **common)
              for block in blocks]
     keys = ["strategy", "setting", "user_id", "rank"]
     assert pl.concat(parts).sort(keys).equals(whole.sort(keys))

@@ -38,7 +38,7 @@ from .frames import (
 )
 from .explore_frames import (
     UNCERTAINTY_SCHEMA, candidate_uncertainty, explore_lists, exposure_counts, history_sequences, interest_flags_of, popularity_of,
-    slots_per_group, uncertainty_frame, uncertainty_of,
+    slots_by_user, slots_of, slots_per_group, uncertainty_frame, uncertainty_of,
 )
 from .blocks import BLOCK_ROWS, Block, user_blocks
 from .reasons import like_reasons, most_similar_rows, reason_vectors
@@ -103,6 +103,8 @@ __all__ = [
     "RerankSettings",
     "score_order",
     "score_order_batch",
+    "slots_by_user",
+    "slots_of",
     "slots_per_group",
     "tradeoff_exposure",
     "tradeoff_lists",

@@ -299,7 +299,7 @@ def choice_rows(settings: RerankSettings, pool: ValidationPool, *, items: pl.Dat
     n_probes = int(pool.outside.sum())
     for scale, weight in explore_grid(settings):
         shares, default = scaled_shares(settings, scale)
-        slots = slots_per_group(groups, segments, shares, list_length, default)
+        slots = slots_per_group(groups, segments, shares, list_length, default, candidates=pool.candidates, seed=seed)
         options = {**settings.explore_options(), "novelty_weight": weight}
         # as the served lists: the items every list's exploit slots show are counted first
         counts: dict = {}

@@ -32,10 +32,20 @@ def interest_flags_of(candidates: Candidates, interests: pl.DataFrame) -> tuple[
 
 
 def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mapping[str, float],
-                    k: int | Mapping[str, int], default_share: float) -> np.ndarray:
+                    k: int | Mapping[str, int], default_share: float,
+                    candidates: Candidates | None = None, seed: int = 0) -> np.ndarray:
     """Exploration slots of each (purpose, user) group's list from the user's ``rfm_segment``
     for that purpose (``segments``: purpose, user_id, rfm_segment, e.g.
-    ``features.user_rfm_by_purpose``); ``k`` is the list length, one for all or per purpose."""
+    ``features.user_rfm_by_purpose``); ``k`` is the list length, one for all or per purpose.
+
+    Without ``candidates``: ``round(share * k)`` slots per user (:func:`exploration_slots`).
+    With ``candidates`` (whose ``groups`` these are): a share that is not a whole number of
+    slots is kept exactly over the users: each user of the group gets ``floor(share * k)``
+    slots and the fraction ``share * k - floor(share * k)`` of them (by count, within each
+    purpose and share) one more: those whose candidate that slot would push out of the list
+    scores lowest, so the list that gives up the least expected hit explores first (ties in
+    a seeded order of user ids). A re-ranker's share can then move in small steps (0.075 of
+    20 slots: every user 1, half of them 2) instead of jumping a whole slot for every user."""
     missing = sorted({"purpose", "user_id", "rfm_segment"} - set(segments.columns))
     if missing:
         raise ValueError(f"slots_per_group: expected segments with purpose, user_id, rfm_segment, found "
@@ -45,11 +55,60 @@ def slots_per_group(groups: pl.DataFrame, segments: pl.DataFrame, shares: Mappin
         for p, u, s in zip(segments["purpose"].to_list(), segments["user_id"].cast(pl.Int64).to_list(),
                            segments["rfm_segment"].to_list())
     }
-    return np.array(
-        [exploration_slots(segment_of.get((p, int(u))), shares, _length_of(k, p), default_share)
-         for p, u in zip(groups["purpose"].to_list(), groups["user_id"].to_list())],
-        dtype=np.int64,
-    )
+    purposes, users = groups["purpose"].to_list(), groups["user_id"].to_list()
+    if candidates is None:
+        return np.array([exploration_slots(segment_of.get((p, int(u))), shares, _length_of(k, p), default_share)
+                         for p, u in zip(purposes, users)], dtype=np.int64)
+    if candidates.groups.height != groups.height:
+        raise ValueError(f"slots_per_group: expected the candidates of these {groups.height} groups, "
+                         f"found {candidates.groups.height}")
+    lengths = np.array([_length_of(k, p) for p in purposes], dtype=np.int64)
+    wanted = np.empty(len(purposes))
+    for i, (p, u) in enumerate(zip(purposes, users)):
+        exploration_slots(segment_of.get((p, int(u))), shares, int(lengths[i]), default_share)  # checks the share
+        segment = segment_of.get((p, int(u)))
+        share = shares.get(segment, default_share) if segment is not None else default_share
+        wanted[i] = float(share) * lengths[i]
+    base = np.floor(wanted + 1e-9)
+    fraction = np.clip(wanted - base, 0.0, 1.0)
+    slots = np.minimum(base, lengths).astype(np.int64)
+    # the score of the exploit candidate one more slot would push out: rank length - base
+    scores = candidates.frame["score"].to_numpy().astype(np.float64)
+    offsets = candidates.offsets
+    sizes = np.diff(offsets)
+    at = lengths - slots - 1
+    cost = np.where((at >= 0) & (at < sizes), scores[np.clip(offsets[:-1] + at, 0, max(scores.size - 1, 0))]
+                    if scores.size else 0.0, 0.0)
+    order_key = np.array([zlib.crc32(f"{seed}:{p}:{u}".encode()) for p, u in zip(purposes, users)], dtype=np.int64)
+    extra = fraction > 1e-9
+    classes = {}
+    for i in np.flatnonzero(extra):
+        classes.setdefault((purposes[i], round(float(fraction[i]), 9)), []).append(i)
+    for (_, frac), members in classes.items():
+        members = np.array(members)
+        take = int(np.floor(frac * members.size + 0.5))
+        if take:
+            ranked = members[np.lexsort((order_key[members], cost[members]))]
+            slots[ranked[:take]] += 1
+    return np.minimum(slots, lengths)
+
+
+def slots_by_user(candidates: Candidates, segments: pl.DataFrame, shares: Mapping[str, float],
+                  k: int | Mapping[str, int], default_share: float, seed: int = 0) -> dict[tuple[str, int], int]:
+    """(purpose, user_id) -> exploration slots of :func:`slots_per_group` over all of
+    ``candidates``' users at once: a caller that builds lists a block of users at a time
+    computes this first and looks each block's slots up (:func:`slots_of`), so which users
+    get a share's extra slot does not depend on the blocks. Only each user's first
+    ``max(k)`` candidates decide it: pass just those (``rank <= max(k)``) to save memory."""
+    slots = slots_per_group(candidates.groups, segments, shares, k, default_share, candidates=candidates, seed=seed)
+    return dict(zip(zip(candidates.groups["purpose"].to_list(), candidates.groups["user_id"].to_list()),
+                    slots.tolist()))
+
+
+def slots_of(groups: pl.DataFrame, by_user: Mapping[tuple[str, int], int]) -> np.ndarray:
+    """Slots of each (purpose, user) of ``groups`` from :func:`slots_by_user` (0 for a user it lacks)."""
+    return np.array([by_user.get((p, int(u)), 0) for p, u in zip(groups["purpose"].to_list(),
+                                                                  groups["user_id"].to_list())], dtype=np.int64)
 
 
 def _length_of(k: int | Mapping[str, int], purpose: str) -> int:

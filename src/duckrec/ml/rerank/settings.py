@@ -20,7 +20,7 @@ class Promise:
 
     max_ndcg_loss: float = 0.05
     min_coverage_ratio: float | None = None
-    share_scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+    share_scales: tuple[float, ...] = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0)
     novelty_weights: tuple[float, ...] = (1.0, 3.0)
 
     @classmethod

@@ -9,12 +9,12 @@ and ``is_default`` marks the settings the served lists use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import polars as pl
 
 from .explore_frames import (
-    explore_lists, exposure_counts, interest_flags_of, popularity_of, slots_per_group, uncertainty_of,
+    explore_lists, exposure_counts, interest_flags_of, popularity_of, slots_by_user, slots_of, uncertainty_of,
 )
 from .exploration import exploration_slots
 from .frames import (
@@ -52,6 +52,7 @@ def tradeoff_lists(
     seed: int,
     progress: Callable[[int, int, str], None] | None = None,
     probe_counts: dict | None = None,
+    segment_slots: Mapping[tuple[str, int], int] | None = None,
 ) -> pl.DataFrame:
     """The lists of every setting of the grid, in ``TRADEOFF_SCHEMA``, kept to rank
     ``settings.tradeoff_k``.
@@ -66,7 +67,9 @@ def tradeoff_lists(
 
     A caller that goes through the users in blocks passes one ``probe_counts`` dict to
     every block's call, filled by :func:`tradeoff_exposure` over all blocks first: each
-    exploration setting's repeat counts then run on from block to block, as in one call.
+    exploration setting's repeat counts then run on from block to block, as in one call; and
+    the same ``segment_slots`` (:func:`slots_by_user` over all users) to every block's call
+    and to :func:`tradeoff_exposure`, so the served shares split over the users as in one call.
     """
     k = settings.tradeoff_k
     histories = purpose_histories(fit_events)
@@ -118,28 +121,34 @@ def tradeoff_lists(
         return explore_lists(explore_candidates, mean, std, outside, probes, slots, list_length, seed=seed,
                              popularity=popularity, probe_counts=counts, **settings.explore_options())
 
-    for label, share, slots in _explore_settings(settings, explore_candidates.groups, segments, list_length):
+    for label, share, slots in _explore_settings(settings, explore_candidates, segments, list_length, seed, segment_slots):
         add("lm_explore", "share", share, explore(label, slots), share is None)
     return pl.concat(frames).cast(TRADEOFF_SCHEMA)
 
 
-def _explore_settings(settings: RerankSettings, groups: pl.DataFrame, segments: pl.DataFrame, list_length: int):
+def _explore_settings(settings: RerankSettings, candidates: Candidates, segments: pl.DataFrame, list_length: int,
+                      seed: int, segment_slots: Mapping[tuple[str, int], int] | None = None):
     """(label, share, slots per group) of every exploration setting of the grid: each
-    uniform share, then the served shares by segment (share None)."""
+    uniform share, then the served shares by segment (share None), split over the users as
+    recs.lm_explore_lists splits them (``segment_slots``: :func:`slots_by_user` over all
+    users, for a caller that goes block by block; None: over ``candidates``' users)."""
     for share in settings.tradeoff_explore_shares:
         yield f"share={share:g}", share, exploration_slots(None, {}, list_length, default_share=share)
-    yield "share=segments", None, slots_per_group(groups, segments, settings.explore_shares, list_length,
-                                                  settings.explore_default_share)
+    if segment_slots is None:
+        segment_slots = slots_by_user(candidates, segments, settings.explore_shares, list_length,
+                                      settings.explore_default_share, seed=seed)
+    yield "share=segments", None, slots_of(candidates.groups, segment_slots)
 
 
 def tradeoff_exposure(settings: RerankSettings, *, candidates: pl.DataFrame, fit_events: pl.DataFrame,
-                      segments: pl.DataFrame, list_length: int, probe_counts: dict) -> dict:
+                      segments: pl.DataFrame, list_length: int, probe_counts: dict, seed: int = 0,
+                      segment_slots: Mapping[tuple[str, int], int] | None = None) -> dict:
     """Adds one block's exploit exposure (:func:`exposure_counts`) to every exploration
     setting's counts in ``probe_counts``: the first pass of a caller that builds
     :func:`tradeoff_lists` block by block. Does nothing unless the settings count shown items."""
     if not (settings.explore_repeat_shown and settings.explore_repeat_penalty > 0):
         return probe_counts
     table = Candidates.from_frame(candidates, purpose_histories(fit_events))
-    for label, _, slots in _explore_settings(settings, table.groups, segments, list_length):
+    for label, _, slots in _explore_settings(settings, table, segments, list_length, seed, segment_slots):
         exposure_counts(table, slots, list_length, probe_counts.setdefault(label, {}))
     return probe_counts
