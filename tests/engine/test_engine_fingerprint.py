@@ -182,3 +182,25 @@ def test_state_selection_on_an_unreadable_warehouse_is_an_error(tmp_path, tmp_pa
     r = run(capsys, root, "ls", "-s", "state:modified")
     assert r.code == 4, r
     assert "warehouse.duckdb" in r.text and "cannot be read" in r.text
+
+
+def test_a_python_model_counts_the_duckrec_packages_it_imports_by_their_source(tmp_path):
+    # the duckrec code a Python model runs is part of its definition: an edit to
+    # duckrec/ml/rerank must rebuild a model that imports it (after the engine moved into
+    # layers, every duckrec import was hashed as duckrec/state, so such edits were reused)
+    from duckrec.state.fingerprint import DUCKREC_FOLDER, CodeClosure, tree_hash
+
+    class Project:
+        root = tmp_path
+
+        def path(self, name):
+            return tmp_path / name
+
+    closure = CodeClosure(Project()).of_code("from duckrec.ml import rerank\nfrom duckrec.ml.score import top_k\n")
+    packages = {k: v for k, v in closure.items() if k.startswith("package ")}
+    assert packages == {
+        "package duckrec/ml": tree_hash(DUCKREC_FOLDER / "ml"),
+        "package duckrec/ml/rerank": tree_hash(DUCKREC_FOLDER / "ml" / "rerank"),
+    }
+    assert (DUCKREC_FOLDER / "ml" / "rerank" / "explore_frames.py").is_file()
+    assert "dist torch" in closure

@@ -139,10 +139,14 @@ class CodeClosure:
         return None
 
 
+# the duckrec package's own folder (this file is duckrec/state/fingerprint.py)
+DUCKREC_FOLDER = Path(__file__).resolve().parent.parent
+
+
 @functools.lru_cache(maxsize=None)
 def _package_contribution(folder: Path) -> tuple[tuple[str, str], ...]:
     """A duckrec package: its whole source, and the versions of the libraries it imports."""
-    root = Path(__file__).resolve().parent.parent
+    root = DUCKREC_FOLDER.parent
     out = {f"package {folder.resolve().relative_to(root)}": tree_hash(folder)}
     for f in sorted(folder.rglob("*.py")):
         package = ".".join(f.resolve().relative_to(root).with_suffix("").parts[:-1])
@@ -160,7 +164,7 @@ def _package_folder(module: str) -> Path | None:
     importing it (importing duckrec.ml would import torch): a module counts with its whole
     package, since it imports its siblings."""
     parts = module.split(".")[1:]
-    folder = Path(__file__).resolve().parent
+    folder = DUCKREC_FOLDER
     for part in parts:
         if not (folder / part / "__init__.py").is_file():
             break
