@@ -14,7 +14,7 @@ import torch  # noqa: F401 - torch loaded first, as in a build
 from duckrec.ml import TrainConfig, build_catalogue, top_k, train_lm
 from duckrec.ml import train as train_module
 from duckrec.ml.ngram import fit_bigram, next_item_probs
-from duckrec.ml.score import score_candidates_mc, score_rows
+from duckrec.ml.score import rnn_probs, score_candidates_mc, score_rows, user_states
 from duckrec.ml.threads import CoreMeter, allowed_cpus, pick_threads
 from duckrec.ml.train import softmax_negatives
 from sql_fixtures import build, generated_dataset, make_project
@@ -176,3 +176,41 @@ def test_generator_without_content_and_as_parquet(tmp_path):
     assert con.execute(f"select count(*) from '{out}/ratings.parquet'").fetchone()[0] == 3000
     assert con.execute(f"select count(distinct genres) from '{out}/movies.parquet'").fetchone() == (1,)
     assert con.execute(f"select count(*) from '{out}/tags.parquet'").fetchone() == (0,)
+
+
+def test_validation_on_big_catalogues_ranks_few_candidates_and_gets_the_same_top_k(monkeypatch):
+    # a skewed log, so the unigram and the n-gram matter; 8 candidates of each source per user
+    # leave some users unsure (ranked over every item), the others ranked over their candidates
+    rng = np.random.default_rng(3)
+    n_items = 300
+    cat = build_catalogue(np.arange(1, n_items + 1))
+    popular = (rng.zipf(1.3, 4000) % n_items) + 1
+    seqs = [popular[rng.integers(0, 4000, rng.integers(4, 30))] for _ in range(80)]
+    config = TrainConfig(**TINY)
+    lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
+                  log=lambda _: None).lm
+    monkeypatch.setattr(train_module, "NARROW_DEPTH", 8)
+    validator = train_module._Validator([s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), n_items, config,
+                                        lambda _: None)
+    users = len(validator.histories)
+    seen = validator._seen(0, users)
+    model = lm.model
+    with torch.no_grad():
+        vectors = model.item_vectors()
+        rnn = rnn_probs(model, user_states(model, validator.histories, config.window), vectors).masked_fill_(seen, -1.0)
+    dense_calls = []
+    top = validator._top
+    monkeypatch.setattr(validator, "_top", lambda scores: dense_calls.append(scores.shape[0]) or top(scores))
+    mixed = [w for w in config.rnn_weights if 0 < w < 1]
+    narrow = validator._narrow(0, users, rnn, seen, mixed, first=True)
+    assert 0 < sum(dense_calls) < users * len(narrow)  # some rows were unsure, most were not
+    for s, d in validator.grid:
+        ngram = next_item_probs(validator.bigram, validator.histories, s, config.ngram_context, d).masked_fill_(seen, -1.0)
+        np.testing.assert_array_equal(narrow[("ngram", s, d)], top(ngram))
+        for w in mixed:
+            np.testing.assert_array_equal(narrow[(w, s, d)], top(torch.add(ngram, rnn, alpha=w / (1 - w))))
+    # and the whole validation: the same best mixture and metrics either way
+    validator.narrow = False
+    dense = validator.evaluate(model)
+    validator.narrow, validator.ngram_alone = True, None
+    assert validator.evaluate(model) == dense

@@ -95,9 +95,48 @@ def next_item_probs(bigram: Bigram, histories: list[np.ndarray], smoothing: floa
     An empty history gives the unigram distribution. The result is dense: callers score
     a bounded number of users at a time.
     """
+    parts = ngram_parts(bigram, histories, smoothing, context, decay)
+    n_users, n = len(histories), bigram.n_items
+    out = np.bincount(parts.rows * n + parts.items - 1, weights=parts.weights,
+                      minlength=n_users * n).astype(np.float64, copy=False).reshape(n_users, n)
+    out += parts.uni_weight[:, None] * parts.unigram[None, :]
+    return torch.from_numpy(out.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class NgramParts:
+    """:func:`next_item_probs` as a sparse part plus a per-user multiple of the unigram:
+    P(j | history u) = sum of ``weights`` over the pairs (``rows`` = u, ``items`` = j) +
+    ``uni_weight[u] * unigram[j - 1]`` (``items`` 1-based). The pairs' support (the
+    successors of each history's last ``context`` items) does not depend on the smoothing
+    or the decay, so scoring a few items per user needs only these pairs."""
+
+    rows: np.ndarray
+    items: np.ndarray
+    weights: np.ndarray
+    uni_weight: np.ndarray  # float64 [U]
+    unigram: np.ndarray  # float64 [n_items]
+
+    def at(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """float32 P(items | history rows) for (row, 1-based item) pairs sorted by (row, item)
+        and unique: the same sums, in the same order, as the dense :func:`next_item_probs`,
+        so the same float32 values."""
+        n = self.unigram.size
+        keys = rows.astype(np.int64) * n + items.astype(np.int64) - 1
+        pairs = self.rows * n + self.items - 1
+        pos = np.minimum(np.searchsorted(keys, pairs), max(keys.size - 1, 0))
+        listed = keys[pos] == pairs if keys.size else np.zeros(pairs.size, dtype=bool)
+        out = np.bincount(pos[listed], weights=self.weights[listed], minlength=keys.size).astype(np.float64, copy=False)
+        out += self.uni_weight[rows] * self.unigram[items - 1]
+        return out.astype(np.float32)
+
+
+def ngram_parts(bigram: Bigram, histories: list[np.ndarray], smoothing: float, context: int = 1,
+                decay: float = 1.0) -> NgramParts:
+    """The pieces of :func:`next_item_probs` (see :class:`NgramParts`)."""
     if smoothing <= 0:
         raise ValueError(f"next_item_probs: expected smoothing > 0, found {smoothing}")
-    n_users, n = len(histories), bigram.n_items
+    n_users = len(histories)
     rows, items, ages = recent_items(histories, context)
     w = np.power(float(decay), ages)
     total_w = np.bincount(rows, weights=w, minlength=n_users)
@@ -107,14 +146,11 @@ def next_item_probs(bigram: Bigram, histories: list[np.ndarray], smoothing: floa
     uni = bigram.unigram[1:].astype(np.float64)
     uni_weight = np.bincount(rows, weights=share * smoothing, minlength=n_users)
     uni_weight[total_w == 0] = 1.0  # no history: the unigram alone
-    # every (user, next item) count of the recent items' rows, summed in one bincount
+    # every (user, next item) count of the recent items' rows
     lengths = hi - lo
     pair = np.repeat(np.arange(len(items)), lengths)
     pos = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths) + lo[pair]
-    flat = rows[pair] * n + bigram.next_items[pos] - 1
-    out = np.bincount(flat, weights=bigram.counts[pos] * share[pair], minlength=n_users * n).astype(np.float64, copy=False).reshape(n_users, n)
-    out += uni_weight[:, None] * uni[None, :]
-    return torch.from_numpy(out.astype(np.float32))
+    return NgramParts(rows[pair], bigram.next_items[pos], bigram.counts[pos] * share[pair], uni_weight, uni)
 
 
 def recent_items(histories: list[np.ndarray], context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
