@@ -178,17 +178,22 @@ def test_generator_without_content_and_as_parquet(tmp_path):
     assert con.execute(f"select count(*) from '{out}/tags.parquet'").fetchone() == (0,)
 
 
-def test_validation_on_big_catalogues_ranks_few_candidates_and_gets_the_same_top_k(monkeypatch):
-    # a skewed log, so the unigram and the n-gram matter; 8 candidates of each source per user
-    # leave some users unsure (ranked over every item), the others ranked over their candidates
+def skewed_lm(n_items=300):
+    """A tiny LM on a skewed log, so the unigram and the n-gram matter."""
     rng = np.random.default_rng(3)
-    n_items = 300
     cat = build_catalogue(np.arange(1, n_items + 1))
     popular = (rng.zipf(1.3, 4000) % n_items) + 1
     seqs = [popular[rng.integers(0, 4000, rng.integers(4, 30))] for _ in range(80)]
     config = TrainConfig(**TINY)
     lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
                   log=lambda _: None).lm
+    return lm, seqs, config, n_items
+
+
+def test_validation_on_big_catalogues_ranks_few_candidates_and_gets_the_same_top_k(monkeypatch):
+    # 8 candidates of each source per user leave some users unsure (ranked over every item),
+    # the others ranked over their candidates
+    lm, seqs, config, n_items = skewed_lm()
     monkeypatch.setattr(train_module, "NARROW_DEPTH", 8)
     validator = train_module._Validator([s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), n_items, config,
                                         lambda _: None)

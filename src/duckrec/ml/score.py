@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .model import ItemLM, LMConfig
-from .ngram import Bigram, fit_bigram, next_item_probs
+from .ngram import Bigram, NgramParts, fit_bigram, next_item_probs
 from .sequences import Catalogue, pad_histories
 from .threads import scoring_heap, torch_threads
 
@@ -141,6 +141,86 @@ def rnn_probs(model: ItemLM, states: torch.Tensor, vectors: torch.Tensor, cold_w
         return warm.nan_to_num_(0.0)
     fresh = torch.softmax(logits.masked_fill(~cold, float("-inf")), dim=1)
     return torch.add(warm.nan_to_num_(0.0) * (1.0 - cold_weight), fresh, alpha=cold_weight)
+
+
+# From this catalogue size on, validation ranks each mixture of its grid over a few candidates
+# per user (NarrowPool), not over every item: the same top K, checked per user against a bound.
+# (The served top N = 600 is not cheaper this way: its pool is most of the cost again.)
+NARROW_ITEMS = 20_000
+NARROW_DEPTH = 128  # the candidates: the sequence model's and the unigram's top items, and the n-gram's support
+
+
+@dataclass
+class NarrowPool:
+    """A few candidate items per user where a mixture ``w * rnn + (1 - w) * ngram``'s top k
+    must lie, or the bound says otherwise: the sequence model's top ``depth`` items, the
+    unigram's top ``depth`` and the n-gram's support (every item the user's recent items'
+    counts reach), less the excluded ones. Outside them an item's n-gram probability is its
+    unigram share alone (:class:`~duckrec.ml.ngram.NgramParts`), so no item outside scores
+    above the mixture of the model's ``depth``-th probability and the user's unigram weight
+    times the unigram's ``depth``-th share (:meth:`bound`); a user whose k-th candidate is
+    not strictly above it is ranked over every item."""
+
+    rows: np.ndarray  # per candidate: its user (0-based row) ...
+    items: np.ndarray  # ... and its item (0-based), sorted by (row, item)
+    width: int
+    rnn_bound: torch.Tensor  # [U] the model's depth-th probability per user
+    uni_bound: float  # the unigram's depth-th share
+
+    @classmethod
+    def build(cls, rnn: torch.Tensor, unigram_top: np.ndarray, uni_bound: float, support: NgramParts,
+              excluded: torch.Tensor, depth: int, min_width: int) -> NarrowPool:
+        """``rnn`` [U, n] the model's probabilities with excluded items below every other;
+        ``excluded`` [U, n] bool; ``unigram_top`` the unigram's top ``depth`` items (0-based)."""
+        users, n = rnn.shape
+        depth = min(depth, n)
+        r_val, r_idx = torch.topk(rnn, depth, 1)
+        rows = np.arange(users, dtype=np.int64)
+        keys = np.unique(np.concatenate([
+            np.repeat(rows, depth) * n + r_idx.cpu().numpy().reshape(-1),
+            np.repeat(rows, unigram_top.size) * n + np.tile(unigram_top, users),
+            support.rows * n + support.items - 1,
+        ]))
+        ex_rows, ex_cols = torch.nonzero(excluded.cpu(), as_tuple=True)
+        keys = keys[~np.isin(keys, ex_rows.numpy().astype(np.int64) * n + ex_cols.numpy())]
+        key_rows = keys // n
+        counts = np.bincount(key_rows, minlength=users)
+        return cls(key_rows, keys % n, max(int(counts.max()) if users else 0, min_width, 1),
+                   r_val[:, -1].float().cpu(), uni_bound)
+
+    def ngram(self, parts: NgramParts) -> torch.Tensor:
+        """The n-gram probability of every candidate (float32, as the dense one)."""
+        return torch.from_numpy(parts.at(self.rows, self.items + 1))
+
+    def rnn(self, rnn: torch.Tensor) -> torch.Tensor:
+        return rnn.cpu()[torch.from_numpy(self.rows), torch.from_numpy(self.items)]
+
+    def unigram_bound(self, parts: NgramParts) -> torch.Tensor:
+        """[U] the highest n-gram probability an item outside the candidates can have."""
+        return torch.from_numpy((parts.uni_weight * self.uni_bound).astype(np.float32))
+
+    def top(self, flat: torch.Tensor, bound: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """(values [U, k], 1-based items [U, k] (0 past the candidates), rows whose k-th value
+        is not strictly above ``bound``: rank those over every item)."""
+        users = bound.shape[0]
+        starts = np.searchsorted(self.rows, np.arange(users))
+        cols = torch.from_numpy(np.arange(self.rows.size) - starts[self.rows])
+        rows = torch.from_numpy(self.rows)
+        scores = torch.full((users, self.width), float("-inf"), dtype=flat.dtype)
+        scores[rows, cols] = flat
+        grid = torch.zeros(users, self.width, dtype=torch.int64)
+        grid[rows, cols] = torch.from_numpy(self.items + 1)
+        val, pos = torch.topk(scores, min(k, self.width), 1)
+        items = torch.where(torch.isfinite(val), grid.gather(1, pos), 0)
+        unsure = np.flatnonzero(~(val[:, -1] > bound).numpy()) if k <= self.width else np.arange(users)
+        return val, items, unsure
+
+
+def unigram_top(bigram: Bigram, depth: int) -> tuple[np.ndarray, float]:
+    """The unigram's top ``depth`` items (0-based) and the ``depth``-th share."""
+    unigram = bigram.unigram[1:]
+    top = np.argsort(-unigram, kind="stable")[: min(depth, unigram.size)].astype(np.int64)
+    return top, float(unigram[top[-1]]) if top.size else 0.0
 
 
 def next_item_scores(lm: TrainedLM, states: torch.Tensor, histories: list[np.ndarray], bigram: Bigram | None) -> torch.Tensor:

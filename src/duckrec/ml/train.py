@@ -16,7 +16,10 @@ import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig, fast_matmul_dtype, full_softmax_loss
 from .ngram import fit_bigram, next_item_probs, ngram_parts
-from .score import Mixture, TrainedLM, rank_metrics, rnn_probs, score_rows, user_states
+from .score import (
+    NARROW_DEPTH, NARROW_ITEMS, Mixture, NarrowPool, TrainedLM, rank_metrics, rnn_probs, score_rows, unigram_top,
+    user_states,
+)
 from .sequences import Catalogue, make_batches, training_windows
 from .settings import TrainConfig  # noqa: F401 - imported from here too
 from .threads import CoreMeter, pick_threads, scoring_heap
@@ -86,10 +89,6 @@ def context_length(setting: int | str, sequences: list[np.ndarray]) -> int:
     q = float(np.quantile(lengths, MAX_LEN_QUANTILE))
     return int(min(MAX_LEN_CAP, max(8, 8 * math.ceil(q / 8))))
 VALID_BLOCK = 1 << 26  # validation users x items per grid point; above it, a seeded sample of users
-# From this catalogue size on, validation ranks each mixture of the grid over a few candidates
-# per user (_Validator._narrow), not over every item: the same top K, checked per user.
-NARROW_ITEMS = 20_000
-NARROW_DEPTH = 128  # the candidates: the sequence model's and the unigram's top items, and the n-gram's support
 
 
 class _Validator:
@@ -119,10 +118,7 @@ class _Validator:
         self.grid = [(s, d) for s in config.smoothings for d in config.decays]
         self.ngram_alone = None  # the n-gram alone does not change between epochs: ranked once
         self.narrow = n_items >= NARROW_ITEMS
-        depth = min(NARROW_DEPTH, n_items)
-        unigram = self.bigram.unigram[1:]
-        self.uni_top = np.argsort(-unigram, kind="stable")[:depth].astype(np.int64)  # 0-based
-        self.uni_bound = float(unigram[self.uni_top[-1]]) if depth else 0.0  # no other item's unigram is above it
+        self.uni_top, self.uni_bound = unigram_top(self.bigram, NARROW_DEPTH)  # no other item's unigram is above it
 
     def _seen(self, lo: int, hi: int) -> torch.Tensor:
         part = self.histories[lo:hi]
@@ -179,54 +175,30 @@ class _Validator:
 
     def _narrow(self, lo: int, hi: int, rnn: torch.Tensor, seen: torch.Tensor, mixed: list[float],
                 first: bool) -> dict[tuple, np.ndarray]:
-        """The top K of every mixture of the grid for users ``lo:hi``, ranked over a few
-        candidates per user instead of the whole catalogue: the sequence model's top
-        ``NARROW_DEPTH`` unseen items, the unigram's top ``NARROW_DEPTH`` and every item the
-        user's n-gram counts reach (its support: the same for every smoothing and decay).
-        Outside them an item's n-gram probability is its unigram share alone, so no item
-        outside can score above ``alpha * (the model's NARROW_DEPTH-th probability) + (the
-        user's unigram weight) * (the unigram's NARROW_DEPTH-th share)``; a user whose K-th
-        candidate is not strictly above that bound is ranked over the whole catalogue, as
-        before. ``rnn`` is the block's probabilities with seen items at -1."""
-        n, k = self.n_items, self.config.eval_k
+        """The top K of every mixture of the grid for users ``lo:hi``, ranked over a
+        :class:`~duckrec.ml.score.NarrowPool` of candidates per user (the sequence model's
+        and the unigram's top ``NARROW_DEPTH`` and the n-gram's support, the same for every
+        smoothing and decay) instead of the whole catalogue; a user the pool's bound leaves
+        unsure is ranked over every item, as before. ``rnn``: the block's probabilities with
+        seen items at -1."""
+        k = self.config.eval_k
         histories = self.histories[lo:hi]
-        users = hi - lo
-        depth = min(NARROW_DEPTH, n)
-        r_val, r_idx = torch.topk(rnn, depth, 1)
-        r_bound = r_val[:, -1].to(torch.float32).cpu()
-        rows = np.arange(users, dtype=np.int64)
-        support = ngram_parts(self.bigram, histories, self.grid[0][0], self.config.ngram_context, self.grid[0][1])
-        keys = np.unique(np.concatenate([
-            np.repeat(rows, depth) * n + r_idx.cpu().numpy().reshape(-1),
-            np.repeat(rows, self.uni_top.size) * n + np.tile(self.uni_top, users),
-            support.rows * n + support.items - 1,
-        ]))
-        seen_rows, seen_cols = torch.nonzero(seen.cpu(), as_tuple=True)
-        keys = keys[~np.isin(keys, seen_rows.numpy().astype(np.int64) * n + seen_cols.numpy())]
-        key_rows, key_items = keys // n, keys % n
-        starts = np.searchsorted(key_rows, rows)
-        cols = np.arange(keys.size) - starts[key_rows]
-        width = max(int(cols.max()) + 1 if keys.size else 1, k)
-        t_rows, t_cols = torch.from_numpy(key_rows), torch.from_numpy(cols)
-        items = torch.zeros(users, width, dtype=torch.int64)
-        items[t_rows, t_cols] = torch.from_numpy(key_items + 1)
-        rnn_flat = rnn.cpu()[t_rows, torch.from_numpy(key_items)]
+        pool = NarrowPool.build(rnn, self.uni_top, self.uni_bound,
+                                ngram_parts(self.bigram, histories, self.grid[0][0], self.config.ngram_context,
+                                            self.grid[0][1]), seen, NARROW_DEPTH, k)
+        rnn_flat = pool.rnn(rnn)
         out: dict[tuple, np.ndarray] = {}
 
         def top(flat: torch.Tensor, bound: torch.Tensor, dense) -> np.ndarray:
-            scores = torch.full((users, width), float("-inf"))
-            scores[t_rows, t_cols] = flat
-            val, pos = torch.topk(scores, k, 1)
-            result = torch.where(val >= 0, items.gather(1, pos), 0).numpy()
-            unsure = np.flatnonzero(~(val[:, -1] > bound).numpy())
+            val, items, unsure = pool.top(flat, bound, k)
+            result = torch.where(val >= 0, items, 0).numpy()
             if unsure.size:  # ranked over the whole catalogue
                 result[unsure] = self._top(dense(unsure))
             return result
 
         for s, d in self.grid:
             parts = ngram_parts(self.bigram, histories, s, self.config.ngram_context, d)
-            ngram = torch.from_numpy(parts.at(key_rows, key_items + 1))
-            uni_bound = torch.from_numpy((parts.uni_weight * self.uni_bound).astype(np.float32))
+            ngram, uni_bound = pool.ngram(parts), pool.unigram_bound(parts)
 
             def dense_ngram(unsure, s=s, d=d):
                 return next_item_probs(self.bigram, [histories[i] for i in unsure], s, self.config.ngram_context,
@@ -237,7 +209,7 @@ class _Validator:
             for w in mixed:
                 alpha = w / (1 - w)
                 out[(w, s, d)] = top(
-                    torch.add(ngram, rnn_flat, alpha=alpha), torch.add(uni_bound, r_bound, alpha=alpha),
+                    torch.add(ngram, rnn_flat, alpha=alpha), torch.add(uni_bound, pool.rnn_bound, alpha=alpha),
                     lambda unsure, dense_ngram=dense_ngram, alpha=alpha: torch.add(
                         dense_ngram(unsure), rnn.cpu()[torch.from_numpy(unsure)], alpha=alpha))
         return out
