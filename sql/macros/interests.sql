@@ -119,25 +119,32 @@ where interest_type <> 'tag' or rank <= {{ top_n }}
                      shown least (lowest weight, a genre never shown 0), ties by name; null
                      otherwise.
 #}
-{% macro new_interests(pairs, interests, items) -%}
+{% macro new_interests(pairs, interests, items, distinct_pairs=true) -%}
+{#- one row per pair, no aggregation over the pairs: each pair reads its item's interest list
+    and its user's weights (a map) and top interests once; at 48M candidate pairs (Amazon
+    Beauty) a join per (pair, genre) and a group by over the pairs took minutes.
+    distinct_pairs=false: `pairs` is known to be unique (recs.lm_candidates), not deduplicated -#}
 with pairs as (
-    select distinct purpose, user_id, item_id from {{ pairs }}
+    select {% if distinct_pairs %}distinct {% endif %}purpose, user_id, item_id from {{ pairs }}
 ),
 
 genre_interests as (
-    select purpose, user_id, interest as genre, weight, is_top
+    -- one row per (user, interest): were an interest listed under two types, its lowest
+    -- weight and either's top flag, as a join over both rows would read it
+    select purpose, user_id, interest as genre, min(weight) as weight, bool_or(is_top) as is_top
     from {{ interests }}
     where interest_type <> 'tag'
+    group by purpose, user_id, interest
 ),
 
-users_with_top as (
-    select distinct purpose, user_id, true as has_top_genres
+user_genres as (
+    select
+        purpose,
+        user_id,
+        map(list(genre order by genre), list(weight order by genre)) as weights,
+        list(genre order by genre) filter (where is_top) as top_genres
     from genre_interests
-    where is_top
-),
-
-item_genres as (
-    select item_id, unnest(interests) as genre from {{ items }}
+    group by purpose, user_id
 ),
 
 pair_genres as (
@@ -145,34 +152,24 @@ pair_genres as (
         pairs.purpose,
         pairs.user_id,
         pairs.item_id,
-        item_genres.genre,
-        coalesce(genre_interests.weight, 0) as weight,
-        coalesce(genre_interests.is_top, false) as is_top
+        items.interests as genres,
+        user_genres.weights,
+        user_genres.top_genres,
+        len(items.interests) > 0 and len(user_genres.top_genres) > 0
+            and not list_has_any(items.interests, user_genres.top_genres) as is_new
     from pairs
-    join item_genres using (item_id)
-    left join genre_interests using (purpose, user_id, genre)
-),
-
-per_pair as (
-    select
-        purpose,
-        user_id,
-        item_id,
-        not bool_or(is_top) as outside_top,
-        arg_min(genre, {'weight': weight, 'genre': genre}) as least_shown_genre
-    from pair_genres
-    group by purpose, user_id, item_id
+    left join {{ items }} as items using (item_id)
+    left join user_genres using (purpose, user_id)
 )
 
 select
-    pairs.purpose,
-    pairs.user_id,
-    pairs.item_id,
-    coalesce(per_pair.outside_top and users_with_top.has_top_genres, false) as is_new_interest,
+    purpose,
+    user_id,
+    item_id,
+    coalesce(is_new, false) as is_new_interest,
     case
-        when per_pair.outside_top and users_with_top.has_top_genres then per_pair.least_shown_genre
+        when is_new then list_sort(list_transform(
+            genres, lambda g: {'weight': coalesce(weights[g], 0), 'genre': g}))[1].genre
     end as probed_interest
-from pairs
-left join per_pair using (purpose, user_id, item_id)
-left join users_with_top using (purpose, user_id)
+from pair_genres
 {%- endmacro %}
