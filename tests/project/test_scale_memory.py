@@ -12,6 +12,7 @@ import pytest
 import torch  # noqa: F401 - torch loaded first, as in a build
 
 from duckrec.ml import TrainConfig, build_catalogue, top_k, train_lm
+from duckrec.ml import score as score_module
 from duckrec.ml import train as train_module
 from duckrec.ml.ngram import fit_bigram, next_item_probs
 from duckrec.ml.score import rnn_probs, score_candidates_mc, score_rows, user_states
@@ -68,6 +69,31 @@ def test_mc_dropout_in_blocks_matches_one_block(monkeypatch):
     np.testing.assert_allclose(mean4, mean, rtol=1e-5)
     np.testing.assert_allclose(std4, std, rtol=1e-4, atol=1e-9)
     assert (std > 0).any()
+
+
+def test_mc_dropout_on_big_catalogues_estimates_each_pass_normaliser_from_drawn_items(monkeypatch):
+    cat, seqs = random_data()
+    config = TrainConfig(**{**TINY, "dropout": 0.3})
+    lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
+                  log=lambda _: None).lm
+    candidates = np.tile(np.arange(1, 11), (len(seqs), 1))
+    mean, std = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
+    # from 1 item on: each pass scores the 10 candidates and the drawn items, not all 40
+    monkeypatch.setattr(score_module, "NARROW_ITEMS", 1)
+    monkeypatch.setattr(score_module, "MC_NORMALISER_ITEMS", 20_000)
+    scored = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, b: scored.append(a.shape[1]) or bmm(a, b))
+    sampled_mean, sampled_std = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
+    assert set(scored) == {10, 20_000}
+    # the same dropout masks; the normaliser estimated from 20,000 draws is within a percent
+    np.testing.assert_allclose(sampled_mean, mean, rtol=0.02)
+    np.testing.assert_allclose(sampled_std, std, rtol=0.1, atol=1e-4)
+    # few draws: still close, and seeded
+    monkeypatch.setattr(score_module, "MC_NORMALISER_ITEMS", 64)
+    few = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
+    np.testing.assert_allclose(few[0], mean, rtol=0.3)
+    np.testing.assert_array_equal(score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)[0], few[0])
 
 
 def test_validation_samples_users_on_big_catalogues(monkeypatch):
