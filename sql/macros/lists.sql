@@ -70,3 +70,40 @@ from ranked
 {% macro max_list_length() -%}
 {{ [var('k', 10) | int, var('ks', [10]) | max | int] | max }}
 {%- endmacro %}
+
+
+{#
+  A scored strategy's lists: the candidates of `scores` (a relation with purpose, user_id,
+  item_id, score, source_rank and closest_history_item, e.g. recs.item_knn_scores), each
+  with the reason "like <the closest history item's title>", filled from popularity
+  (fill_from_popularity). Every history item is in staging.items (staging rejects unknown
+  items), so the join to the titles drops no candidate. Returns one query in the list columns.
+#}
+{% macro like_history_lists(strategy, scores) -%}
+with popularity_lists as (
+    select purpose, user_id, item_id, rank, reason from {{ ref('popularity_lists') }}
+),
+
+items as (
+    select item_id, title from {{ ref('items') }}
+),
+
+top_scored as (
+    select
+        scores.purpose,
+        scores.user_id,
+        scores.item_id,
+        scores.score,
+        'like ' || items.title as reason,
+        1 as source_order,
+        scores.source_rank
+    from {{ scores }} scores
+    join items on items.item_id = scores.closest_history_item
+),
+
+lists as (
+    {{ fill_from_popularity(strategy, 'top_scored', 'popularity_lists') }}
+)
+
+select * from lists
+{%- endmacro %}

@@ -8,14 +8,15 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig
-from .ngram import Bigram, NgramParts, fit_bigram, next_item_probs
+from .ngram import Bigram, NgramParts, fit_bigram, next_item_probs, ngram_parts
 from .sequences import Catalogue, pad_histories
 from .threads import scoring_heap, torch_threads
 
@@ -391,9 +392,8 @@ def score_candidates_mc(
     if bigram is not None and w < 1.0:
         fixed = torch.empty(n_users, width, dtype=torch.float64)
         for lo in range(0, n_users, step):
-            ngram_probs = next_item_probs(bigram, histories[lo : lo + step], mixture.smoothing, mixture.context,
-                                          mixture.decay)
-            fixed[lo : lo + step] = ((1.0 - w) * torch.gather(ngram_probs, 1, pick[lo : lo + step])).double()
+            ngram_probs = _ngram_at(bigram, histories[lo : lo + step], mixture, pick[lo : lo + step])
+            fixed[lo : lo + step] = ((1.0 - w) * ngram_probs).double()
         w_rnn = w
     if w_rnn == 0.0:
         # a pure n-gram mixture (validation can pick rnn_weight 0): dropout changes nothing,
@@ -454,6 +454,17 @@ def score_candidates_mc(
     return mean, std
 
 
+def _ngram_at(bigram: Bigram, histories: list[np.ndarray], mixture: Mixture, pick: torch.Tensor) -> torch.Tensor:
+    """[U, C] the n-gram probabilities of the 0-based items ``pick`` [U, C]: the values of
+    :func:`~duckrec.ml.ngram.next_item_probs` at those items, without the users x items matrix."""
+    n = bigram.n_items
+    users, width = pick.shape
+    keys = np.repeat(np.arange(users, dtype=np.int64), width) * n + pick.numpy().reshape(-1)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    parts = ngram_parts(bigram, histories, mixture.smoothing, mixture.context, mixture.decay)
+    return torch.from_numpy(parts.at(unique // n, unique % n + 1)[inverse].reshape(users, width))
+
+
 MC_NORMALISER_ITEMS = 256  # items drawn per user to estimate each MC pass's softmax normaliser (big catalogues)
 
 
@@ -475,6 +486,7 @@ class _SampledNormaliser:
     drawn_logits: torch.Tensor  # [U, S] their deterministic logits
     log_z: torch.Tensor  # [U, 1] the deterministic log normaliser
     mask: torch.Tensor | None  # [n_items] 1 for items that may be scored, 0 for those held at 0
+    gathered: dict = field(default_factory=dict)  # first row -> the chunk's drawn and picked items' vectors, biases
 
     @classmethod
     def of(cls, lm: TrainedLM, histories: list[np.ndarray], vectors: torch.Tensor, step: int,
@@ -503,16 +515,19 @@ class _SampledNormaliser:
             log_z.append(lz)
         return cls(model, vectors, bias, torch.cat(drawn), torch.cat(drawn_logits), torch.cat(log_z), mask)
 
-    def _logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """[B, C] logits of 0-based ``items`` [B, C] for ``states`` [B, d]."""
-        return torch.bmm(self.vectors[items + 1], states.unsqueeze(2)).squeeze(2) + self.bias[items]
-
     def probs(self, states: torch.Tensor, pick: torch.Tensor, lo: int) -> torch.Tensor:
-        """[B, C] this pass's probabilities of the 0-based ``pick`` for users ``lo:lo+B``."""
+        """[B, C] this pass's probabilities of the 0-based ``pick`` for users ``lo:lo+B``
+        (the same ``pick`` for ``lo`` on every pass: its vectors are gathered once)."""
         rows = slice(lo, lo + states.shape[0])
-        shift = self._logits(states, self.drawn[rows]) - self.drawn_logits[rows]
-        log_z = self.log_z[rows] + torch.logsumexp(shift, 1, keepdim=True) - math.log(shift.shape[1])
-        out = torch.exp(self._logits(states, pick) - log_z)
+        if lo not in self.gathered:
+            items = torch.cat([self.drawn[rows], pick], 1)
+            self.gathered[lo] = (F.embedding(items + 1, self.vectors), self.bias[items].unsqueeze(2))
+        vectors, bias = self.gathered[lo]
+        logits = torch.baddbmm(bias, vectors, states.unsqueeze(2)).squeeze(2)
+        drawn = self.drawn.shape[1]
+        shift = logits[:, :drawn] - self.drawn_logits[rows]
+        log_z = self.log_z[rows] + torch.logsumexp(shift, 1, keepdim=True) - math.log(drawn)
+        out = torch.exp(logits[:, drawn:] - log_z)
         return out if self.mask is None else out * self.mask[pick]
 
 
