@@ -8,7 +8,11 @@ list and `is_default` marks the settings the served lists use. Lists are built a
 as the served lists are, and kept up to K = var rerank.tradeoff_k. eval.tradeoff measures
 them with the SQL rules of eval.user_metrics / eval.metrics. Built a block of holdout users
 at a time (duckrec.ml.rerank.blocks), exploration's repeat counts carried from block to
-block: the same lists as one pass over all users.
+block: the same lists as one pass over all users. On a log of more than var
+rerank.tradeoff_users holdout users (5,000) the lists are those of a seeded sample of them
+(the served shares' slots are still split over all users); eval.tradeoff then measures the
+sample, with its intervals, and its is_default rows are the sample's figures, not
+eval.metrics'.
 """
 import polars as pl
 
@@ -33,8 +37,21 @@ def model(dbt, session):
     segments = dbt.ref("user_rfm_by_purpose").pl().filter(pl.col("purpose") == PURPOSE)
     candidates, fit_events = dbt.ref("lm_candidates"), dbt.ref("fit_events").project("purpose, user_id, item_id, position")
     uncertainty, interests = dbt.ref("lm_candidate_uncertainty"), dbt.ref("lm_candidate_interests")
-    blocks = [b for b in rerank.user_blocks(
-        candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl()) if b.purpose == PURPOSE]
+    counts = candidates.aggregate("purpose, user_id, count(*) as rows", "purpose, user_id").pl() \
+        .filter(pl.col("purpose") == PURPOSE)
+    # at most var rerank.tradeoff_users holdout users (a seeded sample): the curve's cost stays bounded
+    sample = rerank.sample_users(counts["user_id"].to_numpy(), settings.tradeoff_users, seed)
+    sampled = sample.size < counts.height
+    if sampled:
+        dbt.log(f"tradeoff_lists: a seeded sample of {sample.size} of {counts.height} holdout users "
+                f"(var rerank.tradeoff_users)")
+        counts = counts.filter(pl.col("user_id").is_in(sample.tolist()))
+    blocks = rerank.user_blocks(counts)
+
+    def rows(relation, block):
+        """The block's rows of a relation, the sampled users' only."""
+        frame = relation.filter(block.where()).pl()
+        return frame.filter(pl.col("user_id").is_in(sample.tolist())) if sampled else frame
 
     # the served shares' slots of every user at once (the first list_length candidates decide them)
     segment_slots = rerank.slots_by_user(
@@ -43,8 +60,8 @@ def model(dbt, session):
     # the first pass: the items every setting's exploit slots show, over all blocks
     counts = {}
     for block in blocks:
-        rerank.tradeoff_exposure(settings, candidates=candidates.filter(block.where()).pl(),
-                                 fit_events=fit_events.filter(block.where()).pl(), segments=block.of(segments),
+        rerank.tradeoff_exposure(settings, candidates=rows(candidates, block),
+                                 fit_events=rows(fit_events, block), segments=block.of(segments),
                                  list_length=list_length, probe_counts=counts, seed=seed,
                                  segment_slots=segment_slots)
     yield pl.DataFrame(schema=rerank.TRADEOFF_SCHEMA)
@@ -59,12 +76,12 @@ def model(dbt, session):
     for block in blocks:
         lists = rerank.tradeoff_lists(
             settings,
-            candidates=candidates.filter(block.where()).pl(),
-            fit_events=fit_events.filter(block.where()).pl(),
+            candidates=rows(candidates, block),
+            fit_events=rows(fit_events, block),
             items=items,
             embeddings=embeddings,
-            uncertainty=uncertainty.filter(block.where()).pl(),
-            interests=interests.filter(block.where()).pl(),
+            uncertainty=rows(uncertainty, block),
+            interests=rows(interests, block),
             item_popularity=item_popularity,
             segments=block.of(segments),
             list_length=list_length,

@@ -2,9 +2,14 @@
 -- of the re-rankers' grid (eval.tradeoff_lists) measured at K = var rerank.tradeoff_k with the
 -- rules of eval.user_metrics / eval.metrics (sql/macros/measures.sql), plus the share of the
 -- shown slots that explore, with bootstrap intervals. One row per strategy and setting; the is_default rows equal
--- eval.metrics at that K.
+-- eval.metrics at that K on a log of at most var rerank.tradeoff_users holdout users (above it
+-- the curve is measured on a seeded sample of them, eval.tradeoff_lists).
 with tradeoff_lists as (
     select * from {{ ref('tradeoff_lists') }}
+),
+
+tradeoff_users as (
+    select distinct user_id from tradeoff_lists
 ),
 
 settings as (
@@ -12,7 +17,9 @@ settings as (
 ),
 
 user_rows as (
-    {{ user_measures('tradeoff_lists', ['strategy', 'setting'], [var('rerank', {}).get('tradeoff_k', 10)]) }}
+    -- the users whose lists were rebuilt (all holdout users, or var rerank.tradeoff_users of them)
+    {{ user_measures('tradeoff_lists', ['strategy', 'setting'], [var('rerank', {}).get('tradeoff_k', 10)],
+                     users='tradeoff_users') }}
 ),
 
 measured as (

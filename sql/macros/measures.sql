@@ -19,12 +19,13 @@
                      (new_interests in sql/macros/interests.sql, the rule exploration uses, over
                      the holdout interests of features.fit_interests), and whether one of those
                      items is among the first K
-  Every evaluated user (a user with test events) gets a row for every list key in `lists`; a
-  user without a list there counts with no hits.
+  Every evaluated user (a user with test events; with `users`, a relation of user_id, only
+  those of them) gets a row for every list key in `lists`; a user without a list there counts
+  with no hits.
   Used by eval.user_metrics (lists: eval.holdout_recommendations, by ['strategy'], var ks)
   and eval.tradeoff (lists: eval.tradeoff_lists, by ['strategy', 'setting'], rerank.tradeoff_k).
 #}
-{% macro user_measures(lists, by, ks) -%}
+{% macro user_measures(lists, by, ks, users=none) -%}
 with lists as (
     -- list_key: the `by` columns as one struct column, so the steps below name one column
     select
@@ -57,6 +58,9 @@ evaluated_users as (
         count(*) as n_test_items,
         bool_or(is_new_interest) as is_new_interest_user
     from test_items
+    {%- if users is not none %}
+    where user_id in (select user_id from {{ users }})
+    {%- endif %}
     group by user_id
 ),
 

@@ -157,7 +157,7 @@ def test_a_catalogue_without_genres_explores_clusters_of_the_lms_item_embeddings
     # a generous promise, so that the tiny model's noisy validation lets exploration act
     project = make_project(tmp_path / "p", ratings, movies, [],
                            vars={"interests": {"source": "auto", "clusters": 6},
-                                 "rerank": {"explore": {"max_ndcg_loss": 0.9}}})
+                                 "rerank": {"explore": {"max_ndcg_loss": 0.9}, "tradeoff_users": 25}})
     result = build(project)
     assert result.code == 0, result
     con = connect(project)
@@ -171,3 +171,8 @@ def test_a_catalogue_without_genres_explores_clusters_of_the_lms_item_embeddings
     assert probes[0] > 0 and probes[0] == probes[1]
     # diversity is measured on the clusters: no longer 1.0 for every strategy
     assert rows(con, "select min(diversity) < 1 from eval.metrics where k = 10") == [(True,)]
+    # the trade-off curve over a seeded sample of 25 of the holdout users (rerank.tradeoff_users)
+    holdout_users = rows(con, "select count(*) from features.list_users where purpose = 'holdout'")[0][0]
+    assert f"tradeoff_lists: a seeded sample of 25 of {holdout_users} holdout users" in result.out, result.out
+    assert rows(con, "select min(n_users), max(n_users) from eval.tradeoff") == [(25, 25)]
+    assert rows(con, "select count(distinct user_id) from eval.tradeoff_lists") == [(25,)]

@@ -76,6 +76,9 @@ class RerankSettings:
     tradeoff_mmr_lambdas: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
     tradeoff_calibration_lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95)
     tradeoff_explore_shares: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    # eval.tradeoff_lists rebuilds the holdout lists of every setting for at most this many
+    # holdout users (a seeded sample): the curve's cost stays bounded on a big log
+    tradeoff_users: int = 5000
     # each re-ranker's setting chosen on validation per build (eval.explore_choice); false:
     # the hand-set settings above serve as they are
     choose_on_validation: bool = True
@@ -120,6 +123,8 @@ class RerankSettings:
         if not 0.5 <= settings.promise_confidence < 1:
             raise ValueError(f"rerank.promise_confidence: expected a number in [0.5, 1), found "
                              f"{settings.promise_confidence!r}")
+        if settings.tradeoff_users < 1:
+            raise ValueError(f"rerank.tradeoff_users: expected an integer >= 1, found {settings.tradeoff_users!r}")
         if settings.choice_users < 1:
             raise ValueError(f"rerank.choice_users: expected an integer >= 1, found {settings.choice_users!r}")
         if settings.explore_placement not in ("spread", "tail"):
