@@ -57,12 +57,17 @@ def test_scoring_blocks_never_hold_users_by_items():
         np.testing.assert_allclose(part[1], whole[1], rtol=1e-6)
 
 
-def test_mc_dropout_in_blocks_matches_one_block(monkeypatch):
+def dropout_lm():
+    """A tiny LM with dropout (for MC dropout), its histories and 10 candidates per user."""
     cat, seqs = random_data()
     config = TrainConfig(**{**TINY, "dropout": 0.3})
     lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
                   log=lambda _: None).lm
-    candidates = np.tile(np.arange(1, 11), (len(seqs), 1))
+    return lm, seqs, np.tile(np.arange(1, 11), (len(seqs), 1))
+
+
+def test_mc_dropout_in_blocks_matches_one_block(monkeypatch):
+    lm, seqs, candidates = dropout_lm()
     mean, std = score_candidates_mc(lm, seqs, candidates, passes=3, seed=1)
     monkeypatch.setattr("duckrec.ml.score.score_rows", lambda n: 4)
     mean4, std4 = score_candidates_mc(lm, seqs, candidates, passes=3, seed=1)
@@ -72,11 +77,7 @@ def test_mc_dropout_in_blocks_matches_one_block(monkeypatch):
 
 
 def test_mc_dropout_on_big_catalogues_estimates_each_pass_normaliser_from_drawn_items(monkeypatch):
-    cat, seqs = random_data()
-    config = TrainConfig(**{**TINY, "dropout": 0.3})
-    lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), config,
-                  log=lambda _: None).lm
-    candidates = np.tile(np.arange(1, 11), (len(seqs), 1))
+    lm, seqs, candidates = dropout_lm()
     mean, std = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
     # from 1 item on: each pass scores the 10 candidates and the drawn items, not all 40
     monkeypatch.setattr(score_module, "NARROW_ITEMS", 1)
