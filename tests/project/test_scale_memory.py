@@ -76,28 +76,6 @@ def test_mc_dropout_in_blocks_matches_one_block(monkeypatch):
     assert (std > 0).any()
 
 
-def test_mc_dropout_on_big_catalogues_estimates_each_pass_normaliser_from_drawn_items(monkeypatch):
-    lm, seqs, candidates = dropout_lm()
-    mean, std = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
-    # from 1 item on: each pass scores the 10 candidates and the drawn items, not all 40
-    monkeypatch.setattr(score_module, "NARROW_ITEMS", 1)
-    monkeypatch.setattr(score_module, "MC_NORMALISER_ITEMS", 20_000)
-    scored = []
-    baddbmm = torch.baddbmm
-    monkeypatch.setattr(torch, "baddbmm", lambda c, a, b: scored.append(a.shape[1]) or baddbmm(c, a, b))
-    sampled_mean, sampled_std = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
-    assert set(scored) == {20_000 + 10}  # the drawn items and the candidates, on each of the 4 passes
-    assert len(scored) == 4
-    # the same dropout masks; the normaliser estimated from 20,000 draws is within a percent
-    np.testing.assert_allclose(sampled_mean, mean, rtol=0.02)
-    np.testing.assert_allclose(sampled_std, std, rtol=0.1, atol=1e-4)
-    # few draws: still close, and seeded
-    monkeypatch.setattr(score_module, "MC_NORMALISER_ITEMS", 64)
-    few = score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)
-    np.testing.assert_allclose(few[0], mean, rtol=0.3)
-    np.testing.assert_array_equal(score_candidates_mc(lm, seqs, candidates, passes=4, seed=1)[0], few[0])
-
-
 def test_the_n_gram_at_a_few_items_is_the_dense_one_there():
     cat, seqs = random_data()
     lm = train_lm(cat, seqs, [s[:-1] for s in seqs], np.array([s[-1] for s in seqs]), TrainConfig(**TINY),

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig
 from .ngram import Bigram, NgramParts, fit_bigram, next_item_probs, ngram_parts
@@ -423,17 +421,12 @@ def score_candidates_mc(
         try:
             vectors = model.item_vectors()
             initial = model.initial_state()
-            # its own generator: the dropout masks are those of the exact passes
-            sampled = _SampledNormaliser.of(lm, histories, vectors, step, torch.Generator().manual_seed(seed + 1))
             for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
                     states[rows] = model.last_states(inputs, last, vectors, mc_generator=generator)
                 draw = torch.empty(n_users, width, dtype=torch.float64)
                 for lo in range(0, n_users, step):  # never users x items at once
-                    if sampled is not None:
-                        draw[lo : lo + step] = sampled.probs(states[lo : lo + step], pick[lo : lo + step], lo).double()
-                        continue
                     probs = rnn_probs(model, states[lo : lo + step], vectors, lm.mixture.cold_weight)
                     draw[lo : lo + step] = torch.gather(probs, 1, pick[lo : lo + step]).double()
                 draw *= w_rnn
@@ -463,72 +456,6 @@ def _ngram_at(bigram: Bigram, histories: list[np.ndarray], mixture: Mixture, pic
     unique, inverse = np.unique(keys, return_inverse=True)
     parts = ngram_parts(bigram, histories, mixture.smoothing, mixture.context, mixture.decay)
     return torch.from_numpy(parts.at(unique // n, unique % n + 1)[inverse].reshape(users, width))
-
-
-MC_NORMALISER_ITEMS = 256  # items drawn per user to estimate each MC pass's softmax normaliser (big catalogues)
-
-
-@dataclass
-class _SampledNormaliser:
-    """Each MC-dropout pass's softmax over a big catalogue (``NARROW_ITEMS`` and more), without
-    scoring every item on every pass: with the deterministic (no dropout) logits ``l`` and
-    their normaliser ``Z``, a pass's normaliser is exactly ``Z * E_{j ~ softmax(l)}[exp(l'_j -
-    l_j)]``; ``MC_NORMALISER_ITEMS`` items drawn once per user from ``softmax(l)`` estimate
-    that mean, so a pass scores only the candidates and the drawn items. The deterministic
-    logits are one pass over every item; on Amazon Beauty (54.5k items, 40k users x 2
-    purposes) 20 exact passes took about 15 minutes. Below ``NARROW_ITEMS`` items, and for a
-    text-aware model that gives items without events a share, every pass is exact."""
-
-    model: ItemLM
-    vectors: torch.Tensor
-    bias: torch.Tensor
-    drawn: torch.Tensor  # [U, S] 0-based items drawn from the deterministic softmax
-    drawn_logits: torch.Tensor  # [U, S] their deterministic logits
-    log_z: torch.Tensor  # [U, 1] the deterministic log normaliser
-    mask: torch.Tensor | None  # [n_items] 1 for items that may be scored, 0 for those held at 0
-    gathered: dict = field(default_factory=dict)  # first row -> the chunk's drawn and picked items' vectors, biases
-
-    @classmethod
-    def of(cls, lm: TrainedLM, histories: list[np.ndarray], vectors: torch.Tensor, step: int,
-           generator: torch.Generator) -> _SampledNormaliser | None:
-        model = lm.model
-        if lm.catalogue.n_items < NARROW_ITEMS:
-            return None
-        mask = None
-        if model.config.text_dim:
-            cold = model.has_events[1:, 0] == 0
-            if bool(cold.any()):
-                if lm.mixture.cold_weight > 0:
-                    return None  # two softmaxes: exact passes
-                mask = (~cold).float()
-        bias = model.biases()
-        if mask is not None:
-            bias = bias.masked_fill(mask == 0, float("-inf"))
-        states = user_states(model, histories, lm.context)
-        drawn, drawn_logits, log_z = [], [], []
-        for lo in range(0, len(histories), step):
-            logits = torch.addmm(bias, states[lo : lo + step], vectors[1:].T)
-            lz = torch.logsumexp(logits, 1, keepdim=True)
-            pick = torch.multinomial(torch.exp(logits - lz), MC_NORMALISER_ITEMS, replacement=True, generator=generator)
-            drawn.append(pick)
-            drawn_logits.append(torch.gather(logits, 1, pick))
-            log_z.append(lz)
-        return cls(model, vectors, bias, torch.cat(drawn), torch.cat(drawn_logits), torch.cat(log_z), mask)
-
-    def probs(self, states: torch.Tensor, pick: torch.Tensor, lo: int) -> torch.Tensor:
-        """[B, C] this pass's probabilities of the 0-based ``pick`` for users ``lo:lo+B``
-        (the same ``pick`` for ``lo`` on every pass: its vectors are gathered once)."""
-        rows = slice(lo, lo + states.shape[0])
-        if lo not in self.gathered:
-            items = torch.cat([self.drawn[rows], pick], 1)
-            self.gathered[lo] = (F.embedding(items + 1, self.vectors), self.bias[items].unsqueeze(2))
-        vectors, bias = self.gathered[lo]
-        logits = torch.baddbmm(bias, vectors, states.unsqueeze(2)).squeeze(2)
-        drawn = self.drawn.shape[1]
-        shift = logits[:, :drawn] - self.drawn_logits[rows]
-        log_z = self.log_z[rows] + torch.logsumexp(shift, 1, keepdim=True) - math.log(drawn)
-        out = torch.exp(logits[:, drawn:] - log_z)
-        return out if self.mask is None else out * self.mask[pick]
 
 
 # Newest first; the id breaks a tie of two checkpoints trained in the same microsecond.
