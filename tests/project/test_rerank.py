@@ -908,6 +908,31 @@ def test_score_candidates_mc_matches_a_naive_per_pass_loop(rnn_weight):
     assert (got[1][0, :2] > 0).all() if rnn_weight > 0 else not got[1].any()
 
 
+def test_mc_dropout_on_a_big_catalogue_splits_the_softmax_into_head_and_a_sampled_tail(monkeypatch):
+    """Past MC_SPLIT_ITEMS items a pass scores each user's candidates and top items exactly
+    and estimates the rest from a uniform sample: all of the rest drawn, it is the exact
+    softmax; a few drawn, an estimate that never puts a candidate above probability 1."""
+    from duckrec.ml import score, score_candidates_mc
+
+    lm = _tiny_lm(1.0)
+    histories = _tiny_histories()
+    cand = np.array([[1, 2, 0], [3, 4, 5], [12, 11, 10], [6, 0, 0], [7, 8, 9], [1, 5, 9]])
+    exact = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
+    monkeypatch.setattr(score, "MC_SPLIT_ITEMS", 1)
+    monkeypatch.setattr(score, "MC_HEAD_ITEMS", 2)
+    monkeypatch.setattr(score, "MC_TAIL_ITEMS", 100)  # more than the catalogue: every item drawn
+    whole = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
+    np.testing.assert_allclose(whole[0], exact[0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(whole[1], exact[1], rtol=1e-4, atol=1e-7)  # the drawn order rounds apart
+    monkeypatch.setattr(score, "MC_TAIL_ITEMS", 2)  # 2 of the 12 items: an estimate
+    sampled = score_candidates_mc(lm, histories, cand, passes=6, seed=11)
+    assert np.array_equal(sampled[0], score_candidates_mc(lm, histories, cand, passes=6, seed=11)[0])
+    assert np.isfinite(sampled[0]).all() and (sampled[0] <= 1).all() and not np.allclose(sampled[0], exact[0])
+    assert sampled[0][0, 2] == 0 and sampled[1][0, 2] == 0
+    real = cand > 0
+    np.testing.assert_allclose(sampled[0][real], exact[0][real], rtol=1.0)  # within 2 x on 2 of 12 items
+
+
 def test_score_candidates_mc_is_seeded_and_leaves_torch_as_it_was():
     import torch
 

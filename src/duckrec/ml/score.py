@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .model import ItemLM, LMConfig
 from .ngram import Bigram, NgramParts, fit_bigram, next_item_probs, ngram_parts
@@ -421,12 +422,18 @@ def score_candidates_mc(
         try:
             vectors = model.item_vectors()
             initial = model.initial_state()
+            # big catalogues: each pass scores the head items and a sample of the rest; its own
+            # generator, so the dropout masks are those of the exact passes
+            split = _HeadAndTail.of(lm, histories, vectors, pick, cand > 0, seed)
             for done in range(1, passes + 1):
                 states = initial.expand(n_users, -1).clone()
                 for rows, inputs, last in batches:
                     states[rows] = model.last_states(inputs, last, vectors, mc_generator=generator)
                 draw = torch.empty(n_users, width, dtype=torch.float64)
-                for lo in range(0, n_users, step):  # never users x items at once
+                if split is not None:
+                    for lo in range(0, n_users, split.step):
+                        draw[lo : lo + split.step] = split.probs(states[lo : lo + split.step], lo).double()
+                for lo in range(0, n_users if split is None else 0, step):  # never users x items at once
                     probs = rnn_probs(model, states[lo : lo + step], vectors, lm.mixture.cold_weight)
                     draw[lo : lo + step] = torch.gather(probs, 1, pick[lo : lo + step]).double()
                 draw *= w_rnn
@@ -456,6 +463,94 @@ def _ngram_at(bigram: Bigram, histories: list[np.ndarray], mixture: Mixture, pic
     unique, inverse = np.unique(keys, return_inverse=True)
     parts = ngram_parts(bigram, histories, mixture.smoothing, mixture.context, mixture.decay)
     return torch.from_numpy(parts.at(unique // n, unique % n + 1)[inverse].reshape(users, width))
+
+
+MC_SPLIT_ITEMS = NARROW_ITEMS  # from this catalogue size on, MC dropout's softmax is split (_HeadAndTail)
+MC_HEAD_ITEMS = 128  # per user: the deterministic model's top items, scored exactly on every pass
+MC_TAIL_ITEMS = 4096  # per pass and block of users: items drawn uniformly to estimate the rest's mass
+
+
+@dataclass
+class _HeadAndTail:
+    """Each MC-dropout pass's softmax over a big catalogue (``MC_SPLIT_ITEMS`` and more)
+    without scoring every item on every pass. The normaliser of a pass is split in two:
+
+    - the **head**, summed exactly: the user's candidates and the deterministic (no
+      dropout) model's top ``MC_HEAD_ITEMS`` items;
+    - the **tail**, every other item, estimated from ``MC_TAIL_ITEMS`` items drawn
+      uniformly without replacement per pass (shared by a block of users; an item of a
+      user's head counts 0 in that user's sum): ``n / m`` times their summed mass, an
+      unbiased estimate.
+
+    A candidate's own mass is always in its normaliser, so no probability exceeds 1 however
+    far a dropout pass moves the user's distribution (an importance sample drawn from the
+    deterministic softmax alone missed that mass on Amazon Beauty and overflowed). The
+    head holds most of the mass where the estimate matters; measured against exact passes
+    on Beauty in the README. A text-aware model that gives items without events a share
+    (``cold_weight`` > 0: two softmaxes) stays exact; one that gives them none samples
+    its tail among the items with events only."""
+
+    model: ItemLM
+    vectors: torch.Tensor
+    bias: torch.Tensor
+    head: torch.Tensor  # [U, K] 0-based head items per user, sorted; -1 pads
+    at: torch.Tensor  # [U, C] the position of each candidate in its user's head
+    pool: torch.Tensor  # the 0-based items the tail is drawn from (every item, or those with events)
+    generator: torch.Generator
+    step: int = 256
+
+    @classmethod
+    def of(cls, lm: TrainedLM, histories: list[np.ndarray], vectors: torch.Tensor, pick: torch.Tensor,
+           real: np.ndarray, seed: int) -> "_HeadAndTail | None":
+        model = lm.model
+        n = lm.catalogue.n_items
+        if n < MC_SPLIT_ITEMS:
+            return None
+        bias = model.biases()
+        pool = torch.arange(n)
+        if model.config.text_dim:
+            cold = model.has_events[1:, 0] == 0
+            if bool(cold.any()):
+                if lm.mixture.cold_weight > 0:
+                    return None
+                bias = bias.masked_fill(cold, float("-inf"))
+                pool = pool[~cold]
+        candidates = pick.masked_fill(torch.from_numpy(~real), -1)
+        states = (user_states if model.training else _states)(model, histories, lm.context, 512)
+        depth = min(MC_HEAD_ITEMS, n)
+        heads, ats = [], []
+        for lo in range(0, len(histories), score_rows(n)):
+            rows = slice(lo, lo + score_rows(n))
+            top = torch.topk(torch.addmm(bias, states[rows], vectors[1:].T), depth, dim=1).indices
+            head, _ = torch.sort(torch.cat([candidates[rows], top], 1), dim=1)
+            # a repeated item counts once: its later copies become -1 and sort to the front
+            repeat = torch.zeros_like(head, dtype=torch.bool)
+            repeat[:, 1:] = head[:, 1:] == head[:, :-1]
+            head, _ = torch.sort(head.masked_fill(repeat, -1), dim=1)
+            heads.append(head)
+            ats.append(torch.searchsorted(head, candidates[rows].clamp(min=0)))
+        return cls(model, vectors, bias, torch.cat(heads), torch.cat(ats), pool,
+                   torch.Generator().manual_seed(seed + 1))
+
+    def probs(self, states: torch.Tensor, lo: int) -> torch.Tensor:
+        """[B, C] this pass's probabilities of the candidates of users ``lo:lo+B``."""
+        head = self.head[lo : lo + states.shape[0]]
+        items = head.clamp(min=0)
+        logits = torch.baddbmm(self.bias[items].unsqueeze(2), F.embedding(items + 1, self.vectors),
+                               states.unsqueeze(2)).squeeze(2).masked_fill(head < 0, float("-inf"))
+        top = logits.max(1, keepdim=True).values
+        size = self.pool.numel()
+        m = min(MC_TAIL_ITEMS, size)
+        drawn = self.pool[torch.randperm(size, generator=self.generator)[:m]]  # without replacement
+        tail = torch.addmm(self.bias[drawn], states, self.vectors[drawn + 1].T)
+        # which drawn items are in each user's head: each head item's column among the drawn (m: none)
+        column = torch.full((self.bias.numel() + 1,), m, dtype=torch.int64)
+        column[drawn] = torch.arange(m)
+        in_head = torch.zeros(head.shape[0], m + 1, dtype=torch.bool)
+        in_head.scatter_(1, column[head.masked_fill(head < 0, self.bias.numel())], True)
+        tail_mass = torch.exp(tail - top).masked_fill(in_head[:, :m], 0.0).sum(1, keepdim=True)
+        total = torch.exp(logits - top).sum(1, keepdim=True) + tail_mass * (size / m)
+        return torch.exp(torch.gather(logits, 1, self.at[lo : lo + states.shape[0]]) - top) / total
 
 
 # Newest first; the id breaks a tie of two checkpoints trained in the same microsecond.
