@@ -58,27 +58,59 @@ means as (
     group by all
 ),
 
-full_lists as (
-    select
-        {{ keys | join(', ') }},
-        count(distinct lists.item_id) / any_value(catalogue.n_items) as coverage
+-- a resample leaves an item out when it leaves out every user the item is shown to: each
+-- user's left-out resamples (w = 0) as bitmasks of 64 replicates, and an item's as the AND of
+-- its users' masks, so no row is made per (user, item, replicate)
+zero_masks as (
+    select user_id, replicate // 64 as chunk,
+        bit_or(case when w = 0 then 1::ubigint << (replicate % 64) else 0::ubigint end) as left_out
+    from weights
+    group by all
+),
+
+shown as (
+    select distinct
+        {% for key in keys %}per_user.{{ key }}, {% endfor %}lists.item_id, per_user.user_id
     from per_user
     join {{ lists }} lists using ({{ (list_keys + ['user_id']) | join(', ') }})
-    cross join catalogue
     where lists.rank <= per_user.k
+),
+
+shown_items as (
+    select {{ keys | join(', ') }}, count(distinct item_id) as n_items
+    from shown
+    group by all
+),
+
+full_lists as (
+    select {{ keys | join(', ') }}, shown_items.n_items / catalogue.n_items as coverage
+    from shown_items
+    cross join catalogue
+),
+
+items_left_out as (
+    select {{ keys | join(', ') }}, shown.item_id, zero_masks.chunk, bit_and(zero_masks.left_out) as left_out
+    from shown
+    join zero_masks using (user_id)
+    group by all
+    having bit_and(zero_masks.left_out) <> 0
+),
+
+left_out as (
+    select {{ keys | join(', ') }}, chunk * 64 + bit.range as replicate, count(*) as n_items
+    from items_left_out
+    cross join range(64) bit
+    where (left_out >> bit.range) & 1 = 1
     group by all
 ),
 
 covered as (
     select
-        {{ keys | join(', ') }},
-        weights.replicate,
-        count(distinct lists.item_id) as n_items
-    from per_user
-    join {{ lists }} lists using ({{ (list_keys + ['user_id']) | join(', ') }})
-    join weights using (user_id)
-    where lists.rank <= per_user.k and weights.w > 0
-    group by all
+        {% for key in keys %}shown_items.{{ key }}, {% endfor %}replicates.replicate,
+        shown_items.n_items - coalesce(left_out.n_items, 0) as n_items
+    from shown_items
+    cross join (select distinct replicate from weights) replicates
+    left join left_out using ({{ keys | join(', ') }}, replicate)
 )
 
 select

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -468,6 +468,7 @@ def _ngram_at(bigram: Bigram, histories: list[np.ndarray], mixture: Mixture, pic
 MC_SPLIT_ITEMS = NARROW_ITEMS  # from this catalogue size on, MC dropout's softmax is split (_HeadAndTail)
 MC_HEAD_ITEMS = 128  # per user: the deterministic model's top items, scored exactly on every pass
 MC_TAIL_ITEMS = 4096  # per pass and block of users: items drawn uniformly to estimate the rest's mass
+MC_GATHERED_BYTES = 256 << 20  # the heads' item vectors kept from pass to pass, per call
 
 
 @dataclass
@@ -498,6 +499,7 @@ class _HeadAndTail:
     pool: torch.Tensor  # the 0-based items the tail is drawn from (every item, or those with events)
     generator: torch.Generator
     step: int = 256
+    gathered: dict = field(default_factory=dict)  # first user of a chunk -> its head's vectors and biases
 
     @classmethod
     def of(cls, lm: TrainedLM, histories: list[np.ndarray], vectors: torch.Tensor, pick: torch.Tensor,
@@ -535,9 +537,15 @@ class _HeadAndTail:
     def probs(self, states: torch.Tensor, lo: int) -> torch.Tensor:
         """[B, C] this pass's probabilities of the candidates of users ``lo:lo+B``."""
         head = self.head[lo : lo + states.shape[0]]
-        items = head.clamp(min=0)
-        logits = torch.baddbmm(self.bias[items].unsqueeze(2), F.embedding(items + 1, self.vectors),
-                               states.unsqueeze(2)).squeeze(2).masked_fill(head < 0, float("-inf"))
+        if lo in self.gathered:  # the same users' head on every pass: gathered once
+            vectors, bias = self.gathered[lo]
+        else:
+            items = head.clamp(min=0)
+            vectors = F.embedding(items + 1, self.vectors)
+            bias = self.bias[items].masked_fill(head < 0, float("-inf")).unsqueeze(2)
+            if (len(self.gathered) + 1) * vectors.numel() * 4 <= MC_GATHERED_BYTES:
+                self.gathered[lo] = vectors, bias
+        logits = torch.baddbmm(bias, vectors, states.unsqueeze(2)).squeeze(2)
         top = logits.max(1, keepdim=True).values
         size = self.pool.numel()
         m = min(MC_TAIL_ITEMS, size)

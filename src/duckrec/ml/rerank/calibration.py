@@ -98,6 +98,12 @@ def _calibrate_padded(
     dist = np.where(padded.valid[:, :, None], item_dist[padded.rows], 0.0)
     dist_total = dist.sum(axis=2)  # 1, or 0 for an item without genres
     p = target_dist[padded.group_index]
+    # only the genres a user has (p > 0) enter the KL below: keep those columns, in their order
+    # (a user has a few of the catalogue's genres or interest clusters; the sums are the same)
+    held = p > 0
+    cols = np.argsort(~held, axis=1, kind="stable")[:, : max(int(held.sum(axis=1).max(initial=0)), 1)]
+    p = np.take_along_axis(p, cols, axis=1)
+    dist = np.take_along_axis(dist, cols[:, None, :], axis=2)
     # a user without any genre history has nothing to calibrate to: keep the score order
     weight = np.where(p.sum(axis=1) > 0, lam, 0.0)[:, None]
     # KL(p || q~) = sum_{p>0} p log p - sum_{p>0} p log q~. The first sum is the user's, the

@@ -271,15 +271,16 @@ def explore_batch(
             exploit_exposure(offsets, mean if exploit is None else exploit, items, k, slots, times_probed)
 
     share = None if popularity is None else _as_vector("popularity", popularity, size=mean.size)
+    if repeat_penalty > 0:  # the counts as an array over this batch's items, back into the dict at the end
+        keyed, item_at = np.unique(items, return_inverse=True)
+        probed = np.array([times_probed.get(i, 0) for i in keyed.tolist()], dtype=np.int64)
     rows, ranks, groups, flags, chances = [], [], [], [], []
     for g in range(n_groups):
         start, stop = int(offsets[g]), int(offsets[g + 1])
         rng = np.random.default_rng([seed, *keys[g]]) if rule == "thompson" or temperature > 0 else None
         penalty = None
         if repeat_penalty > 0:
-            penalty = repeat_penalty * np.array(
-                [times_probed.get(i, 0) for i in items[start:stop].tolist()], dtype=np.float64
-            )
+            penalty = repeat_penalty * probed[item_at[start:stop]].astype(np.float64)
         order, is_probe, chance = explore_with_propensity(
             mean[start:stop],
             std[start:stop],
@@ -298,13 +299,16 @@ def explore_batch(
             temperature=temperature,
         )
         if repeat_penalty > 0:
-            for i in items[start:stop][order[is_probe]].tolist():
-                times_probed[i] = times_probed.get(i, 0) + 1
+            np.add.at(probed, item_at[start:stop][order[is_probe]], 1)
         rows.append(order + start)
         ranks.append(np.arange(1, order.size + 1))
         groups.append(np.full(order.size, g))
         flags.append(is_probe)
         chances.append(chance)
+    if repeat_penalty > 0:
+        for i, count in zip(keyed.tolist(), probed.tolist()):
+            if count:
+                times_probed[i] = count
     ranked = _ranked_rows(rows, groups, ranks, flags)
     propensity = np.concatenate(chances).astype(np.float64) if chances else np.zeros(0)
     return RankedRows(ranked.rows, ranked.group, ranked.rank, ranked.is_exploration, propensity)
