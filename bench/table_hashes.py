@@ -21,8 +21,8 @@ import duckdb
 SCHEMAS = ("raw", "staging", "features", "ml", "recs", "eval")
 # columns that record when or how fast something ran, not what it computed:
 # ml.lm_checkpoints.trained_at, ml.lm_training_log.trained_at/seconds,
-# eval.metrics_history.run_id/built_at
-VOLATILE = {"trained_at", "built_at", "run_id", "seconds"}
+# eval.metrics_history.run_id/built_at, ml.item_text_embeddings.encoded_at
+VOLATILE = {"trained_at", "built_at", "run_id", "seconds", "encoded_at"}
 # ml.lm_checkpoints.history: per-epoch records with train_seconds etc.
 TIMED_JSON = {"history"}
 

@@ -201,3 +201,42 @@ def test_bootstrap_intervals_on_three_users(warehouse):
     assert (low, high) == (0.5, 1.0) and point == pytest.approx((1 + 0.5 + 1) / 3)
     low, point, high = interval("coverage", 3)
     assert low <= point <= high and point == pytest.approx(4 / 6)
+
+
+def test_coverage_intervals_count_each_resample_as_the_plain_join_does(warehouse):
+    """eval.metrics counts a resample's distinct items from per-user bitmasks of the
+    resamples that leave the user out (64 to a chunk; 200 resamples span four chunks). The
+    reference here is the definition: every (user, listed item, resample) row with the
+    user drawn, distinct items counted per resample, the same seeded Poisson draws (three
+    users: 5% of the resamples draw none of them, and those have no figures at all)."""
+    expected = rows(warehouse, """
+        with per_user as (select * from eval.user_metrics),
+        weights as (
+            select replicate.range as replicate, users.user_id,
+                hash(42, replicate.range, users.user_id) / 18446744073709551616.0 as u
+            from (select distinct user_id from per_user) users cross join range(200) replicate
+        ),
+        covered as (
+            select per_user.strategy, per_user.k, replicates.replicate, count(distinct lists.item_id) as n
+            from per_user
+            cross join (select distinct replicate from weights) replicates
+            left join weights on weights.user_id = per_user.user_id and weights.replicate = replicates.replicate
+                and weights.u >= 0.3678794
+            left join eval.holdout_recommendations lists
+                on lists.strategy = per_user.strategy and lists.user_id = weights.user_id and lists.rank <= per_user.k
+            group by all
+            having count(weights.user_id) > 0  -- a resample that draws no user has no mean: left out
+        ),
+        catalogue as (select count(*) as n_items from staging.items)
+        select strategy, k,
+            round(any_value(metrics.coverage) + quantile_cont(n, 0.025) / any_value(n_items) - avg(n) / any_value(n_items), 12),
+            round(any_value(metrics.coverage) + quantile_cont(n, 0.975) / any_value(n_items) - avg(n) / any_value(n_items), 12)
+        from covered join eval.metrics metrics using (strategy, k) cross join catalogue
+        group by all order by all""")
+    got = rows(warehouse, "select strategy, k, coverage_low, coverage_high from eval.metrics order by all")
+    assert len(got) == len(expected) > 20
+    for (s, k, low, high), (s2, k2, low2, high2) in zip(got, expected):
+        assert (s, k) == (s2, k2)
+        assert low == pytest.approx(low2, abs=1e-12) and high == pytest.approx(high2, abs=1e-12), (s, k)
+    # a resample without some users shows fewer items: the intervals are not all one point
+    assert any(low < high for _, _, low, high in got)
