@@ -491,7 +491,6 @@ class _HeadAndTail:
     (``cold_weight`` > 0: two softmaxes) stays exact; one that gives them none samples
     its tail among the items with events only."""
 
-    model: ItemLM
     vectors: torch.Tensor
     bias: torch.Tensor
     head: torch.Tensor  # [U, K] 0-based head items per user, sorted; -1 pads
@@ -531,7 +530,7 @@ class _HeadAndTail:
             head, _ = torch.sort(head.masked_fill(repeat, -1), dim=1)
             heads.append(head)
             ats.append(torch.searchsorted(head, candidates[rows].clamp(min=0)))
-        return cls(model, vectors, bias, torch.cat(heads), torch.cat(ats), pool,
+        return cls(vectors, bias, torch.cat(heads), torch.cat(ats), pool,
                    torch.Generator().manual_seed(seed + 1))
 
     def probs(self, states: torch.Tensor, lo: int) -> torch.Tensor:
