@@ -12,7 +12,6 @@ events are hidden from training (they are cold), as split_rule new_items does.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -21,39 +20,24 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+import yaml
 
 from duckrec.ml import TrainConfig, train_lm
 from duckrec.ml.data import training_data
 from duckrec.ml.score import rank_metrics, top_k
 
-
-def item_texts(con) -> pl.DataFrame:
-    return con.sql("""
-        with tags as (
-            select item_id, tag, count(*) as n from features.fit_tags where purpose = 'holdout' group by all),
-        top as (
-            select item_id, string_agg(tag, ', ' order by n desc, tag) as tags
-            from (select *, row_number() over (partition by item_id order by n desc, tag) as r from tags)
-            where r <= 5 group by item_id)
-        select i.item_id, i.title || coalesce(' (' || i.release_year || ')', '') || '. Genres: '
-               || array_to_string(i.genres, ', ') || coalesce('. Tags: ' || top.tags, '') as text
-        from staging.items i left join top using (item_id) order by item_id""").pl()
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def encode(texts: pl.DataFrame, cache: Path) -> dict[int, np.ndarray]:
-    key = hashlib.sha256("\n".join(texts["text"]).encode()).hexdigest()[:12]
-    path = cache / f"text-{key}.npy"
-    if not path.exists():
-        try:
-            from duckrec.ml.text import encode_texts  # noqa: PLC0415 - the build's encoder
-        except ImportError:  # before duckrec.ml.text: the extracted model
-            def encode_texts(texts):
-                from sentence_transformers import SentenceTransformer  # noqa: PLC0415
-                return SentenceTransformer("/tmp/minilm", device="cpu").encode(texts, batch_size=128, normalize_embeddings=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, encode_texts(texts["text"].to_list()))
-    vectors = np.load(path)
-    return dict(zip(texts["item_id"].to_list(), vectors))
+def text_vectors(con) -> dict[int, np.ndarray]:
+    """The build's own encodings (ml.item_text_embeddings: the holdout purpose's texts)."""
+    try:
+        rows = con.sql("select item_id, embedding from ml.item_text_embeddings").pl()
+    except duckdb.Error as exc:
+        sys.exit(f"{exc}\nexpected ml.item_text_embeddings in the warehouse: build it with text on first")
+    if rows.is_empty():
+        sys.exit("ml.item_text_embeddings is empty: the warehouse was built with text off")
+    return dict(zip(rows["item_id"].to_list(), rows["embedding"].to_numpy()))
 
 
 def main() -> None:
@@ -63,7 +47,7 @@ def main() -> None:
     ap.add_argument("--text", choices=["on", "off"], default="on")
     ap.add_argument("--new-share", type=float, default=0.1)
     ap.add_argument("--lm", default="{}", help="lm settings as JSON (TrainConfig keys)")
-    ap.add_argument("--cache", default="/tmp/duckrec-text-cache")
+    ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--save", help="write the trained model's bytes here")
     args = ap.parse_args()
     con = duckdb.connect(args.warehouse, read_only=True)
@@ -82,12 +66,17 @@ def main() -> None:
     cat = data.catalogue
     text = None
     if args.text == "on":
-        vecs = encode(item_texts(con), Path(args.cache))
+        vecs = text_vectors(con)
         text = np.zeros((cat.n_items + 1, 384), dtype=np.float32)
         for k, item in enumerate(cat.item_ids.tolist()):
             if item in vecs:
                 text[k + 1] = vecs[item]
-    settings = {"seed": 42, **json.loads(args.lm)}
+    # the project's lm var (project.yml), as the build trains with it, then --lm on top
+    project = yaml.safe_load((ROOT / "project.yml").read_text())
+    skip = {"candidates", "mc_passes", "warm_start", "warm_epochs", "warm_lr_scale", "replay_ratio",
+            "full_retrain_every", "keep_checkpoints"}  # scoring and nightly settings, not training ones
+    settings = {k: v for k, v in (project["vars"].get("lm") or {}).items() if k not in skip}
+    settings.update({"seed": args.seed, **json.loads(args.lm)})
     config = TrainConfig.from_vars(settings)
     t0 = time.perf_counter()
     result = train_lm(cat, data.train_seqs, data.valid_histories, data.valid_targets, config,
