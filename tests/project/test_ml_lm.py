@@ -294,6 +294,37 @@ def test_spike_guard_rolls_back_and_halves_the_learning_rate():
     assert guard.roll_back() == 1 and guard.scale == 0.25
 
 
+def test_weight_average_is_the_moving_average_and_swaps_back():
+    from duckrec.ml.train import WeightAverage
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = WeightAverage(model, decay=0.9)
+    for value in (1.0, 2.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update()
+    # decays min(0.9, 2/11) then min(0.9, 3/12): 0 -> 9/11 * 1 -> 0.25 * 9/11 + 0.75 * 2
+    expected = 0.25 * 9 / 11 + 0.75 * 2
+    with average.swapped():
+        assert model.weight.item() == pytest.approx(expected)
+    assert model.weight.item() == 2.0  # training goes on from the live weights
+    # the time constant in epochs: 2 epochs of 50 steps decay by exp(-1/100) a step; 0 is off
+    assert WeightAverage.for_epochs(model, 2, 50).decay == pytest.approx(np.exp(-0.01))
+    assert WeightAverage.for_epochs(model, 0, 50) is None
+
+
+def test_training_keeps_the_weights_average_when_asked():
+    cat, seqs = cycle_data(n_items=8)
+    last = train_tiny(cat, seqs, epochs=2)
+    averaged = train_tiny(cat, seqs, epochs=2, average_epochs=1)
+    again = train_tiny(cat, seqs, epochs=2, average_epochs=1)
+    # the same steps, but the kept weights are their moving average, the same on every run
+    assert [r["train_loss"] for r in averaged.history] == [r["train_loss"] for r in last.history]
+    assert not torch.allclose(averaged.lm.model.item_vectors(), last.lm.model.item_vectors())
+    assert torch.equal(averaged.lm.model.item_vectors(), again.lm.model.item_vectors())
+
+
 def test_spike_guard_waits_for_an_average():
     from duckrec.ml.train import SpikeGuard
     model = torch.nn.Linear(2, 1)

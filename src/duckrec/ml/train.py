@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
@@ -351,6 +351,44 @@ class SpikeGuard:
         return step
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point parameters, updated after
+    every applied step with decay ``min(decay, (1 + t) / (10 + t))`` (t: updates so far, so
+    the random initialisation fades within a few steps). ``swapped`` puts the average into
+    the model for validation and keeping, and the live weights back afterwards."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.params = [p for p in model.parameters() if p.is_floating_point()]
+        self.average = [p.detach().clone() for p in self.params]
+
+    @classmethod
+    def for_epochs(cls, model: torch.nn.Module, epochs: float, steps_per_epoch: int) -> "WeightAverage | None":
+        """A time constant of ``epochs`` epochs (None when 0: no averaging)."""
+        if epochs <= 0:
+            return None
+        return cls(model, math.exp(-1.0 / max(1.0, epochs * steps_per_epoch)))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - d)
+
+    @contextmanager
+    def swapped(self) -> Iterator[None]:
+        live = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, a in zip(self.params, self.average):
+                p.copy_(a)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, w in zip(self.params, live):
+                    p.copy_(w)
+
+
 DIVERGED = 1.5  # an epoch's train loss this many times the lowest before it: training diverged
 
 
@@ -498,6 +536,7 @@ def train_lm(
         started, step = time.perf_counter(), 0
         # one process decides alone; DDP workers see different batches and would disagree
         guard = SpikeGuard(model, opt) if world is None else None
+        averager = WeightAverage.for_epochs(model, config.average_epochs, steps_per_epoch)
         if init is not None and validator is not None:
             metrics, best_mix, alone = validator.evaluate(model)
             best_ndcg, best_rnn = metrics["ndcg"], alone["ndcg"]
@@ -532,6 +571,8 @@ def train_lm(
                 opt.step()
                 if guard is not None:
                     guard.applied(step, value)
+                if averager is not None:
+                    averager.update()
                 n_pos = int(n_pos)
                 total += value * n_pos
                 positions += n_pos
@@ -543,29 +584,31 @@ def train_lm(
             row = {"epoch": epoch, "train_loss": total / positions if positions else float("nan"),
                    "lr": opt.param_groups[0]["lr"]}
             train_seconds = time.perf_counter() - t0
-            if validator is not None:
-                metrics, mix, alone = validator.evaluate(model)
-                row.update(valid_hit_rate=metrics["hit_rate"], valid_ndcg=metrics["ndcg"],
-                           rnn_valid_hit_rate=alone["hit_rate"], rnn_valid_ndcg=alone["ndcg"],
-                           rnn_weight=mix.rnn_weight, smoothing=mix.smoothing, decay=mix.decay)
-            else:
-                metrics, alone, mix = {"ndcg": float(epoch)}, {"ndcg": float(epoch)}, Mixture()
-                row.update(valid_hit_rate=None, valid_ndcg=None, rnn_valid_hit_rate=None, rnn_valid_ndcg=None)
-            row["train_seconds"] = train_seconds
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if progress is not None:
-                valid = {} if row["valid_ndcg"] is None else {f"valid ndcg@{config.eval_k}": row["valid_ndcg"],
-                                                               f"valid hit@{config.eval_k}": row["valid_hit_rate"]}
-                progress(task, steps_per_epoch, steps_per_epoch, {"loss": row["train_loss"], "positions/s": positions
-                                                                  / train_seconds, **valid}, unit="batch", final=True)
-            shown = "-" if row["valid_ndcg"] is None else (
-                f"{row['valid_ndcg']:.4f} (rnn alone {row['rnn_valid_ndcg']:.4f}, rnn weight {mix.rnn_weight})")
-            log(f"epoch {epoch} loss {row['train_loss']:.4f} valid ndcg@{config.eval_k} {shown} "
-                f"{row['seconds']:.1f}s")
-            if metrics["ndcg"] > best_ndcg:
-                best_ndcg, best_epoch, best_mix, last_gain = metrics["ndcg"], epoch, mix, epoch
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            # validated and kept: the weights' moving average where there is one
+            with averager.swapped() if averager is not None else nullcontext():
+                if validator is not None:
+                    metrics, mix, alone = validator.evaluate(model)
+                    row.update(valid_hit_rate=metrics["hit_rate"], valid_ndcg=metrics["ndcg"],
+                               rnn_valid_hit_rate=alone["hit_rate"], rnn_valid_ndcg=alone["ndcg"],
+                               rnn_weight=mix.rnn_weight, smoothing=mix.smoothing, decay=mix.decay)
+                else:
+                    metrics, alone, mix = {"ndcg": float(epoch)}, {"ndcg": float(epoch)}, Mixture()
+                    row.update(valid_hit_rate=None, valid_ndcg=None, rnn_valid_hit_rate=None, rnn_valid_ndcg=None)
+                row["train_seconds"] = train_seconds
+                row["seconds"] = time.perf_counter() - t0
+                history.append(row)
+                if progress is not None:
+                    valid = {} if row["valid_ndcg"] is None else {f"valid ndcg@{config.eval_k}": row["valid_ndcg"],
+                                                                   f"valid hit@{config.eval_k}": row["valid_hit_rate"]}
+                    progress(task, steps_per_epoch, steps_per_epoch, {"loss": row["train_loss"], "positions/s": positions
+                                                                      / train_seconds, **valid}, unit="batch", final=True)
+                shown = "-" if row["valid_ndcg"] is None else (
+                    f"{row['valid_ndcg']:.4f} (rnn alone {row['rnn_valid_ndcg']:.4f}, rnn weight {mix.rnn_weight})")
+                log(f"epoch {epoch} loss {row['train_loss']:.4f} valid ndcg@{config.eval_k} {shown} "
+                    f"{row['seconds']:.1f}s")
+                if metrics["ndcg"] > best_ndcg:
+                    best_ndcg, best_epoch, best_mix, last_gain = metrics["ndcg"], epoch, mix, epoch
+                    best_state = {k: v.clone() for k, v in model.state_dict().items()}
             if alone["ndcg"] > best_rnn:
                 best_rnn, last_gain = alone["ndcg"], epoch
             if epoch - last_gain >= config.patience:
