@@ -34,9 +34,15 @@ vectors = text.encode(["Alien (1979). Genres: Horror, Sci-Fi. Tags: aliens, spac
                        "Aliens (1986). Genres: Action, Horror, Sci-Fi. Tags: aliens",
                        "Toy Story (1995). Genres: Animation, Children, Comedy. Tags: pixar"], threads=1)
 again = text.encode(["Alien (1979). Genres: Horror, Sci-Fi. Tags: aliens, space"], threads=1)
+# batches on worker threads: the same vectors, bit for bit, whatever the thread count
+five = ["Heat (1995)", "Alien (1979). Genres: Horror", "Up (2009)", "Ran (1985). Genres: Drama, War", "Big (1988)"]
+seen = []
+two = text.encode(five, threads=2, batch_size=2, progress=lambda done, total: seen.append([done, total]))
+one = text.encode(five, threads=1, batch_size=2)
 print(json.dumps({"shape": list(vectors.shape), "norms": [float(n) for n in (vectors ** 2).sum(1)],
                   "related": float(vectors[0] @ vectors[1]), "unrelated": float(vectors[0] @ vectors[2]),
-                  "same": float(abs(vectors[0] - again[0]).max()), "dir": str(text.model_dir())}))
+                  "same": float(abs(vectors[0] - again[0]).max()), "dir": str(text.model_dir()),
+                  "threads_equal": bool((one == two).all()), "progress": seen}))
 """
 
 
@@ -62,6 +68,8 @@ def test_encoder_loads_from_the_installed_package_with_the_network_unreachable(c
     assert out["norms"] == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
     assert out["related"] > out["unrelated"] + 0.2  # Alien is nearer Aliens than Toy Story
     assert out["same"] < 1e-5  # the same text, the same vector
+    assert out["threads_equal"]  # 2 worker threads give exactly what 1 gives
+    assert out["progress"] == [[2, 5], [4, 5], [5, 5]]  # in batch order, from the calling thread
     # the partial extraction was replaced by a complete one, not loaded
     folder = Path(out["dir"])
     assert (folder / ".complete").is_file() and (folder / "model.safetensors").stat().st_size > 80_000_000
